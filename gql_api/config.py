@@ -1,0 +1,367 @@
+"""Settings: a YAML file, then ``USER_SERVICE_*`` variables, then ``DATABASE_URL``.
+
+The file is chosen by ``--config PATH`` or by ``USER_SERVICE_ENV`` (development |
+production | test), which selects ``configs/<env>/config.yaml``. Every key of every section can
+be overridden by ``USER_SERVICE_<SECTION>_<KEY>``, written either with the underscores of the
+key (``USER_SERVICE_DATABASE_MAX_OPEN_CONNS``) or without them, as the seed service spells them
+(``USER_SERVICE_DATABASE_MAXOPENCONNS``). Durations are written ``30m``, ``5m``, ``10s``,
+``1h30m`` or ``250ms``.
+
+Nothing here does I/O at import time: :func:`load_settings` reads the file and the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, unquote, urlsplit
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "USER_SERVICE_"
+MIN_JWT_SECRET_BYTES = 32
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+class ConfigError(Exception):
+    """Settings could not be loaded; the message is one line naming the key and the value."""
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Parse a Go-style duration (``30m``, ``1h30m``, ``10s``); a bare number means seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            return timedelta(seconds=float(text))
+        parts = _DURATION_PART.findall(text)
+        if parts and "".join(n + u for n, u in parts) == text:
+            return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+    raise ValueError("expected a duration such as 30m, 5m, 10s or 1h30m")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+    TEST = "test"
+
+
+class SSLMode(StrEnum):
+    DISABLE = "disable"
+    ALLOW = "allow"
+    PREFER = "prefer"
+    REQUIRE = "require"
+    VERIFY_CA = "verify-ca"
+    VERIFY_FULL = "verify-full"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DatabaseSettings(_Section):
+    """Where PostgreSQL is and how the pool treats it.
+
+    No ``url`` and no ``host`` means the embedded PostgreSQL in ``data_dir``.
+    Pool mapping onto SQLAlchemy: ``max_idle_conns`` -> ``pool_size`` (connections kept open),
+    ``max_open_conns - max_idle_conns`` -> ``max_overflow`` (extra connections closed when
+    returned), ``conn_max_lifetime`` -> ``pool_recycle``, ``conn_max_idle_time`` -> a checkout
+    hook that closes a connection idle for longer, ``pool_timeout`` -> how long a request waits
+    for a free connection.
+    """
+
+    url: str | None = None
+    host: str | None = None
+    port: int = Field(5432, ge=1, le=65535)
+    username: str = "postgres"
+    password: str = ""
+    database: str = "user_service"
+    sslmode: SSLMode = SSLMode.DISABLE
+    max_open_conns: int = Field(25, ge=1, le=10_000)
+    max_idle_conns: int = Field(10, ge=0, le=10_000)
+    conn_max_lifetime: Duration = timedelta(minutes=30)
+    conn_max_idle_time: Duration = timedelta(minutes=5)
+    pool_timeout: Duration = timedelta(seconds=10)
+    connect_timeout: Duration = timedelta(seconds=5)
+    statement_timeout: Duration = timedelta(seconds=30)
+    log_level: Literal["debug", "info", "warn", "warning", "error", "silent"] = "warn"
+    # PgBouncer in transaction pooling mode cannot keep prepared statements per connection.
+    disable_prepared_statements: bool = False
+    # Where the embedded PostgreSQL keeps its data when no server is configured.
+    data_dir: Path = Path(".gql_api/pgdata")
+    # Optional read replica for read-only queries.
+    read_replica_url: str | None = None
+
+    @field_validator("url", "read_replica_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if urlsplit(value).scheme not in {"postgres", "postgresql", "postgresql+asyncpg"}:
+            raise ValueError("expected a postgresql:// URL")
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        return self.url is None and not self.host
+
+    def server_url(self) -> str | None:
+        """The configured server as a ``postgresql://`` URL, or None for the embedded one."""
+        if self.url:
+            return self.url
+        if not self.host:
+            return None
+        user = quote(self.username, safe="")
+        password = f":{quote(self.password, safe='')}" if self.password else ""
+        query = f"?sslmode={self.sslmode.value}" if self.sslmode != SSLMode.DISABLE else ""
+        return (
+            f"postgresql://{user}{password}@{self.host}:{self.port}/"
+            f"{quote(self.database, safe='')}{query}"
+        )
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    graphiql: bool | None = None  # None: on in development, off in production
+    cors_origins: list[str] = []
+    trusted_proxies: list[str] = []
+    shutdown_grace_period: Duration = timedelta(seconds=20)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+
+
+class AuthSettings(_Section):
+    jwt_secret: str | None = None
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str = "gql_api"
+    jwt_audience: str = "gql_api"
+    access_token_ttl: Duration = timedelta(minutes=15)
+    session_lifetime: Duration = timedelta(days=30)
+    session_idle_timeout: Duration = timedelta(days=7)
+    refresh_reuse_grace: Duration = timedelta(seconds=10)
+    bcrypt_rounds: int = Field(12, ge=4, le=31)
+    verification_token_ttl: Duration = timedelta(hours=24)
+    reset_token_ttl: Duration = timedelta(hours=1)
+    login_max_failures_per_account: int = Field(5, ge=1)
+    login_max_failures_per_address: int = Field(50, ge=1)
+    login_failure_window: Duration = timedelta(minutes=15)
+    register_max_per_address: int = Field(30, ge=1)
+    register_window: Duration = timedelta(minutes=15)
+
+
+class MailSettings(_Section):
+    smtp_host: str | None = None
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    sender: str = "no-reply@api-server.com"
+    public_url: str = "http://127.0.0.1:8000"
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "text"] = "auto"
+
+
+class Settings(BaseSettings):
+    """All settings of one process; built by :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(extra="forbid", validate_default=True)
+
+    env: Environment = Environment.DEVELOPMENT
+    database: DatabaseSettings = DatabaseSettings()
+    server: ServerSettings = ServerSettings()
+    auth: AuthSettings = AuthSettings()
+    mail: MailSettings = MailSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == Environment.PRODUCTION
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        if self.server.graphiql is not None:
+            return self.server.graphiql
+        return not self.is_production
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Sources are merged by load_settings, which also reports errors by key.
+        return (init_settings,)
+
+
+def _flatten_env_name(name: str) -> str:
+    return name.replace("_", "")
+
+
+def _section_fields() -> dict[str, type[BaseModel]]:
+    return {
+        name: field.annotation
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    }
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """``USER_SERVICE_<SECTION>_<KEY>`` with or without the key's underscores."""
+    overrides: dict[str, dict[str, Any]] = {}
+    for section, model in _section_fields().items():
+        for key in model.model_fields:
+            spelled = f"{ENV_PREFIX}{section}_{key}".upper()
+            squeezed = f"{ENV_PREFIX}{section}_".upper() + _flatten_env_name(key).upper()
+            for name in (squeezed, spelled):
+                if name in environ:
+                    raw: Any = environ[name]
+                    annotation = str(model.model_fields[key].annotation)
+                    if annotation.startswith("list[") and isinstance(raw, str):
+                        raw = [part.strip() for part in raw.split(",") if part.strip()]
+                    overrides.setdefault(section, {})[key] = raw
+    return overrides
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_path_for(env: str, root: Path | None = None) -> Path:
+    base = root if root is not None else Path(os.environ.get("USER_SERVICE_CONFIG_DIR", "configs"))
+    return base / env / "config.yaml"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"configuration error: cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"configuration error: {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"configuration error: {path} must hold a mapping of sections")
+    return data
+
+
+def _describe(error: dict[str, Any], merged: dict[str, Any]) -> str:
+    loc = [str(part) for part in error["loc"]]
+    value: Any = merged
+    for part in loc:
+        value = value.get(part) if isinstance(value, dict) else None
+    key = ".".join(loc)
+    return f"configuration error: {key} = {value!r}: {error['msg']}"
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build settings from the YAML file, the environment and keyword overrides (in that order).
+
+    Raises :class:`ConfigError` with one line naming the offending key and value.
+    """
+    env_vars = dict(os.environ if environ is None else environ)
+    env_name = env_vars.get(f"{ENV_PREFIX}ENV", "").strip().lower() or None
+    if env_name is not None and env_name not in {e.value for e in Environment}:
+        raise ConfigError(
+            f"configuration error: {ENV_PREFIX}ENV = {env_name!r}: "
+            "expected development, production or test"
+        )
+
+    data: dict[str, Any] = {}
+    if config_file is None and f"{ENV_PREFIX}CONFIG" in env_vars:
+        config_file = env_vars[f"{ENV_PREFIX}CONFIG"]
+    if config_file is not None:
+        data = _read_yaml(Path(config_file))
+    elif env_name is not None and config_path_for(env_name).is_file():
+        data = _read_yaml(config_path_for(env_name))
+    if env_name is not None:
+        data["env"] = env_name
+
+    data = _deep_merge(data, _env_overrides(env_vars))
+    database_url = env_vars.get("DATABASE_URL")
+    if database_url and not data.get("database", {}).get("url"):
+        data = _deep_merge(data, {"database": {"url": database_url}})
+    data = _deep_merge(data, overrides)
+
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors()[0], data)) from None
+    _check_secrets(settings)
+    return settings
+
+
+def _check_secrets(settings: Settings) -> None:
+    secret = settings.auth.jwt_secret
+    if secret is not None and len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+        raise ConfigError(
+            f"configuration error: auth.jwt_secret is too short ({len(secret.encode())} bytes): "
+            f"use at least {MIN_JWT_SECRET_BYTES} random bytes, e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        )
+    if settings.is_production and secret is None:
+        raise ConfigError(
+            "configuration error: auth.jwt_secret is missing: production needs "
+            f"{ENV_PREFIX}AUTH_JWT_SECRET of at least {MIN_JWT_SECRET_BYTES} bytes"
+        )
+
+
+def ensure_jwt_secret(settings: Settings, secret_file: Path) -> str:
+    """The JWT secret: configured, or (outside production) generated once and kept on disk."""
+    if settings.auth.jwt_secret:
+        return settings.auth.jwt_secret
+    if settings.is_production:  # _check_secrets already refused this; defence in depth
+        raise ConfigError("configuration error: auth.jwt_secret is missing")
+    secret_file.parent.mkdir(parents=True, exist_ok=True)
+    if secret_file.is_file():
+        secret = secret_file.read_text(encoding="utf-8").strip()
+        if len(secret.encode()) >= MIN_JWT_SECRET_BYTES:
+            settings.auth.jwt_secret = secret
+            return secret
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret)
+    settings.auth.jwt_secret = secret
+    return secret
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl().replace(unquote(parts.password), "***")

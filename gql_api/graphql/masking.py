@@ -1,0 +1,73 @@
+"""Error masking: expected errors keep their message and code; anything else becomes
+INTERNAL_SERVER_ERROR with the request id, and the detail goes to the log."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeoutError
+from strawberry.extensions import SchemaExtension
+
+from gql_api.graphql.errors import AppError, QueryTimeout, ServiceUnavailable
+
+log = logging.getLogger("gql_api.errors")
+
+_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004"}
+
+
+def _classify(original: BaseException) -> AppError | None:
+    """Map infrastructure failures onto expected errors with a code."""
+    if isinstance(original, AppError):
+        return original
+    if isinstance(original, PoolTimeoutError):
+        return ServiceUnavailable("The server is busy: no database connection became free in time")
+    if isinstance(original, ConnectionError | OSError):
+        return ServiceUnavailable()
+    if isinstance(original, DBAPIError):
+        sqlstate = getattr(getattr(original, "orig", None), "sqlstate", None) or getattr(
+            getattr(getattr(original, "orig", None), "__cause__", None), "sqlstate", None
+        )
+        if sqlstate == "57014":
+            return QueryTimeout()
+        if sqlstate in _UNAVAILABLE_SQLSTATES or isinstance(original, OperationalError):
+            return ServiceUnavailable()
+        if original.connection_invalidated:
+            return ServiceUnavailable()
+    return None
+
+
+class MaskUnexpectedErrors(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        request_id = getattr(self.execution_context.context, "request_id", None)
+        result.errors = [self._mask(error, request_id) for error in result.errors]
+
+    def _mask(self, error: GraphQLError, request_id: str | None) -> GraphQLError:
+        original = error.original_error
+        if original is None:  # a syntax or validation error: the message is for the client
+            return error
+        expected = _classify(original)
+        if expected is not None:
+            if expected is original:
+                return error
+            return GraphQLError(
+                expected.message,
+                nodes=error.nodes,
+                path=error.path,
+                original_error=expected,
+                extensions=expected.extensions,
+            )
+        log.error(
+            "unexpected error (request %s) at %s", request_id, error.path, exc_info=original
+        )
+        return GraphQLError(
+            "Internal server error",
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        )

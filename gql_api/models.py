@@ -1,0 +1,248 @@
+"""SQLModel tables: the single source of columns for the ORM, the migrations and the GraphQL types.
+
+The migrations in ``alembic/versions`` create exactly these tables (a test compares them). Secrets
+(``password_hash``, ``token_hash``) live only here and in the repositories; GraphQL types list
+their fields explicitly and never include them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import INET, JSONB, UUID
+from sqlmodel import Field, SQLModel
+
+metadata = SQLModel.metadata
+
+
+class Role(StrEnum):
+    USER = "user"
+    ADMIN = "admin"
+
+
+class UserStatus(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+class TokenPurpose(StrEnum):
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"
+
+
+def _uuid_pk() -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(
+            UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+        ),
+    )
+
+
+def _created_at() -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+def _timestamp(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+def _user_fk(*, unique: bool = False, nullable: bool = False) -> Any:
+    return Field(
+        sa_column=Column(
+            UUID(as_uuid=True),
+            ForeignKey("users.id", ondelete="CASCADE"),
+            nullable=nullable,
+            unique=unique,
+        )
+    )
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('user', 'admin')", name="ck_users_role"),
+        CheckConstraint("status IN ('active', 'inactive')", name="ck_users_status"),
+        Index("idx_users_email_lower", func.lower(text("email")), unique=True),
+        Index("idx_users_status", "status"),
+        Index("idx_users_role", "role"),
+        Index("idx_users_created_at", "created_at"),
+    )
+
+    id: uuid.UUID | None = _uuid_pk()
+    email: str = Field(sa_column=Column(String(255), nullable=False))
+    password_hash: str = Field(sa_column=Column(String(255), nullable=False))
+    first_name: str = Field(sa_column=Column(String(100), nullable=False))
+    last_name: str = Field(sa_column=Column(String(100), nullable=False))
+    role: str = Field(
+        default=Role.USER.value,
+        sa_column=Column(String(20), nullable=False, server_default=text("'user'")),
+    )
+    status: str = Field(
+        default=UserStatus.ACTIVE.value,
+        sa_column=Column(String(20), nullable=False, server_default=text("'active'")),
+    )
+    email_verified: bool = Field(
+        default=False,
+        sa_column=Column(Boolean, nullable=False, server_default=text("false")),
+    )
+    email_verified_at: datetime | None = _timestamp()
+    password_changed_at: datetime | None = _timestamp()
+    last_login_at: datetime | None = _timestamp()
+    login_count: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
+    created_at: datetime | None = _created_at()
+    updated_at: datetime | None = _created_at()
+
+
+class UserSession(SQLModel, table=True):
+    """One signed-in device. ``token_hash`` is the SHA-256 of the current refresh token."""
+
+    __tablename__ = "user_sessions"
+    __table_args__ = (
+        Index("idx_user_sessions_user_id", "user_id"),
+        Index("idx_user_sessions_token_hash", "token_hash", unique=True),
+        Index("idx_user_sessions_previous_token_hash", "previous_token_hash"),
+        Index("idx_user_sessions_expires_at", "expires_at"),
+    )
+
+    id: uuid.UUID | None = _uuid_pk()
+    user_id: uuid.UUID = _user_fk()
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    previous_token_hash: str | None = Field(default=None, sa_column=Column(String(64)))
+    rotated_at: datetime | None = _timestamp()
+    device_info: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    ip_address: str | None = Field(default=None, sa_column=Column(INET))
+    user_agent: str | None = Field(default=None, sa_column=Column(Text))
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    last_used_at: datetime | None = _created_at()
+    revoked_at: datetime | None = _timestamp()
+    revoked_reason: str | None = Field(default=None, sa_column=Column(String(50)))
+    created_at: datetime | None = _created_at()
+
+
+class UserProfile(SQLModel, table=True):
+    __tablename__ = "user_profiles"
+
+    id: uuid.UUID | None = _uuid_pk()
+    user_id: uuid.UUID = _user_fk(unique=True)
+    bio: str | None = Field(default=None, sa_column=Column(Text))
+    avatar_url: str | None = Field(default=None, sa_column=Column(String(2048)))
+    phone: str | None = Field(default=None, sa_column=Column(String(32)))
+    timezone: str | None = Field(default=None, sa_column=Column(String(64)))
+    locale: str | None = Field(default=None, sa_column=Column(String(35)))
+    preferences: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    )
+    created_at: datetime | None = _created_at()
+    updated_at: datetime | None = _created_at()
+
+
+class AuditLog(SQLModel, table=True):
+    """What happened, by whom, to whom. No foreign keys: entries outlive the users they name."""
+
+    __tablename__ = "audit_logs"
+    __table_args__ = (
+        Index("idx_audit_logs_created_at_id", "created_at", "id"),
+        Index("idx_audit_logs_actor_id", "actor_id"),
+        Index("idx_audit_logs_target_id", "target_id"),
+        Index("idx_audit_logs_action", "action"),
+    )
+
+    id: uuid.UUID | None = _uuid_pk()
+    actor_id: uuid.UUID | None = Field(default=None, sa_column=Column(UUID(as_uuid=True)))
+    action: str = Field(sa_column=Column(String(64), nullable=False))
+    target_type: str | None = Field(default=None, sa_column=Column(String(32)))
+    target_id: uuid.UUID | None = Field(default=None, sa_column=Column(UUID(as_uuid=True)))
+    changes: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    )
+    ip_address: str | None = Field(default=None, sa_column=Column(INET))
+    user_agent: str | None = Field(default=None, sa_column=Column(Text))
+    request_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    created_at: datetime | None = _created_at()
+
+
+class OneTimeToken(SQLModel, table=True):
+    """E-mail verification and password reset tokens, stored as SHA-256, single use."""
+
+    __tablename__ = "one_time_tokens"
+    __table_args__ = (
+        CheckConstraint(
+            "purpose IN ('verify_email', 'reset_password')", name="ck_one_time_tokens_purpose"
+        ),
+        Index("idx_one_time_tokens_token_hash", "token_hash", unique=True),
+        Index("idx_one_time_tokens_user_id", "user_id"),
+        Index("idx_one_time_tokens_expires_at", "expires_at"),
+    )
+
+    id: uuid.UUID | None = _uuid_pk()
+    user_id: uuid.UUID = _user_fk()
+    purpose: str = Field(sa_column=Column(String(32), nullable=False))
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    used_at: datetime | None = _timestamp()
+    created_at: datetime | None = _created_at()
+
+
+class LoginAttempt(SQLModel, table=True):
+    """Failed logins and registrations, counted in PostgreSQL so every replica sees them."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("idx_login_attempts_email_created_at", "email", "created_at"),
+        Index("idx_login_attempts_ip_created_at", "ip_address", "created_at"),
+        Index("idx_login_attempts_created_at", "created_at"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, Identity(always=False), primary_key=True)
+    )
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    email: str | None = Field(default=None, sa_column=Column(String(255)))
+    ip_address: str | None = Field(default=None, sa_column=Column(INET))
+    succeeded: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
+    created_at: datetime | None = _created_at()
+
+
+SECRET_COLUMNS = frozenset({"password_hash", "token_hash", "previous_token_hash"})
+
+__all__ = [
+    "SECRET_COLUMNS",
+    "AuditLog",
+    "LoginAttempt",
+    "OneTimeToken",
+    "Role",
+    "TokenPurpose",
+    "User",
+    "UserProfile",
+    "UserSession",
+    "UserStatus",
+    "metadata",
+]
