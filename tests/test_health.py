@@ -64,3 +64,17 @@ async def test_readyz_is_503_when_migrations_pending(fresh_database) -> None:  #
             assert ready.status_code == 503
             assert ready.json()["status"] == "migrations pending"
     await database.dispose()
+
+
+async def test_me_is_null_when_anonymous_and_self_with_token(gql: GraphQLClient, user_token: str) -> None:
+    assert (await gql("{ me { id } }"))["data"] == {"me": None}
+    body = await gql("{ me { email role status profile { preferences } sessions { current } } }", token=user_token)
+    assert "errors" not in body, body
+    assert body["data"]["me"]["email"] == "user@example.com"
+    assert body["data"]["me"]["role"] == "USER"
+    assert body["data"]["me"]["sessions"] == [{"current": True}]
+
+
+async def test_bad_token_is_unauthenticated(gql: GraphQLClient) -> None:
+    body = await gql("{ me { id } }", token="not-a-jwt")
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

@@ -10,8 +10,10 @@ from strawberry.tools import merge_types
 
 from gql_api.graphql.health import HealthQuery
 from gql_api.graphql.masking import MaskUnexpectedErrors
+from gql_api.graphql.users import UserQuery
 
-QUERY_TYPES: tuple[type, ...] = (HealthQuery,)
+# Each domain module contributes its Query/Mutation types here.
+QUERY_TYPES: tuple[type, ...] = (HealthQuery, UserQuery)
 MUTATION_TYPES: tuple[type, ...] = ()
 
 

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_api.models import SECRET_COLUMNS, AuditLog
 
