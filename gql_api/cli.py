@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -108,6 +109,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     where = f"http://{settings.server.host}:{settings.server.port}/graphql"
     print(f"gql_api {__version__}: GraphQL at {where} ({db.describe()})", flush=True)
     grace = int(settings.server.shutdown_grace_period.total_seconds())
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal with the
+    # handlers that were in place before it started. Ours turns that into a normal exit, so the
+    # embedded PostgreSQL is stopped cleanly below instead of the process dying on the spot.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_after_shutdown)
     try:
         if settings.server.workers > 1 or args.reload:
             uvicorn.run(
@@ -134,6 +140,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         db.stop_embedded()
     return 0
+
+
+def _exit_after_shutdown(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 # --- migrate -----------------------------------------------------------------------------------

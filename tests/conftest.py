@@ -50,7 +50,8 @@ class PgServer:
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
         conn = await asyncpg.connect(_asyncpg_dsn(self.admin_url))
         try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            # template0 accepts no connections, so concurrent creations never collide on it.
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
         finally:
             await conn.close()
         return self.url_for(name)
