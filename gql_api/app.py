@@ -1,7 +1,10 @@
-"""``create_app(settings)``: FastAPI with GraphQL at ``/graphql``, ``/healthz`` and ``/readyz``."""
+"""``create_app(settings)``: FastAPI with GraphQL at ``/graphql``, ``/healthz``, ``/readyz`` and
+``/metrics``."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -10,25 +13,40 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.fastapi import GraphQLRouter
 
-from gql_api import __version__, migrations
+from gql_api import __version__, metrics, migrations
 from gql_api.config import Settings, ensure_jwt_secret, load_settings
 from gql_api.db import Database
 from gql_api.graphql.context import Context, make_context
+from gql_api.graphql.limits import request_limits
+from gql_api.graphql.router import GraphQLRouter
 from gql_api.graphql.schema import build_schema
+from gql_api.http_limits import BodySizeLimitMiddleware
+from gql_api.logs import (
+    RequestLogExtension,
+    bind_request,
+    configure_logging,
+    current_request,
+    unbind_request,
+)
+from gql_api.maintenance import run_periodic_cleanup
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("gql_api.access")
 
 REQUEST_ID_HEADER = "x-request-id"
+# Probes and scrapes are logged at DEBUG only: they would drown everything else.
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class RequestIdMiddleware:
-    """Takes ``X-Request-ID`` (or makes one), keeps it on the request and returns it."""
+    """Takes ``X-Request-ID`` (or makes one), keeps it on the request and returns it; binds the
+    request's log context and writes one access line when the request ends."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -38,17 +56,37 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = incoming if incoming and len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        request_id = (
+            incoming
+            if incoming and len(incoming) <= 64 and incoming.isprintable()
+            else uuid.uuid4().hex
+        )
         scope.setdefault("state", {})["request_id"] = request_id
+        entry, token = bind_request(request_id)
+        status = 500  # unless a response starts
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = int(message["status"])
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            path = scope.get("path", "")
+            access_log.log(
+                logging.DEBUG if path in QUIET_PATHS else logging.INFO,
+                "%s %s %s",
+                scope.get("method", "-"),
+                path,
+                status,
+                extra={"status": status, "duration_ms": entry.elapsed_ms()},
+            )
+            unbind_request(token)
 
 
 def secret_file_for(settings: Settings) -> Path:
@@ -56,7 +94,7 @@ def secret_file_for(settings: Settings) -> Path:
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
-    """The ASGI app. With ``db`` given the caller owns it; otherwise the app opens and closes one."""
+    """The ASGI app. With ``db`` given the caller owns it; else the app opens and closes one."""
     settings = settings or load_settings()
     ensure_jwt_secret(settings, secret_file_for(settings))
     state: dict[str, Any] = {"db": db}
@@ -68,14 +106,27 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         if owned:
             state["db"] = Database.from_settings(settings)
         log.info("gql_api %s serving on %s", __version__, state["db"].describe())
+        metrics.instrument_database(state["db"])
+        cleanup: asyncio.Task[None] | None = None
+        if settings.database.cleanup_interval.total_seconds() > 0:
+            cleanup = asyncio.create_task(run_periodic_cleanup(state["db"], settings))
         try:
             yield
         finally:
+            if cleanup is not None:
+                cleanup.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await cleanup
+            metrics.worker_exiting()
             if owned:
                 await state["db"].dispose()
 
     async def get_context(request: Request, response: Response) -> Context:
-        return await make_context(request, response, settings=settings, db=state["db"])
+        context = await make_context(request, response, settings=settings, db=state["db"])
+        entry = current_request()
+        if entry is not None and context.viewer is not None:
+            entry.user_id = str(context.viewer.user.id)  # from here on, lines name the caller
+        return context
 
     app = FastAPI(
         title="gql_api",
@@ -87,13 +138,17 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     app.state.settings = settings
     app.state.holder = state
-    router: GraphQLRouter[Context, None] = GraphQLRouter(
-        build_schema(),
+    router = GraphQLRouter(
+        build_schema(
+            extensions=[request_limits(settings), metrics.MetricsExtension, RequestLogExtension]
+        ),
+        settings=settings,
         context_getter=get_context,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
         subscription_protocols=(),
     )
     app.include_router(router, prefix="/graphql")
+    app.state.graphql_router = router
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -118,12 +173,38 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                 {"status": "migrations pending", "current": current, "head": head},
                 status_code=503,
             )
-        return JSONResponse({"status": "ready", "latencyMs": round(latency, 3), "revision": current})
+        return JSONResponse(
+            {"status": "ready", "latencyMs": round(latency, 3), "revision": current}
+        )
 
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        """Prometheus exposition; with several workers, summed over all of them."""
+        return Response(await metrics.render(state["db"]), media_type=metrics.CONTENT_TYPE)
+
+    if settings.server.cors_origins:
+        # Browsers may call us only from the configured origins; no wildcard with credentials.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.server.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-Request-ID",
+                "Apollo-Require-Preflight",
+            ],
+            expose_headers=["X-Request-ID"],
+            allow_credentials=False,
+            max_age=600,
+        )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.server.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app
 
 
 def app_factory() -> FastAPI:
     """For ``uvicorn --factory gql_api.app:app_factory`` (and each worker of ``serve``)."""
-    return create_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings)

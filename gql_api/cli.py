@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
 import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,7 +67,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server["workers"] = args.workers
     if server:
         overrides["server"] = server
+    logging_options = {
+        key: value
+        for key, value in (("level", args.log_level), ("format", args.log_format))
+        if value is not None
+    }
+    if logging_options:
+        overrides["logging"] = logging_options
+    if args.cleanup_interval is not None:
+        overrides["database"] = {"cleanup_interval": args.cleanup_interval}
     settings = _settings(args, **overrides)
+    # Workers build their settings from the environment: hand them the command line's too.
+    for section, values in overrides.items():
+        for key, value in values.items():
+            os.environ[f"USER_SERVICE_{section}_{key}".upper()] = str(value)
+    if settings.server.workers > 1:
+        _prepare_multiprocess_metrics()  # before anything imports prometheus_client
+    from gql_api.logs import configure_logging
+
+    configure_logging(settings)
 
     db = Database.from_settings(settings)
 
@@ -125,6 +143,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 reload=args.reload,
                 timeout_graceful_shutdown=grace,
                 log_level=settings.logging.level,
+                log_config=None,
+                access_log=False,
                 proxy_headers=False,
             )
         else:
@@ -135,6 +155,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 port=settings.server.port,
                 timeout_graceful_shutdown=grace,
                 log_level=settings.logging.level,
+                log_config=None,
+                access_log=False,
                 proxy_headers=False,
             )
     finally:
@@ -144,6 +166,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _exit_after_shutdown(signum: int, frame: object) -> None:
     raise SystemExit(0)
+
+
+def _prepare_multiprocess_metrics() -> None:
+    """Point prometheus-client's multi-process mode at an empty directory before the workers
+    start (they inherit the variable), so /metrics sums every worker and no stale file of an
+    earlier run counts."""
+    import tempfile
+
+    existing = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if existing:
+        directory = Path(existing)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="gql_api-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
 
 
 # --- migrate -----------------------------------------------------------------------------------
@@ -234,67 +274,40 @@ def cmd_db(args: argparse.Namespace) -> int:
         _run_with_db(settings, work)
         return 0
 
+    from gql_api import backup
+
     url, db = _server_url(settings)
+
+    async def inspect() -> tuple[int, bool]:
+        # One event loop for every query, and the pool closed in it, before the tools run.
+        try:
+            return await backup.server_major(db.engine), await backup.is_empty(db.engine)
+        finally:
+            await db.dispose()
+
+    if args.db_action == "shell":
+        asyncio.run(db.dispose())
+        return subprocess.call([_pg_tool("psql"), url])
+    major, empty = asyncio.run(inspect())
     try:
         if args.db_action == "backup":
-            target = Path(
-                args.file or f"gql_api-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.dump"
-            )
-            _check(
-                [_pg_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={target}", url],
-                "pg_dump",
-            )
+            target = Path(args.file or backup.default_backup_name())
+            backup.dump(url, target, server_major=major)
             print(f"backup written to {target}")
         elif args.db_action == "restore":
             source = Path(args.file)
             if not source.is_file():
                 raise CommandError(f"backup file not found: {source}")
-            _require_empty(db, force=args.force)
-            _check(
-                [
-                    _pg_tool("pg_restore"),
-                    "--no-owner",
-                    "--clean",
-                    "--if-exists",
-                    "--single-transaction",
-                    f"--dbname={url}",
-                    str(source),
-                ],
-                "pg_restore",
-            )
-            print(f"restored {source}")
-        elif args.db_action == "shell":
-            return subprocess.call([_pg_tool("psql"), url])
-    finally:
-        asyncio.run(db.dispose())
-    return 0
-
-
-def _check(command: list[str], name: str) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        raise CommandError(f"{name} failed: {detail[-1] if detail else result.returncode}")
-
-
-def _require_empty(db: Database, *, force: bool) -> None:
-    from sqlalchemy import text
-
-    async def user_tables() -> int:
-        async with db.engine.connect() as conn:
-            result = await conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
-                    "AND tablename <> 'alembic_version'"
+            if not empty and not args.force:
+                raise CommandError(
+                    "the target database is not empty: restore into an empty database, "
+                    "or pass --force to replace its contents"
                 )
-            )
-            return int(result.scalar_one())
-
-    if asyncio.run(user_tables()) and not force:
-        raise CommandError(
-            "the target database is not empty: restore into an empty database, "
-            "or pass --force to replace its contents"
-        )
+            backup.restore(url, source, server_major=major)
+            print(f"restored {source}")
+    except backup.BackupError as exc:
+        raise CommandError(str(exc)) from None
+    return 0
 
 
 # --- export-schema -----------------------------------------------------------------------------
@@ -315,6 +328,35 @@ def cmd_export_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- documents ---------------------------------------------------------------------------------
+
+
+def cmd_documents(args: argparse.Namespace) -> int:
+    """Register every ``*.graphql`` file below a folder as a trusted document."""
+    from gql_api.graphql.persisted import sha256_hex
+    from gql_api.repositories import persisted_queries
+
+    folder = Path(args.folder)
+    files = sorted(folder.rglob("*.graphql")) if folder.is_dir() else []
+    if not files:
+        raise CommandError(f"no .graphql files found in {folder}")
+    documents = [(path, path.read_text(encoding="utf-8")) for path in files]
+    settings = _settings(args)
+
+    async def work(db: Database) -> None:
+        await _migrate_if_development(settings, db)
+        async with db.transaction() as session:
+            for _path, query in documents:
+                await persisted_queries.save(
+                    session, sha256=sha256_hex(query), query=query, trusted=True
+                )
+        for path, query in documents:
+            print(f"{sha256_hex(query)}  {path}")
+
+    _run_with_db(settings, work)
+    return 0
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -330,6 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int)
     serve.add_argument("--reload", action="store_true", help="restart on code changes (dev)")
     serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", choices=["auto", "json", "text"])
+    serve.add_argument(
+        "--cleanup-interval", help="how often to remove expired rows, e.g. 10m; 0 turns it off"
+    )
     serve.set_defaults(handler=cmd_serve)
 
     migrate = commands.add_parser("migrate", help="apply or revert migrations")
@@ -353,6 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     db_actions.add_parser("shell", help="psql on the database")
     db_actions.add_parser("cleanup", help="remove expired sessions, tokens and attempts")
     db.set_defaults(handler=cmd_db)
+
+    documents = commands.add_parser("documents", help="trusted documents (persisted operations)")
+    documents_actions = documents.add_subparsers(dest="documents_action", required=True)
+    register = documents_actions.add_parser("register", help="register *.graphql files")
+    register.add_argument("folder")
+    documents.set_defaults(handler=cmd_documents)
 
     export = commands.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("--output", default="schema.graphql")

@@ -106,6 +106,8 @@ class DatabaseSettings(_Section):
     data_dir: Path = Path(".gql_api/pgdata")
     # Optional read replica for read-only queries.
     read_replica_url: str | None = None
+    # How often the server removes expired sessions, spent tokens and old attempts; 0 disables.
+    cleanup_interval: Duration = timedelta(minutes=10)
 
     @field_validator("url", "read_replica_url")
     @classmethod
@@ -163,6 +165,8 @@ class AuthSettings(_Section):
     login_failure_window: Duration = timedelta(minutes=15)
     register_max_per_address: int = Field(30, ge=1)
     register_window: Duration = timedelta(minutes=15)
+    # Signing in on more devices than this revokes the least recently used session.
+    max_sessions_per_user: int = Field(10, ge=1, le=1000)
 
 
 class MailSettings(_Section):
@@ -173,6 +177,28 @@ class MailSettings(_Section):
     smtp_starttls: bool = False
     sender: str = "no-reply@api-server.com"
     public_url: str = "http://127.0.0.1:8000"
+
+
+class GraphQLSettings(_Section):
+    """Limits on what one request may ask, checked before any resolver runs."""
+
+    max_depth: int = Field(10, ge=1, le=100)
+    max_aliases: int = Field(15, ge=0, le=1000)
+    # Room for the __typename fields Apollo Client adds to every selection.
+    max_tokens: int = Field(2000, ge=50, le=1_000_000)
+    max_cost: int = Field(5000, ge=1)
+    max_page_size: int = Field(100, ge=1, le=10_000)
+    # Who may introspect: auto = everyone in development, admins only in production.
+    introspection: Literal["auto", "all", "admins", "off"] = "auto"
+    # "Did you mean ...?" hints in validation errors: auto = off for non-admins in production.
+    field_suggestions: Literal["auto", "all", "admins"] = "auto"
+    batching: bool = False
+    max_batch_size: int = Field(10, ge=1, le=100)
+    # Apollo automatic persisted queries, shared by all replicas through PostgreSQL.
+    persisted_queries: bool = True
+    persisted_query_cache_size: int = Field(1000, ge=0)
+    # Trusted documents: only registered operations run (admins may still send ad-hoc ones).
+    trusted_documents_only: bool = False
 
 
 class LoggingSettings(_Section):
@@ -190,6 +216,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()
     mail: MailSettings = MailSettings()
+    graphql: GraphQLSettings = GraphQLSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @property
@@ -201,6 +228,18 @@ class Settings(BaseSettings):
         if self.server.graphiql is not None:
             return self.server.graphiql
         return not self.is_production
+
+    @property
+    def introspection_policy(self) -> str:
+        if self.graphql.introspection != "auto":
+            return self.graphql.introspection
+        return "admins" if self.is_production else "all"
+
+    @property
+    def suggestions_policy(self) -> str:
+        if self.graphql.field_suggestions != "auto":
+            return self.graphql.field_suggestions
+        return "admins" if self.is_production else "all"
 
     @classmethod
     def settings_customise_sources(
@@ -318,7 +357,7 @@ def load_settings(
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc.errors()[0], data)) from None
+        raise ConfigError(_describe(dict(exc.errors()[0]), data)) from None
     _check_secrets(settings)
     return settings
 

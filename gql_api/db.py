@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_api.config import DatabaseSettings, Settings, redact_url
 from gql_api.embedded import EmbeddedServer, start_embedded
@@ -52,6 +57,10 @@ def asyncpg_url(url: str) -> tuple[str, dict[str, Any]]:
     return parts._replace(scheme=scheme, query=urlencode(query)).geturl(), connect_args
 
 
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
 def libpq_url(url: str) -> str:
     """The URL as libpq tools (psql, pg_dump) take it."""
     parts = urlsplit(url)
@@ -60,16 +69,22 @@ def libpq_url(url: str) -> str:
 
 @dataclass
 class PoolCounters:
-    """Pool events SQLAlchemy does not count for us."""
+    """Pool events SQLAlchemy does not count for us (cumulative since the engine was made).
+
+    ``wait_count``/``wait_duration_s``: checkouts that found the pool at capacity and had to
+    wait for a connection to come back (like Go's ``DBStats.WaitCount``/``WaitDuration``).
+    ``closed_max_idle``: connections closed on return because the pool already kept
+    ``max_idle_conns`` idle ones.
+    """
 
     opened: int = 0
     closed: int = 0
     wait_count: int = 0
     wait_duration_s: float = 0.0
+    closed_max_idle: int = 0
     closed_max_idle_time: int = 0
     closed_max_lifetime: int = 0
     invalidated: int = 0
-    _checkin_times: dict[int, float] = field(default_factory=dict)
 
 
 class Database:
@@ -80,9 +95,25 @@ class Database:
         self.url = url
         self.embedded = embedded
         self.counters = PoolCounters()
+        # Called after every checkout and return (e.g. to publish pool gauges across workers).
+        self.pool_listeners: list[Callable[[], None]] = []
         self.engine = self._create_engine(url)
+        self._watch_pool(self.engine)
         self.sessionmaker = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False, autoflush=False
+        )
+        # Read-only work may go to a replica; without one it shares the primary's engine.
+        self.read_engine = (
+            self._create_engine(settings.read_replica_url)
+            if settings.read_replica_url
+            else self.engine
+        )
+        self.read_sessionmaker = (
+            async_sessionmaker(
+                self.read_engine, class_=AsyncSession, expire_on_commit=False, autoflush=False
+            )
+            if self.read_engine is not self.engine
+            else self.sessionmaker
         )
 
     @classmethod
@@ -104,9 +135,14 @@ class Database:
             },
         )
         if cfg.disable_prepared_statements:
-            # PgBouncer in transaction mode: no per-connection prepared statement cache.
+            # PgBouncer in transaction mode hands each transaction any server connection, so:
+            # no statement caches, unique names for the statements SQLAlchemy still prepares
+            # (inside the transaction that uses them), and no startup parameters PgBouncer
+            # refuses: set statement_timeout on the role or database instead (see README).
             connect_args["statement_cache_size"] = 0
             connect_args["prepared_statement_cache_size"] = 0
+            connect_args["prepared_statement_name_func"] = _unique_statement_name
+            connect_args["server_settings"] = {"application_name": "gql_api"}
         pool_size = max(cfg.max_idle_conns, 1)
         engine = create_async_engine(
             async_url,
@@ -116,9 +152,10 @@ class Database:
             pool_timeout=cfg.pool_timeout.total_seconds(),
             pool_pre_ping=True,
             connect_args=connect_args,
-            echo=cfg.log_level == "debug",
+            # SQL is logged through the "sqlalchemy.engine" logger (see gql_api.logs) and never
+            # with its parameters: they hold password and token hashes.
+            hide_parameters=True,
         )
-        self._watch_pool(engine)
         return engine
 
     def _watch_pool(self, engine: AsyncEngine) -> None:
@@ -126,6 +163,7 @@ class Database:
         max_idle = self.settings.conn_max_idle_time.total_seconds()
         max_lifetime = self.settings.conn_max_lifetime.total_seconds()
         pool = engine.sync_engine.pool
+        self._time_waits(pool)
 
         @event.listens_for(pool, "connect")
         def _connect(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
@@ -137,11 +175,9 @@ class Database:
             returned_at = record.info.get("checked_in_at")
             if max_idle and returned_at is not None and time.monotonic() - returned_at > max_idle:
                 counters.closed_max_idle_time += 1
+                record.info["idle_expired"] = True
                 # The pool closes this connection and hands out a fresh one.
                 raise DisconnectionError("connection idle longer than conn_max_idle_time")
-            opened_at = record.info.get("opened_at")
-            if max_lifetime and opened_at is not None and time.monotonic() - opened_at > max_lifetime:
-                counters.closed_max_lifetime += 1
 
         @event.listens_for(pool, "checkin")
         def _checkin(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
@@ -150,15 +186,63 @@ class Database:
         @event.listens_for(pool, "close")
         def _close(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
             counters.closed += 1
+            # pool_recycle closes a connection past conn_max_lifetime at its next checkout.
+            started = getattr(record, "starttime", 0)
+            if record.info.pop("idle_expired", False):
+                return
+            if max_lifetime and started and time.time() - started > max_lifetime:
+                counters.closed_max_lifetime += 1
 
         @event.listens_for(pool, "invalidate")
         def _invalidate(dbapi_conn: Any, record: ConnectionPoolEntry, exc: Any) -> None:
             counters.invalidated += 1
 
+    def _time_waits(self, pool: Any) -> None:
+        """Count checkouts that had to wait, and overflow connections closed on return.
+
+        The pool has no event before a checkout, so its ``_do_get``/``_do_return_conn`` are
+        wrapped on this instance (``dispose()`` makes a new pool and wraps it again).
+        """
+        counters = self.counters
+        listeners = self.pool_listeners
+        do_get, do_return = pool._do_get, pool._do_return_conn
+
+        def timed_get() -> Any:
+            # At capacity: every connection is out and no overflow is left, so this will wait.
+            saturated = pool._pool.empty() and pool._overflow >= pool._max_overflow > -1
+            started = time.perf_counter() if saturated else 0.0
+            try:
+                return do_get()
+            finally:
+                if saturated:
+                    counters.wait_count += 1
+                    counters.wait_duration_s += time.perf_counter() - started
+                for listener in listeners:
+                    listener()
+
+        def counted_return(record: Any) -> None:
+            if pool._pool.full():
+                counters.closed_max_idle += 1
+            do_return(record)
+            for listener in listeners:
+                listener()
+
+        pool._do_get = timed_get
+        pool._do_return_conn = counted_return
+
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session for one unit of work; the caller commits."""
         async with self.sessionmaker() as session:
+            yield session
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for read-only work: on the read replica when one is configured.
+
+        A replica lags its primary a little; use it only where slightly stale data is fine.
+        """
+        async with self.read_sessionmaker() as session:
             yield session
 
     @asynccontextmanager
@@ -180,12 +264,27 @@ class Database:
         idle = int(pool.checkedin())
         return {"open": checked_out + idle, "in_use": checked_out, "idle": idle}
 
+    def pool_limits(self) -> dict[str, float]:
+        """The configured limits, as ``dbPoolStats`` reports them."""
+        cfg = self.settings
+        return {
+            "max_open": cfg.max_open_conns,
+            "max_idle": max(cfg.max_idle_conns, 1),
+            "max_lifetime_s": cfg.conn_max_lifetime.total_seconds(),
+            "max_idle_time_s": cfg.conn_max_idle_time.total_seconds(),
+            "timeout_s": cfg.pool_timeout.total_seconds(),
+        }
+
     def describe(self) -> str:
         where = "embedded PostgreSQL" if self.embedded else "PostgreSQL"
         return f"{where} at {redact_url(self.url)}"
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        # dispose() leaves a fresh pool behind; keep counting on it.
+        self._time_waits(self.engine.sync_engine.pool)
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
     def stop_embedded(self) -> None:
         if self.embedded is not None:

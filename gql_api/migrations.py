@@ -10,13 +10,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alembic import command
 
 # An advisory lock key so that two processes never migrate one database at once.
 _MIGRATION_LOCK_KEY = 0x67716C5F617069  # "gql_api"
@@ -46,26 +47,35 @@ def head_revision() -> str | None:
 def _run(connection: Connection, action: str, revision: str) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
-    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
-    try:
-        if action == "upgrade":
-            command.upgrade(cfg, revision)
-        else:
-            command.downgrade(cfg, revision)
-    finally:
-        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+    if action == "upgrade":
+        command.upgrade(cfg, revision)
+    else:
+        command.downgrade(cfg, revision)
+
+
+async def _migrate(engine: AsyncEngine, action: str, revision: str) -> None:
+    """Run alembic under a session-level advisory lock, released only after the commit, so a
+    second migrator waits and then finds the schema already in place."""
+    lock = text("SELECT pg_advisory_lock(:key)")
+    unlock = text("SELECT pg_advisory_unlock(:key)")
+    async with engine.connect() as conn:
+        await conn.execute(lock, {"key": _MIGRATION_LOCK_KEY})
+        await conn.commit()
+        try:
+            await conn.run_sync(_run, action, revision)
+            await conn.commit()
+        finally:
+            await conn.rollback()
+            await conn.execute(unlock, {"key": _MIGRATION_LOCK_KEY})
+            await conn.commit()
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    async with engine.connect() as conn:
-        await conn.run_sync(_run, "upgrade", revision)
-        await conn.commit()
+    await _migrate(engine, "upgrade", revision)
 
 
 async def downgrade(engine: AsyncEngine, revision: str = "-1") -> None:
-    async with engine.connect() as conn:
-        await conn.run_sync(_run, "downgrade", revision)
-        await conn.commit()
+    await _migrate(engine, "downgrade", revision)
 
 
 def _current(connection: Connection) -> str | None:

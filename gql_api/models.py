@@ -88,6 +88,37 @@ class User(SQLModel, table=True):
         Index("idx_users_status", "status"),
         Index("idx_users_role", "role"),
         Index("idx_users_created_at", "created_at"),
+        # Keyset pagination (migration 0006): one (sort key, id) index per `users` order, so a
+        # page deep in the table is an index range scan like the first. A btree scans both ways,
+        # so each serves ASC and DESC.
+        Index("idx_users_created_at_id", "created_at", "id"),
+        Index("idx_users_email_id", "email", "id"),
+        Index("idx_users_last_name_id", "last_name", "id"),
+        # NULL (never logged in) sorts as the oldest login, through a coalesce on both sides.
+        Index(
+            "idx_users_last_login_at_id",
+            func.coalesce(text("last_login_at"), text("'-infinity'::timestamp with time zone")),
+            text("id"),
+        ),
+        # Case-insensitive substring search (ILIKE '%term%') through pg_trgm, one per column.
+        Index(
+            "idx_users_email_trgm",
+            "email",
+            postgresql_using="gin",
+            postgresql_ops={"email": "gin_trgm_ops"},
+        ),
+        Index(
+            "idx_users_first_name_trgm",
+            "first_name",
+            postgresql_using="gin",
+            postgresql_ops={"first_name": "gin_trgm_ops"},
+        ),
+        Index(
+            "idx_users_last_name_trgm",
+            "last_name",
+            postgresql_using="gin",
+            postgresql_ops={"last_name": "gin_trgm_ops"},
+        ),
     )
 
     id: uuid.UUID | None = _uuid_pk()
@@ -228,6 +259,24 @@ class LoginAttempt(SQLModel, table=True):
     succeeded: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
     )
+    # False while the password check of a login is still running.
+    settled: bool = Field(
+        default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true"))
+    )
+    created_at: datetime | None = _created_at()
+
+
+class PersistedQuery(SQLModel, table=True):
+    """GraphQL documents by SHA-256: Apollo's automatic persisted queries, and the registered
+    operations of trusted-documents mode (``trusted``). Shared by every replica."""
+
+    __tablename__ = "persisted_queries"
+
+    sha256: str = Field(sa_column=Column(String(64), primary_key=True))
+    query: str = Field(sa_column=Column(Text, nullable=False))
+    trusted: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
     created_at: datetime | None = _created_at()
 
 
@@ -238,6 +287,7 @@ __all__ = [
     "AuditLog",
     "LoginAttempt",
     "OneTimeToken",
+    "PersistedQuery",
     "Role",
     "TokenPurpose",
     "User",

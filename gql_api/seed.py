@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col
 
 from gql_api.auth.passwords import hash_password
 from gql_api.db import Database
@@ -53,7 +54,7 @@ async def _ensure_user(
                 email_verified_at=func.now(),
             )
             .on_conflict_do_nothing(index_elements=[func.lower(User.email)])  # type: ignore[arg-type]
-            .returning(User.id)  # type: ignore[arg-type]
+            .returning(col(User.id))
         )
         user_id = (await session.execute(statement)).scalar_one_or_none()
         if user_id is None:
@@ -74,7 +75,12 @@ async def seed_defaults(
     accounts: list[SeededAccount] = []
     password = admin_password or generate_password()
     created = await _ensure_user(
-        db, email=admin_email, password=password, first="Admin", last="User", role=Role.ADMIN,
+        db,
+        email=admin_email,
+        password=password,
+        first="Admin",
+        last="User",
+        role=Role.ADMIN,
         rounds=rounds,
     )
     accounts.append(SeededAccount(admin_email, password if created else None, Role.ADMIN.value))
@@ -82,7 +88,12 @@ async def seed_defaults(
         for email, first, last in TEST_USERS:
             password = generate_password()
             created = await _ensure_user(
-                db, email=email, password=password, first=first, last=last, role=Role.USER,
+                db,
+                email=email,
+                password=password,
+                first=first,
+                last=last,
+                role=Role.USER,
                 rounds=rounds,
             )
             accounts.append(SeededAccount(email, password if created else None, Role.USER.value))

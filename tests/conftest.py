@@ -142,13 +142,17 @@ async def db(settings: Settings, database_url: str) -> AsyncIterator[Database]:
 async def truncate_all(database: Database) -> None:
     async with database.engine.begin() as conn:
         tables = (
-            await conn.execute(
-                text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                    "AND tablename <> 'alembic_version'"
+            (
+                await conn.execute(
+                    text(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                        "AND tablename <> 'alembic_version'"
+                    )
                 )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if tables:
             names = ", ".join(f'"{t}"' for t in tables)
             await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))

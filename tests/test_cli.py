@@ -40,7 +40,9 @@ def scratch_env(monkeypatch: pytest.MonkeyPatch) -> Any:
     return use
 
 
-async def test_seed_is_idempotent(fresh_database: Any, scratch_env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_seed_is_idempotent(
+    fresh_database: Any, scratch_env: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = await fresh_database()
     await scratch_env(url)
     assert await _cli(["seed", "--admin-password", "an admin password 123"]) == 0
@@ -77,7 +79,9 @@ async def test_generated_admin_password_is_printed_once_and_not_fixed(
     assert passwords[0] != passwords[1] and len(passwords[0]) >= 16
 
 
-async def test_migrate_down_and_status(fresh_database: Any, scratch_env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_migrate_down_and_status(
+    fresh_database: Any, scratch_env: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     await scratch_env(await fresh_database())
     assert await _cli(["migrate", "up"]) == 0
     assert "(at head)" in capsys.readouterr().out
@@ -141,7 +145,12 @@ def test_serve_on_an_empty_embedded_data_directory(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "gql_api.cli", "serve", "--port", str(port)]
     for attempt in range(2):
         process = subprocess.Popen(
-            command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            command,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         try:
             _wait_ready(port, process)
@@ -151,7 +160,9 @@ def test_serve_on_an_empty_embedded_data_directory(tmp_path: Path) -> None:
                 timeout=10,
             ).json()
             assert body["data"]["health"] == {"status": "ok", "database": {"ok": True}}
-            graphiql = httpx.get(f"http://127.0.0.1:{port}/graphql", headers={"Accept": "text/html"}, timeout=10)
+            graphiql = httpx.get(
+                f"http://127.0.0.1:{port}/graphql", headers={"Accept": "text/html"}, timeout=10
+            )
             assert graphiql.status_code == 200 and "graphiql" in graphiql.text.lower()
         finally:
             process.send_signal(signal.SIGTERM)
@@ -170,7 +181,9 @@ def _wait_ready(port: int, process: subprocess.Popen[str], timeout: float = 60) 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"serve exited early: {process.stdout.read() if process.stdout else ''}")
+            raise AssertionError(
+                f"serve exited early: {process.stdout.read() if process.stdout else ''}"
+            )
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
                 return

@@ -43,7 +43,9 @@ database:
     assert db.conn_max_idle_time == timedelta(minutes=5)
     assert not db.embedded
     # The password is URL-quoted; sslmode travels in the query string.
-    assert db.server_url() == "postgresql://svc:p%40ss%20word@db.internal:6543/users?sslmode=require"
+    assert (
+        db.server_url() == "postgresql://svc:p%40ss%20word@db.internal:6543/users?sslmode=require"
+    )
 
 
 def test_environment_overrides_file_with_the_seed_names(tmp_path: Path) -> None:
@@ -60,7 +62,13 @@ def test_environment_overrides_file_with_the_seed_names(tmp_path: Path) -> None:
         "USER_SERVICE_DATABASE_CONNMAXLIFETIME": "1h",
     }
     db = load_settings(config_file=path, environ=environ).database
-    assert (db.host, db.port, db.username, db.password, db.database) == ("from-env", 6000, "u", "pw", "d")
+    assert (db.host, db.port, db.username, db.password, db.database) == (
+        "from-env",
+        6000,
+        "u",
+        "pw",
+        "d",
+    )
     assert db.sslmode.value == "verify-full"
     assert (db.max_open_conns, db.max_idle_conns) == (50, 7)
     assert db.conn_max_lifetime == timedelta(hours=1)
@@ -84,7 +92,9 @@ def test_underscored_names_and_other_sections() -> None:
     assert settings.server.cors_origins == ["https://a.example", "https://b.example"]
 
 
-def test_database_url_is_honoured_and_file_chosen_by_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_database_url_is_honoured_and_file_chosen_by_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "test").mkdir()
     (tmp_path / "test" / "config.yaml").write_text("server:\n  port: 8123\n", encoding="utf-8")
     monkeypatch.setenv("USER_SERVICE_CONFIG_DIR", str(tmp_path))
@@ -108,13 +118,19 @@ def test_no_database_configured_means_embedded() -> None:
     ("environ", "key", "value"),
     [
         ({"USER_SERVICE_DATABASE_PORT": "abc"}, "database.port", "'abc'"),
-        ({"USER_SERVICE_DATABASE_CONNMAXLIFETIME": "5 parsecs"}, "database.conn_max_lifetime", "'5 parsecs'"),
+        (
+            {"USER_SERVICE_DATABASE_CONNMAXLIFETIME": "5 parsecs"},
+            "database.conn_max_lifetime",
+            "'5 parsecs'",
+        ),
         ({"USER_SERVICE_DATABASE_SSLMODE": "sometimes"}, "database.sslmode", "'sometimes'"),
         ({"USER_SERVICE_DATABASE_MAXOPENCONNS": "-1"}, "database.max_open_conns", "'-1'"),
         ({"USER_SERVICE_ENV": "staging"}, "USER_SERVICE_ENV", "'staging'"),
     ],
 )
-def test_bad_values_stop_with_one_line_naming_key_and_value(environ: dict[str, str], key: str, value: str) -> None:
+def test_bad_values_stop_with_one_line_naming_key_and_value(
+    environ: dict[str, str], key: str, value: str
+) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(environ=environ)
     message = str(caught.value)

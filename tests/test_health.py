@@ -47,7 +47,9 @@ async def test_readyz_is_503_when_database_unreachable() -> None:
             ready = await http.get("/readyz")
             assert ready.status_code == 503
             assert (await http.get("/healthz")).status_code == 200
-            body = (await http.post("/graphql", json={"query": "{ health { status database { ok } } }"})).json()
+            body = (
+                await http.post("/graphql", json={"query": "{ health { status database { ok } } }"})
+            ).json()
             assert body["data"]["health"] == {"status": "degraded", "database": {"ok": False}}
     await database.dispose()
 
@@ -66,9 +68,14 @@ async def test_readyz_is_503_when_migrations_pending(fresh_database) -> None:  #
     await database.dispose()
 
 
-async def test_me_is_null_when_anonymous_and_self_with_token(gql: GraphQLClient, user_token: str) -> None:
+async def test_me_is_null_when_anonymous_and_self_with_token(
+    gql: GraphQLClient, user_token: str
+) -> None:
     assert (await gql("{ me { id } }"))["data"] == {"me": None}
-    body = await gql("{ me { email role status profile { preferences } sessions { current } } }", token=user_token)
+    body = await gql(
+        "{ me { email role status profile { preferences } sessions { current } } }",
+        token=user_token,
+    )
     assert "errors" not in body, body
     assert body["data"]["me"]["email"] == "user@example.com"
     assert body["data"]["me"]["role"] == "USER"

@@ -24,8 +24,8 @@ def _diff(connection: Any) -> list[Any]:
         connection,
         opts={
             "compare_type": True,
-            "include_object": lambda obj, name, type_, reflected, compare_to: not (
-                type_ == "table" and name == "alembic_version"
+            "include_object": lambda obj, name, type_, reflected, compare_to: (
+                not (type_ == "table" and name == "alembic_version")
             ),
         },
     )
@@ -57,8 +57,14 @@ async def test_models_match_migrations_and_round_trip(scratch_db: Database) -> N
     assert await migrations.current_revision(engine) is None
     async with engine.connect() as conn:
         tables = (
-            await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
-        ).scalars().all()
+            (
+                await conn.execute(
+                    text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert set(tables) <= {"alembic_version"}
 
     await migrations.upgrade(engine, "head")
@@ -140,8 +146,8 @@ async def test_profile_and_sessions_go_with_the_user_and_audit_stays(db: Databas
         counts = (
             await conn.execute(
                 text(
-                    "SELECT (SELECT count(*) FROM user_profiles), (SELECT count(*) FROM user_sessions),"
-                    " (SELECT count(*) FROM audit_logs)"
+                    "SELECT (SELECT count(*) FROM user_profiles),"
+                    " (SELECT count(*) FROM user_sessions), (SELECT count(*) FROM audit_logs)"
                 )
             )
         ).one()

@@ -7,6 +7,7 @@ take effect on the very next request.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -22,7 +23,7 @@ from .tokens import InvalidToken, decode_access_token
 @dataclass(frozen=True)
 class Viewer:
     user: User
-    session_id: object  # uuid.UUID
+    session_id: uuid.UUID
 
     @property
     def is_admin(self) -> bool:

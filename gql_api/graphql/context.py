@@ -18,6 +18,8 @@ from gql_api.auth.current import Viewer, authenticate, bearer_token
 from gql_api.config import Settings
 from gql_api.db import Database
 from gql_api.graphql.errors import AppError, Forbidden, ServiceUnavailable, Unauthenticated
+from gql_api.graphql.masking import classify
+from gql_api.mailer import Mailer, build_mailer
 
 
 def client_address(request: Request, trusted_proxies: list[str]) -> str | None:
@@ -36,7 +38,9 @@ def client_address(request: Request, trusted_proxies: list[str]) -> str | None:
 
     if not trusted(peer):
         return peer
-    forwarded = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",") if a.strip()]
+    forwarded = [
+        a.strip() for a in request.headers.get("x-forwarded-for", "").split(",") if a.strip()
+    ]
     # Walk from the nearest hop back; the first address not ours is the client.
     for hop in reversed(forwarded):
         if not trusted(hop):
@@ -68,6 +72,11 @@ class Context(BaseContext):
         from gql_api.graphql.loaders import Loaders
 
         return Loaders(self.db)
+
+    @cached_property
+    def mailer(self) -> Mailer:
+        """SMTP when ``mail.smtp_host`` is set, else the log; built on first use."""
+        return build_mailer(self.settings)
 
     def current_viewer(self) -> Viewer | None:
         """The caller, None when anonymous; raises when a token was sent but is not valid."""
@@ -105,9 +114,10 @@ async def make_context(
         token = bearer_token(request.headers.get("authorization"))
         if token is not None:
             ctx.viewer = await authenticate(db, settings.auth, token)
-    except AppError as exc:
-        ctx.auth_error = exc
-    except (OSError, SQLAlchemyError) as exc:
-        ctx.auth_error = ServiceUnavailable()
-        ctx.auth_error.__cause__ = exc
+    except (AppError, OSError, SQLAlchemyError) as exc:
+        # Database trouble while checking the token (down, pool exhausted, statement timeout)
+        # is reported with the same codes as anywhere else.
+        ctx.auth_error = classify(exc) or ServiceUnavailable()
+        if ctx.auth_error is not exc:
+            ctx.auth_error.__cause__ = exc
     return ctx

@@ -26,10 +26,14 @@ class Loaders:
         async def batch(keys: Sequence[uuid.UUID]) -> list[UserProfile | None]:
             async with self.db.session() as session:
                 rows = (
-                    await session.execute(
-                        select(UserProfile).where(UserProfile.user_id.in_(keys))  # type: ignore[attr-defined]
+                    (
+                        await session.execute(
+                            select(UserProfile).where(UserProfile.user_id.in_(keys))  # type: ignore[attr-defined]
+                        )
                     )
-                ).scalars().all()
+                    .scalars()
+                    .all()
+                )
             by_user = {row.user_id: row for row in rows}
             return [by_user.get(key) for key in keys]
 
@@ -40,16 +44,20 @@ class Loaders:
         async def batch(keys: Sequence[uuid.UUID]) -> list[list[UserSession]]:
             async with self.db.session() as session:
                 rows = (
-                    await session.execute(
-                        select(UserSession)
-                        .where(
-                            UserSession.user_id.in_(keys),  # type: ignore[attr-defined]
-                            UserSession.revoked_at.is_(None),  # type: ignore[union-attr]
-                            UserSession.expires_at > func.now(),  # type: ignore[arg-type]
+                    (
+                        await session.execute(
+                            select(UserSession)
+                            .where(
+                                UserSession.user_id.in_(keys),  # type: ignore[attr-defined]
+                                UserSession.revoked_at.is_(None),  # type: ignore[union-attr]
+                                UserSession.expires_at > func.now(),  # type: ignore[arg-type]
+                            )
+                            .order_by(UserSession.created_at.desc())  # type: ignore[union-attr]
                         )
-                        .order_by(UserSession.created_at.desc())  # type: ignore[union-attr]
                     )
-                ).scalars().all()
+                    .scalars()
+                    .all()
+                )
             by_user: dict[uuid.UUID, list[UserSession]] = defaultdict(list)
             for row in rows:
                 by_user[row.user_id].append(row)

@@ -7,7 +7,8 @@ import logging
 from collections.abc import Iterator
 
 from graphql import GraphQLError
-from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from strawberry.extensions import SchemaExtension
 
 from gql_api.graphql.errors import AppError, QueryTimeout, ServiceUnavailable
@@ -17,7 +18,7 @@ log = logging.getLogger("gql_api.errors")
 _UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004"}
 
 
-def _classify(original: BaseException) -> AppError | None:
+def classify(original: BaseException) -> AppError | None:
     """Map infrastructure failures onto expected errors with a code."""
     if isinstance(original, AppError):
         return original
@@ -38,6 +39,30 @@ def _classify(original: BaseException) -> AppError | None:
     return None
 
 
+_COERCION_MARKERS = ("invalid value", "was not provided", "must not be null")
+
+
+def is_coercion_error(error: GraphQLError) -> bool:
+    """A variable value that does not fit its declared type (found before execution starts)."""
+    return error.message.startswith("Variable '$") and any(
+        marker in error.message for marker in _COERCION_MARKERS
+    )
+
+
+def with_code(error: GraphQLError) -> GraphQLError:
+    """Parse and validation errors get the conventional codes clients switch on."""
+    if error.extensions and "code" in error.extensions:
+        return error
+    if is_coercion_error(error):
+        code = "BAD_USER_INPUT"  # the client sent a variable value of the wrong type
+    elif error.message.startswith("Syntax Error"):
+        code = "TOO_MANY_TOKENS" if "tokens" in error.message else "GRAPHQL_PARSE_FAILED"
+    else:
+        code = "GRAPHQL_VALIDATION_FAILED"
+    error.extensions = {**(error.extensions or {}), "code": code}
+    return error
+
+
 class MaskUnexpectedErrors(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
@@ -49,9 +74,10 @@ class MaskUnexpectedErrors(SchemaExtension):
 
     def _mask(self, error: GraphQLError, request_id: str | None) -> GraphQLError:
         original = error.original_error
-        if original is None:  # a syntax or validation error: the message is for the client
-            return error
-        expected = _classify(original)
+        if original is None or (isinstance(original, GraphQLError) and error.path is None):
+            # Syntax, validation and variable coercion errors: the message is for the client.
+            return with_code(error)
+        expected = classify(original)
         if expected is not None:
             if expected is original:
                 return error
@@ -62,9 +88,7 @@ class MaskUnexpectedErrors(SchemaExtension):
                 original_error=expected,
                 extensions=expected.extensions,
             )
-        log.error(
-            "unexpected error (request %s) at %s", request_id, error.path, exc_info=original
-        )
+        log.error("unexpected error (request %s) at %s", request_id, error.path, exc_info=original)
         return GraphQLError(
             "Internal server error",
             nodes=error.nodes,

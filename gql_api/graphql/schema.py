@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.tools import merge_types
 
+from gql_api.graphql.audit import AuditQuery
+from gql_api.graphql.auth import AuthMutation
 from gql_api.graphql.health import HealthQuery
 from gql_api.graphql.masking import MaskUnexpectedErrors
+from gql_api.graphql.ops import OpsQuery
+from gql_api.graphql.user_mutations import UserMutation
 from gql_api.graphql.users import UserQuery
 
 # Each domain module contributes its Query/Mutation types here.
-QUERY_TYPES: tuple[type, ...] = (HealthQuery, UserQuery)
-MUTATION_TYPES: tuple[type, ...] = ()
+QUERY_TYPES: tuple[type, ...] = (HealthQuery, UserQuery, AuditQuery, OpsQuery)
+MUTATION_TYPES: tuple[type, ...] = (AuthMutation, UserMutation)
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Strawberry logs every error with the whole document; client mistakes are not ours
+        to log, and unexpected errors are logged once, with the request id, by the masking
+        extension."""
 
 
 ExtensionFactory = type[SchemaExtension] | Callable[[], SchemaExtension]
@@ -23,7 +36,7 @@ ExtensionFactory = type[SchemaExtension] | Callable[[], SchemaExtension]
 def build_schema(extensions: Sequence[ExtensionFactory] = ()) -> strawberry.Schema:
     query = merge_types("Query", QUERY_TYPES)
     mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None
-    return strawberry.Schema(
+    return Schema(
         query=query,
         mutation=mutation,
         extensions=[

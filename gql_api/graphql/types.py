@@ -15,6 +15,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gql_api import models
+from gql_api.graphql.errors import Forbidden
 
 if TYPE_CHECKING:
     from gql_api.graphql.context import Context
@@ -50,7 +51,7 @@ class Profile:
             phone=row.phone,
             timezone=row.timezone,
             locale=row.locale,
-            preferences=row.preferences or {},
+            preferences=JSON(row.preferences or {}),
             updated_at=row.updated_at,
         )
 
@@ -70,7 +71,7 @@ class Session:
     def from_row(cls, row: models.UserSession, current_session_id: Any = None) -> Session:
         return cls(
             id=strawberry.ID(str(row.id)),
-            device_info=row.device_info,
+            device_info=JSON(row.device_info) if row.device_info is not None else None,
             ip_address=str(row.ip_address) if row.ip_address is not None else None,
             user_agent=row.user_agent,
             created_at=row.created_at,
@@ -99,7 +100,8 @@ class User:
     uid: strawberry.Private[uuid.UUID]
 
     @classmethod
-    def from_row(cls, row: models.User) -> User:
+    def from_row(cls, row: models.User | Any) -> User:
+        """From a ``users`` ORM row or a Core row of its public columns."""
         assert row.id is not None
         return cls(
             id=strawberry.ID(str(row.id)),
@@ -127,8 +129,6 @@ class User:
     async def sessions(self, info: strawberry.Info[Context, None]) -> list[Session]:
         viewer = info.context.require_user()
         if viewer.user.id != self.uid and not viewer.is_admin:
-            from gql_api.graphql.errors import Forbidden
-
             raise Forbidden("Only the user and admins can see its sessions")
         rows = await info.context.loaders.sessions_by_user_id.load(self.uid)
         return [Session.from_row(r, viewer.session_id) for r in rows]

@@ -1,14 +1,19 @@
-"""Audit log entries, written in the caller's transaction so they commit with the change."""
+"""Audit log entries: written in the caller's transaction so they commit with the change, and
+read back newest first, page by page."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, Row, Table, and_, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_api.models import SECRET_COLUMNS, AuditLog
+from gql_api.repositories.keyset import Position, seek, trim
 
 _SECRET_WORDS = ("password", "token", "secret", "hash")
 
@@ -50,3 +55,61 @@ async def record(
             request_id=request_id,
         )
     )
+
+
+# --- reading (the auditLogs query) ---
+
+audit_logs: Table = AuditLog.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    actor_id: uuid.UUID | None = None
+    target_id: uuid.UUID | None = None
+    action: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.actor_id is not None:
+            where.append(audit_logs.c.actor_id == self.actor_id)
+        if self.target_id is not None:
+            where.append(audit_logs.c.target_id == self.target_id)
+        if self.action is not None:
+            where.append(audit_logs.c.action == self.action)
+        if self.since is not None:
+            where.append(audit_logs.c.created_at >= self.since)
+        if self.until is not None:
+            where.append(audit_logs.c.created_at < self.until)
+        return where
+
+
+def position(created_at: datetime, entry_id: uuid.UUID) -> Position:
+    return Position(
+        key=literal(created_at, audit_logs.c.created_at.type),
+        id=literal(entry_id, audit_logs.c.id.type),
+    )
+
+
+async def list_entries(
+    session: AsyncSession, *, where: AuditFilter, after: Position | None, limit: int
+) -> tuple[list[Row[Any]], bool]:
+    """Newest first, keyset on (created_at, id) over idx_audit_logs_created_at_id."""
+    statement = seek(
+        select(audit_logs).where(and_(True, *where.conditions())),
+        key=audit_logs.c.created_at,
+        row_id=audit_logs.c.id,
+        descending=True,
+        after=after,
+        before=None,
+        limit=limit,
+        from_end=False,
+    )
+    rows = (await session.execute(statement)).all()
+    return trim(rows, limit=limit, from_end=False)
+
+
+async def count_entries(session: AsyncSession, *, where: AuditFilter) -> int:
+    statement = select(func.count()).select_from(audit_logs).where(and_(True, *where.conditions()))
+    return int((await session.execute(statement)).scalar_one())

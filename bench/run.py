@@ -1,0 +1,334 @@
+"""``python -m bench.run``: gql_api against the raw reference, side by side (see README.md).
+
+Seeds the dataset once. A check phase starts each app on its own, compares their JSON for
+Q1-Q3 and counts SQL statements per request while they are idle. Then each round starts the
+server, runs Q1-Q4, stops it, starts the reference, runs Q1-Q3 and stops it (A B A B ...).
+Last, the start-up time of ``gql-api serve`` on an existing embedded data directory. Prints the
+table and writes the results file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+
+from bench import dataset, load, procs, queries, report, statements
+from bench.load import LoadResult, StormResult
+from bench.procs import Memory
+from bench.queries import Operation
+
+BENCH_DIR = Path(__file__).resolve().parent
+SERVER, REFERENCE = "server", "reference"
+
+
+@dataclass
+class Phase:
+    """One app started once: its loads, memory and (for the server) the login storm."""
+
+    app: str
+    round: int
+    ready_seconds: float
+    loads: dict[str, LoadResult] = field(default_factory=dict)
+    storm: StormResult | None = None
+    memory_warm: Memory | None = None
+    memory_end: Memory | None = None
+
+
+@dataclass
+class Outcome:
+    """Everything a run measured, for the report."""
+
+    argv: list[str]
+    options: argparse.Namespace
+    data: dataset.Dataset
+    tool: str
+    phases: list[Phase] = field(default_factory=list)
+    json_check: dict[str, str] = field(default_factory=dict)  # op -> "identical" or a diff
+    statements: dict[str, dict[str, statements.StatementCount]] = field(default_factory=dict)
+    statements_note: str | None = None
+    startup_seconds: list[float] = field(default_factory=list)
+    startup_note: str | None = None
+    commands: dict[str, str] = field(default_factory=dict)
+    postgres: str = ""
+    started_at: float = field(default_factory=time.time)
+    finished_at: float = 0.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--users", type=int, default=10_000, help="bulk users to seed")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds per op before runs")
+    parser.add_argument("--rounds", type=int, default=3, help="A B rounds (at least 1)")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--database-url", help="postgresql:// URL (default: embedded)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=BENCH_DIR / ".data" / "pgdata",
+        help="the embedded PostgreSQL's data directory",
+    )
+    parser.add_argument("--results", type=Path, default=BENCH_DIR / "RESULTS.md")
+    parser.add_argument("--json", type=Path, help="also write the raw figures as JSON here")
+    parser.add_argument("--logs-dir", type=Path, help="app logs (default: beside the data)")
+    parser.add_argument("--tool", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument(
+        "--bcrypt-rounds",
+        type=int,
+        default=12,
+        help="the server's bcrypt cost, and the login users' (product default 12)",
+    )
+    parser.add_argument("--statement-requests", type=int, default=20)
+    parser.add_argument("--startup-runs", type=int, default=2)
+    options = parser.parse_args(argv)
+    if options.rounds < 1 or options.duration <= 0 or options.connections < 1:
+        parser.error("--rounds, --duration and --connections must be positive")
+    options.logs_dir = options.logs_dir or options.data_dir.parent / "logs"
+    return options
+
+
+def server_env(options: argparse.Namespace, url: str) -> dict[str, str]:
+    """The production configuration, on the benchmark's database, one worker."""
+    return procs.clean_env(
+        USER_SERVICE_ENV="production",
+        USER_SERVICE_DATABASE_URL=url,
+        USER_SERVICE_AUTH_JWT_SECRET=dataset.JWT_SECRET,
+        USER_SERVICE_AUTH_BCRYPTROUNDS=str(options.bcrypt_rounds),
+        USER_SERVICE_GRAPHQL_MAXCOST=str(procs.SERVER_MAX_COST),
+    )
+
+
+def reference_env(url: str) -> dict[str, str]:
+    return procs.clean_env(BENCH_DATABASE_URL=url, BENCH_JWT_SECRET=dataset.JWT_SECRET)
+
+
+@contextmanager
+def start(name: str, options: argparse.Namespace, url: str, round_no: int) -> Iterator[procs.App]:
+    port = procs.free_port()
+    if name == SERVER:
+        command, env = procs.server_command(port), server_env(options, url)
+    else:
+        command, env = procs.reference_command(port), reference_env(url)
+    log_path = options.logs_dir / f"{name}-{f'round{round_no}' if round_no else 'check'}.log"
+    with procs.running(name, command, env, log_path, port=port) as app:
+        yield app
+
+
+def fetch_json(app_url: str, ops: list[Operation]) -> dict[str, bytes]:
+    with httpx.Client(base_url=app_url, timeout=30.0) as client:
+        return {
+            op.name: client.post("/graphql", content=op.body, headers=op.headers).content
+            for op in ops
+        }
+
+
+def compare_json(ours: bytes, theirs: bytes) -> str:
+    """ "identical" or where the two documents first differ."""
+    if ours == theirs:
+        return "identical"
+    a, b = orjson.loads(ours), orjson.loads(theirs)
+    if a == b:
+        return "identical"  # same document, different bytes (key order or spacing)
+    return f"differs: server {ours[:200]!r} vs reference {theirs[:200]!r}"
+
+
+def check_response(app: procs.App, op: Operation) -> None:
+    """A load run measures nothing if the answer is an error: fail early and loudly."""
+    body = fetch_json(app.url, [op])[op.name]
+    parsed = orjson.loads(body)
+    if parsed.get("errors") or not parsed.get("data"):
+        raise RuntimeError(f"{app.name} answers {op.name} with {body[:300]!r}")
+
+
+def check_phase(outcome: Outcome, name: str, ops: list[Operation]) -> dict[str, bytes]:
+    """Before any load: the app's JSON for each op and its SQL statements per request."""
+    with start(name, outcome.options, outcome.data.url, 0) as app:
+        print(f"  {name}: pid {app.pid}, ready in {app.ready_seconds:.2f}s", flush=True)
+        for op in ops:
+            check_response(app, op)
+        answers = fetch_json(app.url, ops)
+        if outcome.statements_note is None:
+            outcome.statements[name] = asyncio.run(count_statements(outcome, app))
+    return answers
+
+
+def run_phase(outcome: Outcome, name: str, round_no: int, ops: list[Operation]) -> Phase:
+    options = outcome.options
+    with start(name, options, outcome.data.url, round_no) as app:
+        phase = Phase(name, round_no, app.ready_seconds)
+        print(f"  {name}: pid {app.pid}, ready in {app.ready_seconds:.2f}s", flush=True)
+        for op in ops:
+            check_response(app, op)
+            load.drive(
+                app.url,
+                op,
+                connections=options.connections,
+                seconds=options.warmup,
+                tool=outcome.tool,
+            )
+        phase.memory_warm = procs.memory(app.pid)
+        for op in ops:
+            result = load.drive(
+                app.url,
+                op,
+                connections=options.connections,
+                seconds=options.duration,
+                tool=outcome.tool,
+            )
+            phase.loads[op.name] = result
+            print(f"    {op.name}: {report.load_line(result)}", flush=True)
+        if name == SERVER:
+            phase.loads["Q4"], phase.storm = login_storm(outcome, app, ops[0])
+            print(
+                f"    Q4: {report.load_line(phase.loads['Q4'])}; {report.storm_line(phase.storm)}",
+                flush=True,
+            )
+        phase.memory_end = procs.memory(app.pid)
+    return phase
+
+
+def login_storm(outcome: Outcome, app: procs.App, q1: Operation) -> tuple[LoadResult, StormResult]:
+    """Q1 driven as before while the login users sign in back to back."""
+    options = outcome.options
+    storm = load.LoginStorm(
+        app.url,
+        outcome.data.login_emails,
+        dataset.LOGIN_PASSWORD,
+        max_seconds=options.duration + 30,
+    )
+    with storm:
+        time.sleep(min(1.0, options.duration / 4))  # let the hashing pool fill up first
+        result = load.drive(
+            app.url,
+            q1,
+            connections=options.connections,
+            seconds=options.duration,
+            tool=outcome.tool,
+        )
+    if storm.result.logins == 0:
+        raise RuntimeError(f"the login storm made no login ({storm.result.failed} failed)")
+    return result, storm.result
+
+
+async def count_statements(
+    outcome: Outcome, app: procs.App
+) -> dict[str, statements.StatementCount]:
+    data, n = outcome.data, outcome.options.statement_requests
+    cases = {
+        "Q1": Operation("Q1", "me", queries.body(queries.ME), data.user_token),
+        "Q2": Operation("Q2", "users 20", queries.body(queries.USERS), data.admin_token),
+        "Q2 first: 1": Operation(
+            "Q2/1", "users 1", queries.body(queries.users_page(1)), data.admin_token
+        ),
+        "Q2 first: 100": Operation(
+            "Q2/100", "users 100", queries.body(queries.users_page(100)), data.admin_token
+        ),
+    }
+    counted = {}
+    for label, op in cases.items():
+        await statements.warm(app.url, op)  # connections open, types introspected
+        counted[label] = await statements.count(data.url, app.url, op, n)
+    return counted
+
+
+def time_startup(options: argparse.Namespace, data_dir: Path, runs: int) -> list[float]:
+    """Seconds from starting ``gql-api serve`` to a 200 from /readyz, on ``data_dir`` with no
+    PostgreSQL running (serve starts the embedded one). One untimed run first if the directory
+    holds no database yet."""
+    env = procs.clean_env(
+        USER_SERVICE_ENV="production",
+        USER_SERVICE_DATABASE_HOST="",  # no host and no URL: the embedded server
+        USER_SERVICE_DATABASE_DATADIR=str(data_dir),
+        USER_SERVICE_DATABASE_DATABASE=dataset.DATABASE_NAME,
+        USER_SERVICE_AUTH_JWT_SECRET=dataset.JWT_SECRET,
+        USER_SERVICE_AUTH_BCRYPTROUNDS=str(options.bcrypt_rounds),
+    )
+    timings: list[float] = []
+    untimed = 0 if (data_dir / "PG_VERSION").is_file() else 1
+    for attempt in range(untimed + runs):
+        port = procs.free_port()
+        log_path = options.logs_dir / f"startup-{attempt + 1}.log"
+        started = time.perf_counter()
+        with procs.running(SERVER, procs.server_command(port), env, log_path, port=port):
+            elapsed = time.perf_counter() - started
+        if attempt >= untimed:
+            timings.append(elapsed)
+            print(f"  serve -> /readyz 200: {elapsed:.2f}s", flush=True)
+    return timings
+
+
+def machine_tool(options: argparse.Namespace) -> str:
+    if options.tool == "auto":
+        return "wrk" if load.have_wrk() else "python"
+    if options.tool == "wrk" and not load.have_wrk():
+        raise SystemExit("wrk is not installed (apt-get install wrk), use --tool python")
+    return str(options.tool)
+
+
+def main(argv: list[str] | None = None) -> Outcome:
+    options = parse_args(argv)
+    shown = ["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)]
+    print(f"$ {shlex.join(shown)}", flush=True)
+    url, embedded = dataset.open_database(options.database_url, options.data_dir)
+    try:
+        print(f"database: {report.describe_url(url)}; preparing {options.users} users", flush=True)
+        data = asyncio.run(
+            dataset.prepare(url, users=options.users, bcrypt_rounds=options.bcrypt_rounds)
+        )
+        print(
+            f"  {data.users} users ({'seeded' if data.seeded_now else 'already present'}, "
+            f"{data.seed_seconds:.1f}s)",
+            flush=True,
+        )
+        outcome = Outcome(argv=shown, options=options, data=data, tool=machine_tool(options))
+        outcome.statements_note = asyncio.run(statements.available(url))
+        outcome.commands = report.commands(outcome)
+        ops = queries.operations(
+            user_token=data.user_token, admin_token=data.admin_token, deep_cursor=data.deep_cursor
+        )
+        print("check: JSON of both apps and SQL statements per request", flush=True)
+        answers = {name: check_phase(outcome, name, ops) for name in (SERVER, REFERENCE)}
+        outcome.json_check = {
+            op.name: compare_json(answers[SERVER][op.name], answers[REFERENCE][op.name])
+            for op in ops
+        }
+        print("  " + ", ".join(f"{k}: {v}" for k, v in outcome.json_check.items()), flush=True)
+        for round_no in range(1, options.rounds + 1):
+            print(f"round {round_no}/{options.rounds}", flush=True)
+            for name in (SERVER, REFERENCE):
+                outcome.phases.append(run_phase(outcome, name, round_no, ops))
+        outcome.postgres = asyncio.run(report.postgres_version(url))
+    finally:
+        if embedded is not None:
+            embedded.stop()  # the last holder stops it: serve starts it afresh below
+    if embedded is not None:
+        startup_dir = options.data_dir
+    else:
+        startup_dir = options.data_dir.parent / "startup-pgdata"
+        outcome.startup_note = f"--database-url given: measured on {startup_dir}"
+    if options.startup_runs > 0:
+        print("start-up of gql-api serve on an existing embedded data directory", flush=True)
+        outcome.startup_seconds = time_startup(options, startup_dir, options.startup_runs)
+    outcome.finished_at = time.time()
+    text = report.render(outcome)
+    print(text)
+    options.results.parent.mkdir(parents=True, exist_ok=True)
+    options.results.write_text(report.markdown(outcome, text), encoding="utf-8")
+    if options.json:
+        options.json.write_bytes(report.as_json(outcome))
+    print(f"written: {options.results}")
+    return outcome
+
+
+if __name__ == "__main__":
+    main()

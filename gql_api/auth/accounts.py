@@ -1,0 +1,193 @@
+"""Account flows: register, login, change password. Inputs arrive already validated
+(``gql_api.validation``); each change and its audit entry commit in one transaction.
+
+Hashing happens outside transactions (it takes a worker thread ~0.3 s at cost 12) so that no
+connection or row lock is held while bcrypt runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gql_api import metrics
+from gql_api.config import AuthSettings
+from gql_api.db import Database
+from gql_api.graphql.errors import BadUserInput, Conflict, RateLimited, Unauthenticated
+from gql_api.models import TokenPurpose, UserStatus
+from gql_api.repositories import login_attempts
+from gql_api.repositories import one_time_tokens as token_repo
+from gql_api.repositories import sessions as session_repo
+from gql_api.repositories import users as user_repo
+
+from . import limits
+from . import sessions as session_policy
+from .current import Viewer
+from .events import RequestMeta, record
+from .passwords import hash_password, needs_rehash, verify_dummy, verify_password
+from .sessions import IssuedTokens
+
+INVALID_CREDENTIALS = "Invalid email or password"
+
+
+async def register(
+    db: Database,
+    settings: AuthSettings,
+    *,
+    email: str,
+    password: str,
+    first_name: str,
+    last_name: str,
+    meta: RequestMeta,
+) -> IssuedTokens:
+    """Create the account and sign it in; :class:`Conflict` when the e-mail is taken."""
+    await limits.admit_registration(db, settings, ip_address=meta.ip_address)
+    password_hash = await hash_password(password, settings.bcrypt_rounds)
+    async with db.transaction() as session:
+        created = await user_repo.create_user(
+            session,
+            email=email,
+            password_hash=password_hash,
+            first_name=first_name,
+            last_name=last_name,
+        )
+        if created is None or created.id is None:
+            raise Conflict(
+                "An account with this email already exists",
+                fields={"email": "is already registered"},
+            )
+        user = await user_repo.record_login(session, user_id=created.id) or created
+        issued = await session_policy.start(session, settings, user=user, meta=meta)
+        await record(
+            session,
+            meta,
+            "auth.register",
+            actor_id=user.id,
+            target_id=user.id,
+            changes={"email": email, "session_id": str(issued.session.id)},
+        )
+    return issued
+
+
+async def login(
+    db: Database,
+    settings: AuthSettings,
+    *,
+    email: str,
+    password: str,
+    device_info: dict[str, Any] | None,
+    meta: RequestMeta,
+) -> IssuedTokens:
+    """Check the password and start a session.
+
+    Unknown e-mail, wrong password and inactive account give one error after one bcrypt check
+    each (a dummy hash for unknown e-mails), so neither the answer nor its timing tells them
+    apart.
+    """
+    try:
+        attempt_id = await limits.admit_login(
+            db, settings, email=email, ip_address=meta.ip_address
+        )
+    except RateLimited:
+        metrics.record_failed_login()
+        raise
+    async with db.session() as session:
+        found = await user_repo.get_by_email(session, email=email)
+    if found is None:
+        await verify_dummy(password, settings.bcrypt_rounds)
+        reason = "unknown_email"
+    elif not await verify_password(password, found.password_hash):
+        reason = "wrong_password"
+    elif found.status != UserStatus.ACTIVE.value:
+        reason = "inactive"
+    else:
+        reason = ""
+    if reason or found is None or found.id is None:
+        async with db.transaction() as session:
+            await login_attempts.mark_failed(session, attempt_id=attempt_id)
+            await record(
+                session,
+                meta,
+                "auth.login_failed",
+                target_id=found.id if found is not None else None,
+                changes={"email": email, "reason": reason},
+            )
+        metrics.record_failed_login()
+        raise Unauthenticated(INVALID_CREDENTIALS)
+
+    upgraded = None
+    if needs_rehash(found.password_hash, settings.bcrypt_rounds):
+        upgraded = await hash_password(password, settings.bcrypt_rounds)
+    async with db.transaction() as session:
+        await login_attempts.mark_succeeded(session, attempt_id=attempt_id)
+        if upgraded is not None:
+            await user_repo.upgrade_password_hash(
+                session, user_id=found.id, old_hash=found.password_hash, new_hash=upgraded
+            )
+        user = await user_repo.record_login(session, user_id=found.id) or found
+        issued = await session_policy.start(
+            session, settings, user=user, meta=meta, device_info=device_info
+        )
+        await record(
+            session,
+            meta,
+            "auth.login",
+            actor_id=user.id,
+            target_id=user.id,
+            changes={"session_id": str(issued.session.id), "rehashed": upgraded is not None},
+        )
+    return issued
+
+
+async def change_password(
+    db: Database,
+    settings: AuthSettings,
+    *,
+    viewer: Viewer,
+    current_password: str,
+    new_password: str,
+    meta: RequestMeta,
+) -> IssuedTokens:
+    """Needs the current password; revokes every other session and gives this one new tokens.
+
+    Wrong current passwords count against the account's login limit, so a stolen access token
+    cannot be used to guess the password at leisure.
+    """
+    user = viewer.user
+    assert user.id is not None
+    attempt_id = await limits.admit_login(
+        db, settings, email=user.email, ip_address=meta.ip_address
+    )
+    if not await verify_password(current_password, user.password_hash):
+        async with db.transaction() as session:
+            await login_attempts.mark_failed(session, attempt_id=attempt_id)
+        raise BadUserInput(
+            "The current password is incorrect", fields={"currentPassword": "is incorrect"}
+        )
+    password_hash = await hash_password(new_password, settings.bcrypt_rounds)
+    async with db.transaction() as session:
+        await login_attempts.mark_succeeded(session, attempt_id=attempt_id)
+        row = await session_repo.get(session, session_id=viewer.session_id)
+        if row is None or row.revoked_at is not None:
+            raise Unauthenticated("Session revoked or expired")
+        updated = await user_repo.set_password(
+            session, user_id=user.id, password_hash=password_hash
+        )
+        assert updated is not None
+        revoked = await session_repo.revoke_all_for_user(
+            session, user_id=user.id, reason="password_changed", except_session_id=row.id
+        )
+        await token_repo.invalidate_for_user(
+            session, user_id=user.id, purpose=TokenPurpose.RESET_PASSWORD
+        )
+        issued = await session_policy.replace_refresh_token(
+            session, settings, user=updated, row=row
+        )
+        await record(
+            session,
+            meta,
+            "auth.password_changed",
+            actor_id=user.id,
+            target_id=user.id,
+            changes={"revoked_sessions": revoked},
+        )
+    return issued

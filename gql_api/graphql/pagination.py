@@ -1,0 +1,150 @@
+"""Relay connections over keyset pages: the types, the page-size rules and opaque cursors.
+
+A cursor is ``base64url(json([tag, key, id]))``: the position of one row in one order. ``tag``
+names the order (field and direction), so a cursor taken in one order is refused in another
+rather than silently jumping to an unrelated position. Cursors are opaque to clients, not
+secret: they only hold values the client could already see.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+import strawberry
+
+from gql_api.graphql.errors import BadUserInput
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+NodeT = TypeVar("NodeT")
+KeyKind = Literal["datetime", "text"]
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[NodeT]):
+    cursor: str
+    node: NodeT
+
+
+@strawberry.type
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]]
+    page_info: PageInfo
+    # Counting is one more statement over every matching row: it runs only when selected.
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="Rows matching the filter, over all pages (one extra query).")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+@dataclass(frozen=True)
+class Window:
+    """How many rows a page holds and from which end of the range they are taken."""
+
+    limit: int
+    from_end: bool  # `last`: the rows nearest `before` (or the end), still in forward order
+
+
+def page_window(first: int | None, last: int | None) -> Window:
+    """``first``/``last`` checked: at most one, 0 < n <= MAX_PAGE_SIZE, default first 20."""
+    if first is not None and last is not None:
+        raise BadUserInput(
+            "Pass either first or last, not both",
+            fields={"first": "not with last", "last": "not with first"},
+        )
+    for name, value in (("first", first), ("last", last)):
+        if value is not None and not 1 <= value <= MAX_PAGE_SIZE:
+            raise BadUserInput(
+                f"{name} must be between 1 and {MAX_PAGE_SIZE}",
+                fields={name: f"must be between 1 and {MAX_PAGE_SIZE}"},
+            )
+    if last is not None:
+        return Window(limit=last, from_end=True)
+    return Window(limit=first if first is not None else DEFAULT_PAGE_SIZE, from_end=False)
+
+
+def encode_cursor(tag: str, key: datetime | str | None, row_id: uuid.UUID) -> str:
+    plain = key.isoformat() if isinstance(key, datetime) else key
+    raw = json.dumps([tag, plain, str(row_id)], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(
+    cursor: str, *, tag: str, kind: KeyKind, nullable: bool = False, argument: str = "after"
+) -> tuple[Any, uuid.UUID]:
+    """The (key, id) a cursor points at, or BAD_USER_INPUT naming ``argument``."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        got_tag, key, row_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        if got_tag != tag:
+            raise BadUserInput(
+                "The cursor belongs to another ordering; start again from the first page",
+                fields={argument: "cursor from another ordering"},
+            )
+        position = uuid.UUID(row_id)
+        if key is None:
+            if not nullable:
+                raise ValueError("null key")
+            return None, position
+        if kind == "datetime":
+            moment = datetime.fromisoformat(key)
+            if moment.tzinfo is None:
+                raise ValueError("naive datetime")
+            return moment, position
+        if not isinstance(key, str):
+            raise ValueError("text key expected")
+        return key, position
+    except BadUserInput:
+        raise
+    except (ValueError, TypeError, UnicodeError, binascii.Error, AttributeError):
+        raise BadUserInput("Malformed cursor", fields={argument: "malformed cursor"}) from None
+
+
+def build_connection(
+    nodes: Sequence[NodeT],
+    cursors: Sequence[str],
+    *,
+    window: Window,
+    has_more: bool,
+    after: str | None,
+    before: str | None,
+    count: Callable[[], Awaitable[int]],
+) -> Connection[NodeT]:
+    """Relay page info from one keyset fetch of ``limit + 1`` rows.
+
+    The fetch only tells whether more rows lie in its direction of travel. For the other side we
+    answer as the Relay spec allows without another query: a cursor on that side implies rows
+    there (they may since have been deleted).
+    """
+    edges = [Edge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)]
+    if window.from_end:
+        has_next, has_previous = before is not None, has_more
+    else:
+        has_next, has_previous = has_more, after is not None
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=has_next,
+            has_previous_page=has_previous,
+            start_cursor=cursors[0] if cursors else None,
+            end_cursor=cursors[-1] if cursors else None,
+        ),
+        count=count,
+    )

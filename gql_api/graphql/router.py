@@ -1,0 +1,119 @@
+"""The GraphQL HTTP endpoint: Strawberry's FastAPI router plus what the specification and
+production need.
+
+- GraphQL-over-HTTP: a client that accepts ``application/graphql-response+json`` gets that media
+  type, and a request that fails before execution (parse, validation, variable coercion, limits)
+  gets 400 without a ``data`` entry; ``application/json`` clients keep the classic 200.
+- Persisted queries (APQ) and trusted documents, resolved before execution.
+- orjson for the response body.
+- Batching only when configured (Strawberry refuses lists otherwise).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from cross_web import HTTPException
+from fastapi.routing import APIWebSocketRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.fastapi import GraphQLRouter as StrawberryRouter
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+
+from gql_api.config import Settings
+from gql_api.graphql.masking import is_coercion_error, with_code
+from gql_api.graphql.persisted import PersistedDocuments
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+
+
+def wants_graphql_response(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return GRAPHQL_RESPONSE_JSON in accept
+
+
+class GraphQLRouter(StrawberryRouter[Any, None]):
+    def __init__(self, schema: Any, *, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(schema, **kwargs)
+        if not kwargs.get("subscription_protocols"):
+            # No subscriptions, no WebSocket endpoint: a handshake is closed before any work.
+            self.routes[:] = [r for r in self.routes if not isinstance(r, APIWebSocketRoute)]
+        self.settings = settings
+        self.documents = PersistedDocuments(settings.graphql)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET carrying only a persisted query hash is an operation, not a visit to GraphiQL.
+        if "extensions" in request.query_params:
+            return False
+        return bool(super().should_render_graphql_ide(request))
+
+    def decode_json(self, data: str | bytes) -> object:
+        # orjson refuses invalid UTF-8 and nesting deeper than 1,024 levels with a
+        # JSONDecodeError (a 400), where json.loads would recurse until it crashes.
+        value = orjson.loads(data)
+        if not isinstance(value, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object")
+        return value
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    async def execute_single(  # type: ignore[override]
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: Any,
+        root_value: Any,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        viewer = getattr(context, "viewer", None)
+        resolved = await self.documents.resolve(
+            context.db,
+            request_data.query,
+            request_data.extensions,
+            is_admin=bool(viewer is not None and viewer.is_admin),
+        )
+        if resolved.error is not None:
+            return PreExecutionError(data=None, errors=[resolved.error])
+        request_data.query = resolved.query
+        result = await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
+        if resolved.store and resolved.sha256 and not isinstance(result, PreExecutionError):
+            # Only documents that parsed and validated are kept.
+            await self.documents.store(context.db, resolved.sha256, resolved.query or "")
+        return result
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        if result.errors:
+            # Errors raised while parsing through the parser cache skip the operation hooks,
+            # so the codes of parse and validation errors are settled here.
+            result.errors = [with_code(error) for error in result.errors]
+        response = await super().process_result(request, result)
+        failed_early = isinstance(result, PreExecutionError) or (
+            result.data is None
+            and bool(result.errors)
+            and all(is_coercion_error(error) for error in result.errors or ())
+        )
+        if failed_early and wants_graphql_response(request):
+            # The request failed before execution: no data entry, and a 400 (see run()).
+            response.pop("data", None)
+            request.state.graphql_status = 400
+        return response
+
+    async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
+        response = await super().run(request, context=context, root_value=root_value)
+        if isinstance(request, Request) and isinstance(response, Response):
+            media_type = response.headers.get("content-type", "")
+            if media_type.startswith("application/json") and wants_graphql_response(request):
+                response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+                status = getattr(request.state, "graphql_status", None)
+                if status is not None:
+                    response.status_code = status
+        return response

@@ -1,0 +1,51 @@
+"""User profiles: read one for update, write the fields a caller changed.
+
+Every function works inside the caller's transaction and never commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_api.models import UserProfile
+
+# The columns a client may write (through updateMe or an admin's createUser).
+EDITABLE = ("bio", "avatar_url", "phone", "timezone", "locale", "preferences")
+
+
+async def get_for_update(session: AsyncSession, *, user_id: uuid.UUID) -> UserProfile | None:
+    """The profile, locked so that two concurrent edits diff against what the other wrote."""
+    statement = (
+        select(UserProfile)
+        .where(UserProfile.user_id == user_id)  # type: ignore[arg-type]
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def upsert(
+    session: AsyncSession, *, user_id: uuid.UUID, values: dict[str, Any]
+) -> UserProfile:
+    """Write ``values`` (a subset of :data:`EDITABLE`); creates the row for a user without one
+    (users inserted before profiles existed, or by hand)."""
+    unknown = set(values) - set(EDITABLE)
+    if unknown:
+        raise ValueError(f"not editable profile fields: {sorted(unknown)}")
+    statement = (
+        insert(UserProfile)
+        .values(user_id=user_id, **values)
+        .on_conflict_do_update(
+            index_elements=[UserProfile.user_id],  # type: ignore[list-item]
+            set_={**values, "updated_at": func.now()},
+        )
+        .returning(UserProfile)
+    )
+    return (
+        await session.execute(statement, execution_options={"populate_existing": True})
+    ).scalar_one()

@@ -1,0 +1,157 @@
+"""User sessions (one row per signed-in device): creation, refresh look-up, rotation, revocation.
+
+Every function works inside the caller's transaction and never commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from gql_api.models import UserSession
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    token_hash: str,
+    expires_at: datetime,
+    device_info: dict[str, Any] | None = None,
+    ip_address: str | None = None,
+    user_agent: str | None = None,
+) -> UserSession:
+    statement = (
+        insert(UserSession)
+        .values(
+            user_id=user_id,
+            token_hash=token_hash,
+            expires_at=expires_at,
+            device_info=device_info,
+            ip_address=ip_address,
+            user_agent=user_agent,
+        )
+        .returning(UserSession)
+    )
+    return (await session.execute(statement)).scalar_one()
+
+
+async def get(session: AsyncSession, *, session_id: uuid.UUID) -> UserSession | None:
+    return await session.get(UserSession, session_id)
+
+
+async def lock_by_refresh_hash(session: AsyncSession, *, token_hash: str) -> UserSession | None:
+    """The session whose current or previous refresh token has this hash, locked FOR UPDATE so
+    that concurrent refreshes of one session run one after the other."""
+    statement = (
+        select(UserSession)
+        .where(
+            or_(
+                UserSession.token_hash == token_hash,  # type: ignore[arg-type]
+                UserSession.previous_token_hash == token_hash,  # type: ignore[arg-type]
+            )
+        )
+        .order_by(UserSession.rotated_at.desc().nulls_last())  # type: ignore[union-attr]
+        .limit(1)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def rotate(
+    session: AsyncSession, *, session_id: uuid.UUID, old_hash: str | None, new_hash: str
+) -> UserSession:
+    """Make ``new_hash`` current; ``old_hash`` stays recognisable (grace window, reuse)."""
+    statement = (
+        update(UserSession)
+        .where(UserSession.id == session_id)  # type: ignore[arg-type]
+        .values(
+            token_hash=new_hash,
+            previous_token_hash=old_hash,
+            rotated_at=func.now(),
+            last_used_at=func.now(),
+        )
+        .returning(UserSession)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(statement)).scalar_one()
+
+
+async def touch(session: AsyncSession, *, session_id: uuid.UUID) -> UserSession:
+    statement = (
+        update(UserSession)
+        .where(UserSession.id == session_id)  # type: ignore[arg-type]
+        .values(last_used_at=func.now())
+        .returning(UserSession)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(statement)).scalar_one()
+
+
+async def revoke(session: AsyncSession, *, session_id: uuid.UUID, reason: str) -> bool:
+    """True when this call revoked it; False when it was unknown or already revoked."""
+    result = await session.execute(
+        update(UserSession)
+        .where(
+            UserSession.id == session_id,  # type: ignore[arg-type]
+            UserSession.revoked_at.is_(None),  # type: ignore[union-attr]
+        )
+        .values(revoked_at=func.now(), revoked_reason=reason)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def revoke_all_for_user(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    reason: str,
+    except_session_id: uuid.UUID | None = None,
+) -> int:
+    """Revoke every live session of the user (but ``except_session_id``); returns how many."""
+    conditions = [
+        UserSession.user_id == user_id,
+        UserSession.revoked_at.is_(None),  # type: ignore[union-attr]
+        UserSession.expires_at > func.now(),
+    ]
+    if except_session_id is not None:
+        conditions.append(UserSession.id != except_session_id)
+    result = await session.execute(
+        update(UserSession)
+        .where(*conditions)  # type: ignore[arg-type]
+        .values(revoked_at=func.now(), revoked_reason=reason)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def revoke_least_recently_used(
+    session: AsyncSession, *, user_id: uuid.UUID, keep: int, reason: str
+) -> int:
+    """Revoke the user's live sessions beyond the ``keep`` most recently used; returns how many."""
+    live = (
+        select(col(UserSession.id))
+        .where(
+            UserSession.user_id == user_id,  # type: ignore[arg-type]
+            UserSession.revoked_at.is_(None),  # type: ignore[union-attr]
+            UserSession.expires_at > func.now(),  # type: ignore[arg-type]
+        )
+        .order_by(
+            UserSession.last_used_at.desc(),  # type: ignore[union-attr]
+            UserSession.created_at.desc(),  # type: ignore[union-attr]
+        )
+        .offset(keep)
+    )
+    result = await session.execute(
+        update(UserSession)
+        .where(UserSession.id.in_(live))  # type: ignore[union-attr]
+        .values(revoked_at=func.now(), revoked_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

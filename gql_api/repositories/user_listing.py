@@ -1,0 +1,150 @@
+"""Reading users page by page: filters, the four orders and keyset windows over them.
+
+Only the columns the ``User`` type shows are selected (never ``password_hash``), as plain rows:
+no ORM identity map to fill for a page that is serialised and dropped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Row,
+    Table,
+    and_,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_api.models import User
+from gql_api.repositories.keyset import Position, seek, trim
+
+users: Table = User.__table__  # type: ignore[attr-defined]
+
+# Every column of the GraphQL User type; password_hash is deliberately absent.
+PUBLIC_COLUMNS = tuple(c for c in users.c if c.name != "password_hash")
+
+# A NULL last_login_at (never logged in) sorts as the oldest login. The same expression is
+# indexed (idx_users_last_login_at_id), so ORDER BY and the seek condition use the index.
+NEVER = literal_column("'-infinity'::timestamp with time zone", DateTime(timezone=True))
+_LAST_LOGIN_KEY = func.coalesce(users.c.last_login_at, NEVER)
+
+
+class UserOrderField(StrEnum):
+    CREATED_AT = "created_at"
+    EMAIL = "email"
+    LAST_NAME = "last_name"
+    LAST_LOGIN_AT = "last_login_at"
+
+    @property
+    def key(self) -> ColumnElement[Any]:
+        """The SQL sort key (always paired with ``id`` as the tie-breaker)."""
+        if self is UserOrderField.LAST_LOGIN_AT:
+            return _LAST_LOGIN_KEY
+        return users.c[self.value]
+
+    @property
+    def is_datetime(self) -> bool:
+        return self in (UserOrderField.CREATED_AT, UserOrderField.LAST_LOGIN_AT)
+
+    @property
+    def nullable(self) -> bool:
+        return self is UserOrderField.LAST_LOGIN_AT
+
+    def key_of(self, row: Any) -> datetime | str | None:
+        """The sort key of a fetched row, as it goes into a cursor."""
+        value: datetime | str | None = getattr(row, self.value)
+        return value
+
+    def position(self, key: datetime | str | None, row_id: uuid.UUID) -> Position:
+        """A cursor's (key, id) as SQL values comparable with :attr:`key`."""
+        column = users.c[self.value]
+        bound = NEVER if key is None else literal(key, column.type)
+        return Position(key=bound, id=literal(row_id, users.c.id.type))
+
+
+@dataclass(frozen=True)
+class UserFilter:
+    role: str | None = None
+    status: str | None = None
+    email_verified: bool | None = None
+    search: str | None = None  # case-insensitive substring of email, first or last name
+    created_after: datetime | None = None  # exclusive
+    created_before: datetime | None = None  # exclusive
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.role is not None:
+            where.append(users.c.role == self.role)
+        if self.status is not None:
+            where.append(users.c.status == self.status)
+        if self.email_verified is not None:
+            where.append(users.c.email_verified.is_(self.email_verified))
+        if self.search:
+            pattern = f"%{escape_like(self.search)}%"
+            # Three ILIKEs OR-ed: PostgreSQL combines the three trigram GIN indexes (BitmapOr).
+            where.append(
+                or_(
+                    users.c.email.ilike(pattern, escape="\\"),
+                    users.c.first_name.ilike(pattern, escape="\\"),
+                    users.c.last_name.ilike(pattern, escape="\\"),
+                )
+            )
+        if self.created_after is not None:
+            where.append(users.c.created_at > self.created_after)
+        if self.created_before is not None:
+            where.append(users.c.created_at < self.created_before)
+        return where
+
+
+def escape_like(term: str) -> str:
+    """The term matched literally inside a LIKE pattern (``%`` and ``_`` are not wildcards)."""
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def list_users(
+    session: AsyncSession,
+    *,
+    where: UserFilter,
+    order: UserOrderField,
+    descending: bool,
+    after: Position | None,
+    before: Position | None,
+    limit: int,
+    from_end: bool,
+) -> tuple[list[Row[Any]], bool]:
+    """One keyset page of users (public columns) and whether more rows lie beyond it."""
+    statement = select(*PUBLIC_COLUMNS).where(and_(True, *where.conditions()))
+    statement = seek(
+        statement,
+        key=order.key,
+        row_id=users.c.id,
+        descending=descending,
+        after=after,
+        before=before,
+        limit=limit,
+        from_end=from_end,
+    )
+    rows = (await session.execute(statement)).all()
+    return trim(rows, limit=limit, from_end=from_end)
+
+
+async def count_users(session: AsyncSession, *, where: UserFilter) -> int:
+    statement = select(func.count()).select_from(users).where(and_(True, *where.conditions()))
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def get_public(session: AsyncSession, *, user_id: uuid.UUID) -> Row[Any] | None:
+    """One user's public columns, or None."""
+    statement = select(*PUBLIC_COLUMNS).where(users.c.id == user_id)
+    return (await session.execute(statement)).one_or_none()

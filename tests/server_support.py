@@ -1,0 +1,110 @@
+"""A real uvicorn server process on a free loopback port, stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import BCRYPT_TEST_ROUNDS, TEST_JWT_SECRET
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen[str]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def server_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("USER_SERVICE_") and k not in {"DATABASE_URL", "TEST_DATABASE_URL"}
+    }
+    env.update(
+        USER_SERVICE_ENV="test",
+        USER_SERVICE_DATABASE_URL=database_url,
+        USER_SERVICE_AUTH_JWT_SECRET=TEST_JWT_SECRET,
+        USER_SERVICE_AUTH_BCRYPTROUNDS=str(BCRYPT_TEST_ROUNDS),
+        USER_SERVICE_CONFIG_DIR=str(REPO / "configs"),
+    )
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def uvicorn_server(
+    env: dict[str, str], log_path: Path, *, workers: int = 1, timeout: float = 60
+) -> Iterator[RunningServer]:
+    """Start ``uvicorn gql_api.app:app_factory`` and wait for /readyz; always stop it."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "gql_api.app:app_factory",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
+    with log_path.open("w", encoding="utf-8") as log_file:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True
+        )
+    server = RunningServer(process, port, log_path)
+    try:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited early:\n{server.log()}")
+            try:
+                ready = httpx.get(f"{server.url}/readyz", timeout=2)
+                if ready.status_code == 200:
+                    break
+                last = ready.text
+            except httpx.TransportError as exc:
+                last = repr(exc)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server not ready in {timeout}s ({last}):\n{server.log()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)

@@ -1,0 +1,153 @@
+"""GraphQL over HTTP: media types, status codes, GET rules, CSRF, CORS, body size, batching."""
+
+from __future__ import annotations
+
+import httpx
+
+from gql_api.db import Database
+from tests.hardening_support import app_client
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+async def test_accept_graphql_response_json(client: httpx.AsyncClient) -> None:
+    ok = await client.post(
+        "/graphql", json={"query": "{ health { status } }"}, headers={"Accept": GRAPHQL_RESPONSE}
+    )
+    assert ok.status_code == 200
+    assert ok.headers["content-type"].startswith(GRAPHQL_RESPONSE)
+    invalid = await client.post(
+        "/graphql", json={"query": "{ nope }"}, headers={"Accept": GRAPHQL_RESPONSE}
+    )
+    assert invalid.status_code == 400
+    assert "data" not in invalid.json()
+    classic = await client.post(
+        "/graphql", json={"query": "{ nope }"}, headers={"Accept": "application/json"}
+    )
+    assert classic.status_code == 200
+    assert classic.headers["content-type"].startswith("application/json")
+    assert classic.json()["data"] is None
+
+
+async def test_field_errors_keep_status_200_and_data(client: httpx.AsyncClient) -> None:
+    # Execution started: the response has data (null) and the error, with 200.
+    response = await client.post(
+        "/graphql", json={"query": "{ users { totalCount } }"}, headers={"Accept": GRAPHQL_RESPONSE}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert "data" in body and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_get_for_queries_only(client: httpx.AsyncClient) -> None:
+    query = await client.get("/graphql", params={"query": "{ health { status } }"})
+    assert query.status_code == 200 and query.json()["data"]["health"]["status"] == "ok"
+    mutation = await client.get("/graphql", params={"query": "mutation { __typename }"})
+    assert mutation.status_code in (400, 405)
+    assert "data" not in mutation.text or mutation.json().get("data") is None
+
+
+async def test_form_and_text_bodies_are_refused(client: httpx.AsyncClient) -> None:
+    # A browser can send these cross-site without a preflight: no state change through them.
+    form = await client.post("/graphql", data={"query": "mutation { __typename }"})
+    assert form.status_code in (400, 415)
+    text = await client.post(
+        "/graphql",
+        content='{"query": "mutation { __typename }"}',
+        headers={"Content-Type": "text/plain"},
+    )
+    assert text.status_code in (400, 415)
+
+
+async def test_batched_requests_are_off(client: httpx.AsyncClient) -> None:
+    response = await client.post("/graphql", json=[{"query": "{ health { status } }"}] * 2)
+    assert response.status_code == 400
+
+
+async def test_body_limit(client: httpx.AsyncClient) -> None:
+    padding = "x" * (1024 * 1024)
+    response = await client.post(
+        "/graphql", json={"query": "{ health { status } }", "variables": {"p": padding}}
+    )
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    # Just under the limit is parsed as usual.
+    small = await client.post(
+        "/graphql", json={"query": "{ health { status } }", "variables": {"p": "x" * (1024 * 1000)}}
+    )
+    assert small.status_code == 200
+
+
+async def test_body_limit_without_content_length(client: httpx.AsyncClient) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"query": "{ health { status } }", "variables": {"p": "'
+        for _ in range(20):
+            yield b"x" * 65536
+        yield b'"}}'
+
+    response = await client.post(
+        "/graphql", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+
+
+async def test_cors_only_for_configured_origins(db: Database) -> None:
+    async with app_client(db, server={"cors_origins": ["https://app.example"]}) as http:
+        preflight = await http.options(
+            "/graphql",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type,authorization",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+        evil = await http.options(
+            "/graphql",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert "access-control-allow-origin" not in evil.headers
+        simple = await http.post(
+            "/graphql", json={"query": "{ __typename }"}, headers={"Origin": "https://evil.example"}
+        )
+        assert "access-control-allow-origin" not in simple.headers
+
+
+async def test_no_cors_headers_by_default(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/graphql", json={"query": "{ __typename }"}, headers={"Origin": "https://x.example"}
+    )
+    assert "access-control-allow-origin" not in response.headers
+
+
+async def test_websocket_protocols_are_off(app) -> None:  # type: ignore[no-untyped-def]
+    """A raw ASGI websocket handshake: no GraphQL subprotocol is accepted."""
+    for protocol in ("graphql-transport-ws", "graphql-ws"):
+        sent: list[dict[str, object]] = []
+        incoming = [{"type": "websocket.connect"}]
+
+        async def receive(incoming: list[dict[str, object]] = incoming) -> dict[str, object]:
+            return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
+
+        async def send(message: dict[str, object], sent: list[dict[str, object]] = sent) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "websocket",
+            "asgi": {"version": "3.0"},
+            "scheme": "ws",
+            "path": "/graphql",
+            "raw_path": b"/graphql",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"testserver"), (b"sec-websocket-protocol", protocol.encode())],
+            "subprotocols": [protocol],
+            "client": ("127.0.0.1", 40000),
+            "server": ("testserver", 80),
+        }
+        await app(scope, receive, send)
+        accepted = [m for m in sent if m["type"] == "websocket.accept"]
+        assert all(m.get("subprotocol") != protocol for m in accepted), sent
+        closes = [m for m in sent if m["type"] == "websocket.close"]
+        assert closes and not accepted, sent

@@ -1,0 +1,158 @@
+"""Cleanup of expired sessions, spent tokens and old login attempts: only what expired goes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from gql_api import cli
+from gql_api.app import create_app
+from gql_api.config import Settings
+from gql_api.db import Database
+from gql_api.maintenance import CLEANUP_LOCK_KEY, cleanup_expired, cleanup_if_leader
+from tests.conftest import MadeUser, make_settings
+
+
+async def _session(db: Database, user: MadeUser, expires: str, revoked: str | None = None) -> None:
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO user_sessions (user_id, token_hash, expires_at, revoked_at) "
+                "VALUES (:uid, :hash, now() + CAST(:expires AS text)::interval, "
+                "now() + CAST(:revoked AS text)::interval)"
+            ),
+            {"uid": user.id, "hash": uuid.uuid4().hex * 2, "expires": expires, "revoked": revoked},
+        )
+
+
+async def _token(db: Database, user: MadeUser, expires: str, used: bool) -> None:
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO one_time_tokens (user_id, purpose, token_hash, expires_at, used_at) "
+                "VALUES (:uid, 'reset_password', :hash, now() + CAST(:expires AS text)::interval, "
+                "CASE WHEN :used THEN now() END)"
+            ),
+            {"uid": user.id, "hash": uuid.uuid4().hex * 2, "expires": expires, "used": used},
+        )
+
+
+async def _attempt(db: Database, age: str) -> None:
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO login_attempts (kind, email, created_at) "
+                "VALUES ('login', 'x@example.com', now() - CAST(:age AS text)::interval)"
+            ),
+            {"age": age},
+        )
+
+
+async def _expired_and_kept(db: Database, user: MadeUser) -> None:
+    """Expired: 5 sessions, 3 tokens, 4 attempts. Kept: 3 sessions, 1 token, 2 attempts."""
+    for _ in range(4):
+        await _session(db, user, "-1 minute")
+    await _session(db, user, "+1 day", revoked="-3 days")  # revoked long ago
+    await _session(db, user, "+1 day")  # active
+    await _session(db, user, "+1 day", revoked="-1 minute")  # revoked recently: reuse detection
+    await _session(db, user, "+1 minute")
+    await _token(db, user, "-1 minute", used=False)
+    await _token(db, user, "+1 hour", used=True)
+    await _token(db, user, "-1 hour", used=True)
+    await _token(db, user, "+1 hour", used=False)
+    for _ in range(4):
+        await _attempt(db, "1 hour")
+    await _attempt(db, "1 minute")
+    await _attempt(db, "0 seconds")
+
+
+async def _counts(db: Database) -> dict[str, int]:
+    async with db.engine.connect() as conn:
+        return {
+            table: int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+            for table in ("user_sessions", "one_time_tokens", "login_attempts")
+        }
+
+
+KEPT = {"user_sessions": 3, "one_time_tokens": 1, "login_attempts": 2}
+
+
+async def test_cleanup_removes_only_what_expired_in_batches(
+    db: Database, settings: Settings, user: MadeUser
+) -> None:
+    await _expired_and_kept(db, user)
+    removed = await cleanup_expired(db, settings, batch=2)
+    assert removed == {"user_sessions": 5, "one_time_tokens": 3, "login_attempts": 4}
+    assert await _counts(db) == KEPT
+    async with db.engine.connect() as conn:
+        left = (
+            await conn.execute(
+                text("SELECT count(*) FROM user_sessions WHERE expires_at < now()")
+            )
+        ).scalar_one()
+    assert left == 0
+    assert await cleanup_expired(db, settings) == dict.fromkeys(KEPT, 0)
+
+
+async def test_cli_db_cleanup(
+    db: Database,
+    user: MadeUser,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    await _expired_and_kept(db, user)
+    monkeypatch.setenv("USER_SERVICE_DATABASE_URL", database_url)
+    for name in ("USER_SERVICE_ENV", "USER_SERVICE_CONFIG", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert await asyncio.to_thread(cli.main, ["db", "cleanup"]) == 0
+    out = capsys.readouterr().out
+    assert "user_sessions: removed 5" in out
+    assert "one_time_tokens: removed 3" in out
+    assert "login_attempts: removed 4" in out
+    assert await _counts(db) == KEPT
+
+
+async def test_only_one_process_cleans_at_a_time(
+    db: Database, settings: Settings, user: MadeUser, database_url: str
+) -> None:
+    await _expired_and_kept(db, user)
+    other = await asyncpg.connect(database_url)
+    try:
+        async with other.transaction():  # another replica is cleaning right now
+            await other.execute("SELECT pg_advisory_xact_lock($1)", CLEANUP_LOCK_KEY)
+            assert await cleanup_if_leader(db, settings) is None
+            assert await _counts(db) != KEPT
+    finally:
+        await other.close()
+    assert await cleanup_if_leader(db, settings) is not None
+    assert await _counts(db) == KEPT
+
+
+async def test_server_cleans_up_periodically(
+    db: Database, user: MadeUser, database_url: str
+) -> None:
+    await _expired_and_kept(db, user)
+    settings = make_settings(database_url, database={"cleanup_interval": "200ms"})
+    app = create_app(settings, db)
+    async with app.router.lifespan_context(app):
+        for _ in range(50):
+            if await _counts(db) == KEPT:
+                break
+            await asyncio.sleep(0.1)
+    assert await _counts(db) == KEPT
+
+
+async def test_periodic_cleanup_can_be_turned_off(db: Database, database_url: str) -> None:
+    settings = make_settings(database_url, database={"cleanup_interval": "0"})
+    assert settings.database.cleanup_interval.total_seconds() == 0
+    app = create_app(settings, db)
+    before = asyncio.all_tasks()  # other apps of the run may have their own cleanup task
+    async with app.router.lifespan_context(app):
+        started = asyncio.all_tasks() - before
+        names = {t.get_coro().__qualname__ for t in started}  # type: ignore[union-attr]
+    assert "run_periodic_cleanup" not in names

@@ -1,0 +1,186 @@
+"""Logs: JSON in production, readable text elsewhere, the request on every line, no secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from gql_api.config import Settings
+from gql_api.db import Database
+from gql_api.logs import configure_logging, scrub
+from tests.conftest import GraphQLClient, MadeUser, make_settings
+
+
+@pytest.fixture
+def log_output(database_url: str) -> Iterator[io.StringIO]:
+    """The service's own handler, JSON, at DEBUG (SQL statements included), into a buffer."""
+    settings = make_settings(
+        database_url, logging={"level": "debug", "format": "json"}, database={"log_level": "debug"}
+    )
+    yield from _installed(settings)
+
+
+def _installed(settings: Settings) -> Iterator[io.StringIO]:
+    root, sql = logging.getLogger(), logging.getLogger("sqlalchemy.engine")
+    saved = (root.level, sql.level, logging.getLogger("uvicorn.access").disabled)
+    stream = io.StringIO()
+    handler = configure_logging(settings, stream)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved[0])
+        sql.setLevel(saved[1])
+        logging.getLogger("uvicorn.access").disabled = saved[2]
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+
+
+async def test_request_id_round_trip_and_on_every_line(
+    client: httpx.AsyncClient, user: MadeUser, user_token: str, log_output: io.StringIO
+) -> None:
+    response = await client.post(
+        "/graphql",
+        json={"query": "query WhoAmI { me { id } }"},
+        headers={"X-Request-ID": "req-abc-123", "Authorization": f"Bearer {user_token}"},
+    )
+    assert response.headers["x-request-id"] == "req-abc-123"
+    generated = await client.get("/healthz")
+    assert len(generated.headers["x-request-id"]) == 32
+    too_long = await client.get("/healthz", headers={"X-Request-ID": "x" * 200})
+    assert too_long.headers["x-request-id"] != "x" * 200
+
+    lines = [line for line in _lines(log_output) if line.get("request_id") == "req-abc-123"]
+    assert len(lines) >= 2, log_output.getvalue()  # SQL statements and the access line at least
+    for line in lines:
+        assert line["duration_ms"] >= 0
+        assert {"operation", "user_id"} <= set(line)  # null before they are known
+    access = [line for line in lines if line["logger"] == "gql_api.access"]
+    assert len(access) == 1
+    assert access[0]["operation"] == "WhoAmI"
+    assert access[0]["user_id"] == str(user.id)
+    assert access[0]["msg"] == "POST /graphql 200"
+    assert access[0]["status"] == 200
+    assert access[0]["level"] == "info"
+    # SQL is logged (database.log_level: debug) but never with its parameters.
+    sql = [line for line in lines if line["logger"].startswith("sqlalchemy.engine")]
+    assert sql, "expected SQL statements at database.log_level debug"
+
+
+def test_text_format_in_development_and_json_in_production(database_url: str) -> None:
+    for env, expect_json in (("development", False), ("production", True)):
+        settings = make_settings(database_url, logging={"format": "auto", "level": "info"})
+        settings.env = settings.env.__class__(env)
+        for stream in _installed(settings):
+            logging.getLogger("gql_api.test").info("hello %s", "there", extra={"answer": 42})
+            logging.getLogger("gql_api.test").debug("below the level")
+            output = stream.getvalue().strip().splitlines()
+            assert len(output) == 1, output
+            if expect_json:
+                line = json.loads(output[0])
+                assert line["msg"] == "hello there" and line["answer"] == 42
+                assert line["level"] == "info" and line["logger"] == "gql_api.test"
+            else:
+                assert output[0].endswith("INFO    gql_api.test: hello there answer=42")
+
+
+def test_scrub_removes_what_looks_like_a_secret() -> None:
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+    bcrypt = "$2b$12$" + "a" * 53
+    digest = "0f" * 32
+    line = scrub(
+        f"password=hunter2 {{'newPassword': 'abc def'}} Authorization: Bearer {jwt} "
+        f"{bcrypt} {digest} refresh_token: QWxhZGRpbjpvcGVu request=0123456789abcdef"
+    )
+    for secret in ("hunter2", "abc def", jwt, bcrypt, digest, "QWxhZGRpbjpvcGVu"):
+        assert secret not in line
+    assert "request=0123456789abcdef" in line  # request ids stay
+
+
+PAYLOAD = "accessToken refreshToken user { id }"
+
+
+async def _ok(gql: GraphQLClient, query: str, variables: dict[str, Any] | None = None,
+              token: str | None = None) -> dict[str, Any]:
+    body = await gql(query, variables, token=token)
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+async def test_no_secrets_in_logs_after_a_full_auth_flow(
+    gql: GraphQLClient,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+    log_output: io.StringIO,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    password, new_password = "Correct-Horse-77-battery", "Another-Staple-88-orbit"
+    registered = await _ok(
+        gql,
+        f"mutation($i: RegisterInput!) {{ register(input: $i) {{ {PAYLOAD} }} }}",
+        {"i": {"email": "flow@example.com", "password": password, "firstName": "F",
+               "lastName": "L"}},
+    )
+    wrong = await gql(
+        "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+        {"i": {"email": "flow@example.com", "password": password + "-wrong"}},
+    )
+    assert wrong.get("errors")
+    logged_in = await _ok(
+        gql,
+        f"mutation($i: LoginInput!) {{ login(input: $i) {{ {PAYLOAD} }} }}",
+        {"i": {"email": "flow@example.com", "password": password}},
+    )
+    access = logged_in["login"]["accessToken"]
+    await _ok(gql, "{ me { id email } }", token=access)
+    refreshed = await _ok(
+        gql,
+        f"mutation($t: String!) {{ refreshToken(refreshToken: $t) {{ {PAYLOAD} }} }}",
+        {"t": logged_in["login"]["refreshToken"]},
+    )
+    access = refreshed["refreshToken"]["accessToken"]
+    changed = await _ok(
+        gql,
+        f"mutation($c: String!, $n: String!) {{ changePassword(currentPassword: $c, "
+        f"newPassword: $n) {{ {PAYLOAD} }} }}",
+        {"c": password, "n": new_password},
+        token=access,
+    )
+    access = changed["changePassword"]["accessToken"]
+    assert (await _ok(gql, "mutation { logout }", token=access))["logout"] is True
+
+    secrets = {password, new_password, password + "-wrong"}
+    for payload in (registered["register"], logged_in["login"], refreshed["refreshToken"],
+                    changed["changePassword"]):
+        secrets |= {payload["accessToken"], payload["refreshToken"]}
+    async with db.engine.connect() as conn:
+        secrets |= set((await conn.execute(text("SELECT password_hash FROM users"))).scalars())
+        for column in ("token_hash", "previous_token_hash"):
+            secrets |= {
+                v
+                for v in (
+                    await conn.execute(text(f"SELECT {column} FROM user_sessions"))
+                ).scalars()
+                if v
+            }
+        secrets |= set(
+            (await conn.execute(text("SELECT token_hash FROM one_time_tokens"))).scalars()
+        )
+    assert len(secrets) >= 12
+
+    captured = "\n".join(
+        [r.getMessage() + (r.exc_text or "") for r in caplog.records] + [log_output.getvalue()]
+    )
+    assert len(caplog.records) > 20  # DEBUG really was on: SQL, access lines, auth events
+    leaked = [s for s in secrets if s in captured]
+    assert not leaked, f"secrets in the logs: {len(leaked)}"
