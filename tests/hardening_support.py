@@ -1,13 +1,12 @@
-"""Helpers for the hardening tests: apps with other settings, and SQL statement counting."""
+"""Helpers for the hardening tests: apps with other settings, and posting GraphQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from sqlalchemy import event
 
 from gql_api.app import create_app
 from gql_api.db import Database
@@ -23,21 +22,6 @@ async def app_client(db: Database, **overrides: Any) -> AsyncIterator[httpx.Asyn
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40001))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield http
-
-
-@contextmanager
-def count_statements(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    engine = db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def post(

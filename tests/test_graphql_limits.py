@@ -8,7 +8,8 @@ import pytest
 
 from gql_api.db import Database
 from tests.conftest import GraphQLClient, error_codes
-from tests.hardening_support import app_client, count_statements, post
+from tests.hardening_support import app_client, post
+from tests.users_support import count_statements
 
 SESSIONS_SELECTION = "sessions { id userAgent ipAddress expiresAt createdAt }"
 

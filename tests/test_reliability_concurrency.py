@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from gql_api.db import Database
 from tests.conftest import MadeUser, insert_user
+from tests.hardening_support import post
 from tests.server_support import RunningServer, server_env, uvicorn_server
 
 pytestmark = pytest.mark.slow
@@ -34,21 +35,6 @@ def two_servers(
         yield first, second
 
 
-async def _post(
-    http: httpx.AsyncClient,
-    query: str,
-    variables: dict[str, Any] | None = None,
-    token: str | None = None,
-) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = await http.post(
-        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 def _codes(body: dict[str, Any]) -> list[str]:
     return [e["extensions"]["code"] for e in body.get("errors") or []]
 
@@ -68,7 +54,7 @@ async def test_fifty_parallel_registrations_of_one_email(two_servers: Any, db: D
         httpx.AsyncClient(base_url=second.url, timeout=60) as b,
     ):
         results = await asyncio.gather(
-            *[_post(a if n % 2 else b, REGISTER, variables) for n in range(50)]
+            *[post(a if n % 2 else b, REGISTER, variables) for n in range(50)]
         )
     successes = [r for r in results if not r.get("errors")]
     conflicts = [r for r in results if _codes(r) == ["CONFLICT"]]
@@ -86,7 +72,7 @@ async def test_fifty_parallel_logins_count_exactly(two_servers: Any, db: Databas
         httpx.AsyncClient(base_url=second.url, timeout=60) as b,
     ):
         results = await asyncio.gather(
-            *[_post(a if n % 2 else b, LOGIN, variables) for n in range(50)]
+            *[post(a if n % 2 else b, LOGIN, variables) for n in range(50)]
         )
     assert all(not r.get("errors") for r in results), [_codes(r) for r in results]
     async with db.engine.connect() as conn:
@@ -124,12 +110,12 @@ async def test_parallel_profile_updates_never_lose_a_field(
     ):
         results = await asyncio.gather(
             *[
-                _post(a if n % 2 else b, mutation, {"i": update}, user_token)
+                post(a if n % 2 else b, mutation, {"i": update}, user_token)
                 for n, update in enumerate(updates)
             ]
         )
         assert all(not r.get("errors") for r in results), [r.get("errors") for r in results]
-        me = await _post(
+        me = await post(
             a,
             "{ me { firstName lastName profile { bio timezone locale phone avatarUrl } } }",
             token=user_token,
@@ -154,23 +140,21 @@ async def test_tokens_and_logout_across_instances(two_servers: Any, db: Database
         httpx.AsyncClient(base_url=first.url, timeout=30) as a,
         httpx.AsyncClient(base_url=second.url, timeout=30) as b,
     ):
-        issued = (await _post(a, LOGIN, {"i": {"email": user.email, "password": user.password}}))[
+        issued = (await post(a, LOGIN, {"i": {"email": user.email, "password": user.password}}))[
             "data"
         ]["login"]
         token = issued["accessToken"]
-        assert (await _post(b, "{ me { email } }", token=token))["data"]["me"][
-            "email"
-        ] == user.email
+        assert (await post(b, "{ me { email } }", token=token))["data"]["me"]["email"] == user.email
         # A refresh on B, then the rotated token is refused on A (after the grace window the
         # reuse would revoke the session; here it is simply the new pair that works).
-        refreshed = await _post(
+        refreshed = await post(
             b,
             "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken } }",
             {"t": issued["refreshToken"]},
         )
         assert not refreshed.get("errors"), refreshed
-        assert (await _post(a, "mutation { logout }", token=token))["data"] == {"logout": True}
-        after = await _post(b, "{ me { email } }", token=token)
+        assert (await post(a, "mutation { logout }", token=token))["data"] == {"logout": True}
+        after = await post(b, "{ me { email } }", token=token)
         assert _codes(after) == ["UNAUTHENTICATED"]
 
 
@@ -183,11 +167,11 @@ async def test_login_rate_limits_are_shared(two_servers: Any, db: Database) -> N
         httpx.AsyncClient(base_url=second.url, timeout=30) as b,
     ):
         for n in range(5):  # the per-account limit, spread over both instances
-            assert _codes(await _post(a if n % 2 else b, LOGIN, wrong)) == ["UNAUTHENTICATED"]
-        limited = await _post(a, LOGIN, {"i": {"email": user.email, "password": user.password}})
+            assert _codes(await post(a if n % 2 else b, LOGIN, wrong)) == ["UNAUTHENTICATED"]
+        limited = await post(a, LOGIN, {"i": {"email": user.email, "password": user.password}})
         assert _codes(limited) == ["RATE_LIMITED"]
         assert limited["errors"][0]["extensions"]["retryAfter"] > 0
-        assert _codes(await _post(b, LOGIN, wrong)) == ["RATE_LIMITED"]
+        assert _codes(await post(b, LOGIN, wrong)) == ["RATE_LIMITED"]
 
 
 async def test_persisted_queries_are_shared(two_servers: Any) -> None:
