@@ -88,6 +88,13 @@ def memory(pid: int) -> Memory:
     return Memory(rss_mb=values["VmRSS"], hwm_mb=values["VmHWM"])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class App:
     name: str

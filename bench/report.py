@@ -169,21 +169,27 @@ def render(outcome: Outcome) -> str:
         f"dataset: {data.users} users; Q3 after row {data.deep_position} of "
         f"{data.users} (created_at DESC)",
         "",
-        "| round | op | server req/s | p50 ms | p99 ms | reference req/s | p50 ms | p99 ms "
-        "| ours/ref req/s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| round | op | server req/s | p50 ms | p99 ms | CPU ms/req | reference req/s | p50 ms "
+        "| p99 ms | CPU ms/req | ours/ref req/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     ours, theirs = _phases(outcome, "server"), _phases(outcome, "reference")
     for round_no in sorted(ours):
         a, b = ours[round_no], theirs.get(round_no)
         for op in (*OPS, "Q4"):
             x = a.loads[op]
-            row = f"| {round_no} | {op} | {x.rps:.1f} | {x.p50_ms:.1f} | {x.p99_ms:.1f} |"
+            row = (
+                f"| {round_no} | {op} | {x.rps:.1f} | {x.p50_ms:.1f} | {x.p99_ms:.1f} "
+                f"| {_cpu(a, op)} |"
+            )
             if b is not None and op in b.loads:
                 y = b.loads[op]
-                row += f" {y.rps:.1f} | {y.p50_ms:.1f} | {y.p99_ms:.1f} | {x.rps / y.rps:.3f} |"
+                row += (
+                    f" {y.rps:.1f} | {y.p50_ms:.1f} | {y.p99_ms:.1f} | {_cpu(b, op)} "
+                    f"| {x.rps / y.rps:.3f} |"
+                )
             else:
-                row += " - | - | - | - |"
+                row += " - | - | - | - | - |"
             if x.failed or (b is not None and op in b.loads and b.loads[op].failed):
                 row += " (failed requests!)"
             lines.append(row)
@@ -213,6 +219,10 @@ def render(outcome: Outcome) -> str:
         verdict = {True: "met", False: "NOT MET", None: "-"}[met]
         lines.append(f"- {target}: {measured} -> {verdict}")
     return "\n".join(lines)
+
+
+def _cpu(phase: Phase, op: str) -> str:
+    return f"{phase.cpu_ms[op]:.2f}" if op in phase.cpu_ms else "-"
 
 
 def _statements_text(outcome: Outcome) -> list[str]:
@@ -406,6 +416,7 @@ def as_json(outcome: Outcome) -> bytes:
             "round": p.round,
             "ready_seconds": p.ready_seconds,
             "loads": {k: {**asdict(v), "rps": v.rps} for k, v in p.loads.items()},
+            "cpu_ms": p.cpu_ms,
             "storm": asdict(p.storm) if p.storm else None,
             "memory_warm": asdict(p.memory_warm) if p.memory_warm else None,
             "memory_end": asdict(p.memory_end) if p.memory_end else None,

@@ -39,6 +39,7 @@ class Phase:
     round: int
     ready_seconds: float
     loads: dict[str, LoadResult] = field(default_factory=dict)
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # the app's CPU per request, by op
     storm: StormResult | None = None
     memory_warm: Memory | None = None
     memory_end: Memory | None = None
@@ -162,6 +163,12 @@ def check_phase(outcome: Outcome, name: str, ops: list[Operation]) -> dict[str, 
     return answers
 
 
+def drive(outcome: Outcome, app: procs.App, op: Operation, seconds: float) -> LoadResult:
+    return load.drive(
+        app.url, op, connections=outcome.options.connections, seconds=seconds, tool=outcome.tool
+    )
+
+
 def run_phase(outcome: Outcome, name: str, round_no: int, ops: list[Operation]) -> Phase:
     options = outcome.options
     with start(name, options, outcome.data.url, round_no) as app:
@@ -169,30 +176,20 @@ def run_phase(outcome: Outcome, name: str, round_no: int, ops: list[Operation]) 
         print(f"  {name}: pid {app.pid}, ready in {app.ready_seconds:.2f}s", flush=True)
         for op in ops:
             check_response(app, op)
-            load.drive(
-                app.url,
-                op,
-                connections=options.connections,
-                seconds=options.warmup,
-                tool=outcome.tool,
-            )
+            drive(outcome, app, op, options.warmup)
         phase.memory_warm = procs.memory(app.pid)
         for op in ops:
-            result = load.drive(
-                app.url,
-                op,
-                connections=options.connections,
-                seconds=options.duration,
-                tool=outcome.tool,
-            )
+            used = procs.cpu_seconds(app.pid)
+            result = drive(outcome, app, op, options.duration)
+            used = procs.cpu_seconds(app.pid) - used
             phase.loads[op.name] = result
-            print(f"    {op.name}: {report.load_line(result)}", flush=True)
+            phase.cpu_ms[op.name] = 1000 * used / max(result.requests, 1)
+            print(f"    {op.name}: {report.load_line(result)}, "
+                  f"{phase.cpu_ms[op.name]:.2f} ms CPU/request", flush=True)  # fmt: skip
         if name == SERVER:
             phase.loads["Q4"], phase.storm = login_storm(outcome, app, ops[0])
-            print(
-                f"    Q4: {report.load_line(phase.loads['Q4'])}; {report.storm_line(phase.storm)}",
-                flush=True,
-            )
+            print(f"    Q4: {report.load_line(phase.loads['Q4'])}; "
+                  f"{report.storm_line(phase.storm)}", flush=True)  # fmt: skip
         phase.memory_end = procs.memory(app.pid)
     return phase
 
@@ -208,13 +205,7 @@ def login_storm(outcome: Outcome, app: procs.App, q1: Operation) -> tuple[LoadRe
     )
     with storm:
         time.sleep(min(1.0, options.duration / 4))  # let the hashing pool fill up first
-        result = load.drive(
-            app.url,
-            q1,
-            connections=options.connections,
-            seconds=options.duration,
-            tool=outcome.tool,
-        )
+        result = drive(outcome, app, q1, options.duration)
     if storm.result.logins == 0:
         raise RuntimeError(f"the login storm made no login ({storm.result.failed} failed)")
     return result, storm.result
