@@ -199,6 +199,8 @@ class GraphQLSettings(_Section):
     persisted_query_cache_size: int = Field(1000, ge=0)
     # Trusted documents: only registered operations run (admins may still send ad-hoc ones).
     trusted_documents_only: bool = False
+    # Run validated queries through the planned executor (graphql/fastpath.py) when it can.
+    fast_execution: bool = True
 
 
 class LoggingSettings(_Section):

@@ -105,13 +105,16 @@ def multiprocess_dir() -> str | None:
 # --- GraphQL -----------------------------------------------------------------------------------
 
 
-def _operation_labels(ec: ExecutionContext) -> tuple[str, str]:
-    document = ec.graphql_document
+def operation_labels(document: Any, operation_name: str | None) -> tuple[str, str]:
+    """Bounded (name, type) labels for an operation of a parsed document."""
     if document is None:
         return "invalid", "unknown"
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    wanted = ec.operation_name
-    chosen = next((op for op in operations if (op.name.value if op.name else None) == wanted), None)
+    chosen = next(
+        (op for op in operations if (op.name.value if op.name else None) == operation_name), None
+    )
+    if chosen is None and operation_name is None and len(operations) == 1:
+        chosen = operations[0]
     if chosen is None:
         return "unknown", "unknown"
     op_type = chosen.operation.value
@@ -123,6 +126,17 @@ def _operation_labels(ec: ExecutionContext) -> tuple[str, str]:
             return "other", op_type
         _known_operations.add(name)
     return name, op_type
+
+
+def _operation_labels(ec: ExecutionContext) -> tuple[str, str]:
+    return operation_labels(ec.graphql_document, ec.operation_name)
+
+
+def record_success(document: Any, operation_name: str | None, seconds: float) -> None:
+    """An operation answered without errors by the fast path (see graphql/fastpath.py)."""
+    name, op_type = operation_labels(document, operation_name)
+    REQUESTS.labels(name, op_type, "success").inc()
+    LATENCY.labels(name, op_type).observe(seconds)
 
 
 def _error_code(error: GraphQLError, parsed: bool) -> str:

@@ -11,6 +11,7 @@ production need.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -23,9 +24,12 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
+from gql_api import metrics
 from gql_api.config import Settings
+from gql_api.graphql.fastpath import FastPath, Unsupported
 from gql_api.graphql.masking import is_coercion_error, with_code
 from gql_api.graphql.persisted import PersistedDocuments
+from gql_api.logs import current_request
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 
@@ -43,6 +47,8 @@ class GraphQLRouter(StrawberryRouter[Any, None]):
             self.routes[:] = [r for r in self.routes if not isinstance(r, APIWebSocketRoute)]
         self.settings = settings
         self.documents = PersistedDocuments(settings.graphql)
+        self.fast = FastPath(schema, settings.graphql) if settings.graphql.fast_execution else None
+        self.list_bounds = {"User.sessions": settings.auth.max_sessions_per_user}
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         # A GET carrying only a persisted query hash is an operation, not a visit to GraphiQL.
@@ -80,13 +86,41 @@ class GraphQLRouter(StrawberryRouter[Any, None]):
         if resolved.error is not None:
             return PreExecutionError(data=None, errors=[resolved.error])
         request_data.query = resolved.query
-        result = await super().execute_single(
-            request, request_adapter, sub_response, context, root_value, request_data
-        )
+        result = await self._execute_fast(request_data, context)
+        if result is None:
+            result = await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
         if resolved.store and resolved.sha256 and not isinstance(result, PreExecutionError):
             # Only documents that parsed and validated are kept.
             await self.documents.store(context.db, resolved.sha256, resolved.query or "")
         return result
+
+    async def _execute_fast(self, request_data: GraphQLRequestData, context: Any) -> Any:
+        """The planned executor's answer, or None when the generic executor must answer."""
+        if self.fast is None or not isinstance(request_data.query, str):
+            return None
+        if not isinstance(request_data.operation_name, str | None):
+            return None  # the generic path refuses it with its usual 400
+        plan = self.fast.plan_for(request_data.query, request_data.operation_name)
+        if plan is None:
+            return None
+        started = time.perf_counter()
+        try:
+            variables = self.fast.coerce_variables(plan, request_data.variables)
+            if self.fast.cost(plan, variables, self.list_bounds) > self.settings.graphql.max_cost:
+                return None  # the generic executor explains the refusal
+            data = await self.fast.execute(plan, context, variables)
+        except Unsupported:
+            return None
+        entry = current_request()
+        if entry is not None:
+            viewer = getattr(context, "viewer", None)
+            if viewer is not None:
+                entry.user_id = str(viewer.user.id)
+            entry.operation = plan.name
+        metrics.record_success(plan.document, plan.name, time.perf_counter() - started)
+        return ExecutionResult(data=data, errors=None)
 
     async def process_result(
         self, request: Request, result: ExecutionResult

@@ -1,0 +1,163 @@
+"""The planned executor answers exactly as the generic one: every query here runs through both
+(two apps on one database, fast path on and off) and the HTTP bodies must be identical."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gql_api.db import Database
+from gql_api.graphql import fastpath
+from tests.conftest import MadeUser, insert_user, session_token
+from tests.hardening_support import app_client
+
+Q2_SELECTION = """totalCount edges { cursor node { id email firstName lastName role status createdAt
+  profile { bio timezone locale preferences updatedAt } sessions { id userAgent ipAddress expiresAt current } } }
+  pageInfo { hasNextPage hasPreviousPage startCursor endCursor }"""
+
+QUERIES: list[tuple[str, dict[str, Any] | None]] = [
+    ("{ me { id email firstName lastName role } }", None),
+    (
+        "query Me { me { __typename id emailVerified loginCount lastLoginAt sessions { id current deviceInfo } } }",
+        None,
+    ),
+    (f"{{ users(first: 20) {{ {Q2_SELECTION} }} }}", None),
+    (
+        f"query Page($n: Int, $after: String) {{ users(first: $n, after: $after) {{ {Q2_SELECTION} }} }}",
+        {"n": 3},
+    ),
+    (
+        f"query Page($n: Int, $after: String) {{ users(first: $n, after: $after) {{ {Q2_SELECTION} }} }}",
+        {"n": 2, "after": "AFTER"},
+    ),
+    (
+        "query Back($n: Int) { users(last: $n) { edges { node { email } } pageInfo { hasPreviousPage } } }",
+        {"n": 2},
+    ),
+    ("{ a: me { id } b: me { email } users(first: 1) { edges { node { __typename id } } } }", None),
+    ('{ user(id: "SELF") { email profile { bio } } }', None),
+    ('{ user(id: "OTHER") { email profile { bio } sessions { id } } }', None),
+    ('{ user(id: "not-a-uuid") { email } }', None),
+    ('{ user(id: "00000000-0000-0000-0000-000000000000") { email } }', None),
+    ("{ users(first: 101) { totalCount } }", None),
+    ('{ users(first: 1, after: "garbage") { totalCount } }', None),
+    ("query($n: Int) { users(first: $n) { totalCount } }", {"n": "x"}),
+    ("{ me { id } health { status } }", None),
+    ("{ users(first: 2) { edges { node { id ...F } } } } fragment F on User { email }", None),
+    ('{ users(first: 2, filter: {search: "user"}) { totalCount } }', None),
+]
+
+
+async def _data(db: Database) -> dict[str, Any]:
+    admin = await insert_user(db, email="admin@example.com", role="admin", first_name="Ada")
+    others = [await insert_user(db, email=f"u{i}@example.com", last_name=f"L{i}") for i in range(5)]
+    async with db.engine.begin() as conn:
+        from sqlalchemy import text
+
+        await conn.execute(
+            text(
+                "UPDATE user_profiles SET bio = 'hello', timezone = 'UTC', preferences = '{\"a\": [1]}'"
+            )
+        )
+    tokens = {"admin": await session_token(db, _settings(db), admin)}
+    tokens["user"] = await session_token(db, _settings(db), others[0])
+    await session_token(db, _settings(db), others[0])  # a second session of that user
+    return {"admin": admin, "user": others[0], "other": others[1], "tokens": tokens}
+
+
+def _settings(db: Database) -> Any:
+    from tests.conftest import make_settings
+
+    return make_settings(db.url)
+
+
+def _fill(
+    query: str, variables: dict[str, Any] | None, data: dict[str, Any], cursor: str
+) -> tuple[str, Any]:
+    me: MadeUser = data["user"]
+    other: MadeUser = data["other"]
+    query = query.replace("SELF", str(me.id)).replace("OTHER", str(other.id))
+    if variables and variables.get("after") == "AFTER":
+        variables = {**variables, "after": cursor}
+    return query, variables
+
+
+@pytest.mark.parametrize("who", ["admin", "user", "anonymous", "bad token"])
+async def test_both_executors_answer_identically(db: Database, who: str) -> None:
+    data = await _data(db)
+    token = {
+        "admin": data["tokens"]["admin"],
+        "user": data["tokens"]["user"],
+        "anonymous": None,
+        "bad token": "x.y.z",
+    }[who]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        app_client(db, graphql={"fast_execution": True}) as fast,
+        app_client(db, graphql={"fast_execution": False}) as generic,
+    ):
+        page = (
+            await generic.post(
+                "/graphql",
+                json={"query": "{ users(first: 2) { pageInfo { endCursor } } }"},
+                headers={"Authorization": f"Bearer {data['tokens']['admin']}"},
+            )
+        ).json()
+        cursor = page["data"]["users"]["pageInfo"]["endCursor"]
+        for raw_query, raw_variables in QUERIES:
+            query, variables = _fill(raw_query, raw_variables, data, cursor)
+            body = {"query": query, "variables": variables or {}}
+            a = await fast.post("/graphql", json=body, headers=headers)
+            b = await generic.post("/graphql", json=body, headers=headers)
+            assert (a.status_code, a.json()) == (b.status_code, b.json()), query
+
+
+async def test_the_fast_path_answers_the_hot_queries(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = await _data(db)
+    runs: list[str] = []
+    original = fastpath.Executor.run
+
+    async def counting(self: fastpath.Executor) -> dict[str, Any]:
+        result = await original(self)
+        runs.append(self.plan.name or "anonymous")
+        return result
+
+    monkeypatch.setattr(fastpath.Executor, "run", counting)
+    headers = {"Authorization": f"Bearer {data['tokens']['admin']}"}
+    async with app_client(db) as http:
+        for query in (
+            "query Q1 { me { id email firstName lastName role } }",
+            f"query Q2 {{ users(first: 20) {{ {Q2_SELECTION} }} }}",
+        ):
+            response = await http.post("/graphql", json={"query": query}, headers=headers)
+            assert "errors" not in response.json()
+        fragments = "query F { me { ...M } } fragment M on User { id }"
+        assert (
+            "errors"
+            not in (await http.post("/graphql", json={"query": fragments}, headers=headers)).json()
+        )
+    assert runs == ["Q1", "Q2"]  # the fragment query went the generic way
+
+
+async def test_a_page_of_users_costs_the_same_statements_on_the_fast_path(db: Database) -> None:
+    from tests.users_support import count_statements
+
+    data = await _data(db)
+    headers = {"Authorization": f"Bearer {data['tokens']['admin']}"}
+    counts = []
+    async with app_client(db) as http:
+        for n in (1, 6):
+            with count_statements(db) as statements:
+                body = (
+                    await http.post(
+                        "/graphql",
+                        json={"query": f"{{ users(first: {n}) {{ {Q2_SELECTION} }} }}"},
+                        headers=headers,
+                    )
+                ).json()
+            assert "errors" not in body and len(body["data"]["users"]["edges"]) == n
+            counts.append(len(statements))
+    assert counts[0] == counts[1] == 5, counts
