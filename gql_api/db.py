@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -102,6 +103,9 @@ class Database:
         self.sessionmaker = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False, autoflush=False
         )
+        # Single-statement reads on the hot path (the token check, loaders, pages): autocommit
+        # spares each a BEGIN and a ROLLBACK round trip. Same pool, same limits.
+        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         # Read-only work may go to a replica; without one it shares the primary's engine.
         self.read_engine = (
             self._create_engine(settings.read_replica_url)
@@ -235,6 +239,12 @@ class Database:
         """A session for one unit of work; the caller commits."""
         async with self.sessionmaker() as session:
             yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one read statement, outside any transaction."""
+        async with self.autocommit.connect() as conn:
+            yield conn
 
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:

@@ -9,20 +9,37 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from gql_api.config import AuthSettings
 from gql_api.db import Database
 from gql_api.graphql.errors import Unauthenticated
-from gql_api.models import User, UserSession, UserStatus
+from gql_api.models import User, UserSession, UserStatus, metadata
 
 from .tokens import InvalidToken, decode_access_token
+
+# One indexed lookup (the session's primary key), built once; plain row, no ORM instance.
+_users = metadata.tables[User.__tablename__]
+_sessions = metadata.tables[UserSession.__tablename__]
+VIEWER_BY_SESSION = (
+    select(*_users.c)
+    .join(_sessions, _sessions.c.user_id == _users.c.id)
+    .where(
+        _sessions.c.id == bindparam("session_id"),
+        _sessions.c.user_id == bindparam("user_id"),
+        _sessions.c.revoked_at.is_(None),
+        _sessions.c.expires_at > func.now(),
+        _users.c.status == UserStatus.ACTIVE.value,
+    )
+)
 
 
 @dataclass(frozen=True)
 class Viewer:
-    user: User
+    # The users row (attribute access by column name, as on the ORM model).
+    user: Any
     session_id: uuid.UUID
 
     @property
@@ -45,19 +62,13 @@ async def authenticate(db: Database, settings: AuthSettings, token: str) -> View
         claims = decode_access_token(settings, token)
     except InvalidToken:
         raise Unauthenticated("Invalid or expired access token") from None
-    statement = (
-        select(User)
-        .join(UserSession, UserSession.user_id == User.id)  # type: ignore[arg-type]
-        .where(
-            UserSession.id == claims.session_id,  # type: ignore[arg-type]
-            UserSession.user_id == claims.user_id,  # type: ignore[arg-type]
-            UserSession.revoked_at.is_(None),  # type: ignore[union-attr]
-            UserSession.expires_at > func.now(),  # type: ignore[arg-type]
-            User.status == UserStatus.ACTIVE.value,  # type: ignore[arg-type]
-        )
-    )
-    async with db.session() as session:
-        user = (await session.execute(statement)).scalar_one_or_none()
+    async with db.read() as conn:
+        user = (
+            await conn.execute(
+                VIEWER_BY_SESSION,
+                {"session_id": claims.session_id, "user_id": claims.user_id},
+            )
+        ).one_or_none()
     if user is None:
         raise Unauthenticated("Session revoked or expired")
     return Viewer(user=user, session_id=claims.session_id)

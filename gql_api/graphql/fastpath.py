@@ -345,7 +345,7 @@ class FastPath:
         )
         if isinstance(coerced, list):  # errors: the generic executor reports them
             raise Unsupported("variables")
-        values = getattr(coerced, "coerced", coerced)  # graphql-core 3.3 wraps them
+        values: Any = getattr(coerced, "coerced", coerced)  # graphql-core 3.3 wraps them
         return dict(values)
 
     async def execute(self, plan: Plan, context: Any, variables: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,10 @@
-"""Per-request DataLoaders (aiodataloader). Each batch opens its own session, so one
-AsyncSession never runs two queries at once, and returns results in key order."""
+"""Per-request DataLoaders (aiodataloader). Each batch takes its own connection, so two
+loaders never share one, and returns results in key order.
+
+They read plain rows (attribute access by column name, as the GraphQL types' ``from_row``
+expects), not ORM instances: building ORM objects was a fifth of a page's CPU. The statements
+are built once; each batch is one autocommit statement.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,29 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from functools import cached_property
+from typing import Any
 
 from aiodataloader import DataLoader
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from gql_api.db import Database
-from gql_api.models import UserProfile, UserSession
+from gql_api.models import UserProfile, UserSession, metadata
+
+_profiles = metadata.tables[UserProfile.__tablename__]
+_sessions = metadata.tables[UserSession.__tablename__]
+
+PROFILES_BY_USER_IDS = select(*_profiles.c).where(
+    _profiles.c.user_id.in_(bindparam("ids", expanding=True))
+)
+ACTIVE_SESSIONS_BY_USER_IDS = (
+    select(*[c for c in _sessions.c if c.name not in ("token_hash", "previous_token_hash")])
+    .where(
+        _sessions.c.user_id.in_(bindparam("ids", expanding=True)),
+        _sessions.c.revoked_at.is_(None),
+        _sessions.c.expires_at > func.now(),
+    )
+    .order_by(_sessions.c.created_at.desc())
+)
 
 
 class Loaders:
@@ -21,44 +43,24 @@ class Loaders:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    async def _rows(self, statement: Any, keys: Sequence[uuid.UUID]) -> Sequence[Any]:
+        async with self.db.read() as conn:
+            return (await conn.execute(statement, {"ids": list(keys)})).all()
+
     @cached_property
-    def profile_by_user_id(self) -> DataLoader[uuid.UUID, UserProfile | None]:
-        async def batch(keys: Sequence[uuid.UUID]) -> list[UserProfile | None]:
-            async with self.db.session() as session:
-                rows = (
-                    (
-                        await session.execute(
-                            select(UserProfile).where(UserProfile.user_id.in_(keys))  # type: ignore[attr-defined]
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
+    def profile_by_user_id(self) -> DataLoader[uuid.UUID, Any]:
+        async def batch(keys: Sequence[uuid.UUID]) -> list[Any]:
+            rows = await self._rows(PROFILES_BY_USER_IDS, keys)
             by_user = {row.user_id: row for row in rows}
             return [by_user.get(key) for key in keys]
 
         return DataLoader(batch)
 
     @cached_property
-    def sessions_by_user_id(self) -> DataLoader[uuid.UUID, list[UserSession]]:
-        async def batch(keys: Sequence[uuid.UUID]) -> list[list[UserSession]]:
-            async with self.db.session() as session:
-                rows = (
-                    (
-                        await session.execute(
-                            select(UserSession)
-                            .where(
-                                UserSession.user_id.in_(keys),  # type: ignore[attr-defined]
-                                UserSession.revoked_at.is_(None),  # type: ignore[union-attr]
-                                UserSession.expires_at > func.now(),  # type: ignore[arg-type]
-                            )
-                            .order_by(UserSession.created_at.desc())  # type: ignore[union-attr]
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
-            by_user: dict[uuid.UUID, list[UserSession]] = defaultdict(list)
+    def sessions_by_user_id(self) -> DataLoader[uuid.UUID, list[Any]]:
+        async def batch(keys: Sequence[uuid.UUID]) -> list[list[Any]]:
+            rows = await self._rows(ACTIVE_SESSIONS_BY_USER_IDS, keys)
+            by_user: dict[uuid.UUID, list[Any]] = defaultdict(list)
             for row in rows:
                 by_user[row.user_id].append(row)
             return [by_user.get(key, []) for key in keys]

@@ -24,7 +24,7 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gql_api.models import User
 from gql_api.repositories.keyset import Position, seek, trim
@@ -113,7 +113,7 @@ def escape_like(term: str) -> str:
 
 
 async def list_users(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     *,
     where: UserFilter,
     order: UserOrderField,
@@ -139,12 +139,14 @@ async def list_users(
     return trim(rows, limit=limit, from_end=from_end)
 
 
-async def count_users(session: AsyncSession, *, where: UserFilter) -> int:
+async def count_users(session: AsyncSession | AsyncConnection, *, where: UserFilter) -> int:
     statement = select(func.count()).select_from(users).where(and_(True, *where.conditions()))
     return int((await session.execute(statement)).scalar_one())
 
 
-async def get_public(session: AsyncSession, *, user_id: uuid.UUID) -> Row[Any] | None:
+async def get_public(
+    session: AsyncSession | AsyncConnection, *, user_id: uuid.UUID
+) -> Row[Any] | None:
     """One user's public columns, or None."""
     statement = select(*PUBLIC_COLUMNS).where(users.c.id == user_id)
     return (await session.execute(statement)).one_or_none()
