@@ -32,6 +32,9 @@ from gql_api.embedded import EmbeddedServer, start_embedded
 
 log = logging.getLogger(__name__)
 
+# A pooled connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_S = 1.0
+
 
 def resolve_url(settings: DatabaseSettings) -> tuple[str, EmbeddedServer | None]:
     """The server's ``postgresql://`` URL, starting the embedded server when none is configured."""
@@ -105,7 +108,13 @@ class Database:
         )
         # Single-statement reads on the hot path (the token check, loaders, pages): autocommit
         # spares each a BEGIN and a ROLLBACK round trip. Same pool, same limits.
-        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Not behind PgBouncer in transaction mode: there a statement's prepare and execute
+        # stay on one server connection only inside a transaction.
+        self.autocommit = (
+            self.engine
+            if settings.disable_prepared_statements
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         # Read-only work may go to a replica; without one it shares the primary's engine.
         self.read_engine = (
             self._create_engine(settings.read_replica_url)
@@ -154,7 +163,9 @@ class Database:
             max_overflow=max(cfg.max_open_conns - pool_size, 0),
             pool_recycle=int(cfg.conn_max_lifetime.total_seconds()) or -1,
             pool_timeout=cfg.pool_timeout.total_seconds(),
-            pool_pre_ping=True,
+            # Liveness is checked in the checkout hook below, only for connections that sat idle:
+            # SQLAlchemy's pre-ping costs BEGIN + ping + ROLLBACK on every checkout.
+            pool_pre_ping=False,
             connect_args=connect_args,
             # SQL is logged through the "sqlalchemy.engine" logger (see gql_api.logs) and never
             # with its parameters: they hold password and token hashes.
@@ -182,6 +193,13 @@ class Database:
                 record.info["idle_expired"] = True
                 # The pool closes this connection and hands out a fresh one.
                 raise DisconnectionError("connection idle longer than conn_max_idle_time")
+            if returned_at is not None and time.monotonic() - returned_at > PING_AFTER_IDLE_S:
+                # A connection in steady use is alive; one that sat idle may have been cut
+                # (server restart, network): ping it, and let the pool replace it if dead.
+                try:
+                    dbapi_conn.ping()
+                except Exception as exc:
+                    raise DisconnectionError("connection failed its liveness ping") from exc
 
         @event.listens_for(pool, "checkin")
         def _checkin(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:

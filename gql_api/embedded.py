@@ -79,9 +79,13 @@ def start_embedded(
         # Preloading takes a restart. Only a sole owner restarts; anyone else keeps going and
         # the setting takes effect at the next start.
         _psql(handle, f"ALTER SYSTEM SET shared_preload_libraries = '{PRELOAD}';")
+        # Room for the statements of many databases (tests create dozens) before the least
+        # used entries are evicted.
+        _psql(handle, "ALTER SYSTEM SET pg_stat_statements.max = 20000;")
         holders = handle.global_process_id_list.get()  # type: ignore[attr-defined]
         if len(holders) <= 1:
             log.info("restarting the embedded PostgreSQL to preload %s", PRELOAD)
+            handle.cleanup_mode = "stop"  # type: ignore[attr-defined]  # restart, never delete
             handle.cleanup()  # type: ignore[attr-defined]
             handle = _get_server(data_dir, cleanup_mode)
     if not _DATABASE_NAME.fullmatch(database):

@@ -180,4 +180,5 @@ def test_pool_mapping_onto_the_engine() -> None:
     assert pool.size() == 10  # type: ignore[attr-defined]
     assert pool._max_overflow == 20  # type: ignore[attr-defined]
     assert pool._recycle == 1200
-    assert pool._pre_ping is True
+    # Liveness: a checkout hook pings connections that sat idle (see tests/test_db_pool.py).
+    assert pool._pre_ping is False
