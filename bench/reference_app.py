@@ -83,8 +83,8 @@ def profiles_sql(n: int) -> str:
 @lru_cache(maxsize=128)
 def sessions_sql(n: int) -> str:
     return (
-        "SELECT user_sessions.id, user_sessions.user_id, user_sessions.token_hash, "
-        "user_sessions.previous_token_hash, user_sessions.rotated_at, user_sessions.device_info, "
+        "SELECT user_sessions.id, user_sessions.user_id, "
+        "user_sessions.rotated_at, user_sessions.device_info, "
         "user_sessions.ip_address, user_sessions.user_agent, user_sessions.expires_at, "
         "user_sessions.last_used_at, user_sessions.revoked_at, user_sessions.revoked_reason, "
         "user_sessions.created_at \n"
