@@ -106,6 +106,11 @@ def server_env(options: argparse.Namespace, url: str) -> dict[str, str]:
         USER_SERVICE_AUTH_JWT_SECRET=dataset.JWT_SECRET,
         USER_SERVICE_AUTH_BCRYPTROUNDS=str(options.bcrypt_rounds),
         USER_SERVICE_GRAPHQL_MAXCOST=str(procs.SERVER_MAX_COST),
+        # The reference keeps up to 25 connections open (asyncpg pool, max_size=25); so does
+        # the server here. With fewer kept idle, overflow connections are closed on return and
+        # re-opened (and their statements re-prepared) under load.
+        USER_SERVICE_DATABASE_MAXOPENCONNS="25",
+        USER_SERVICE_DATABASE_MAXIDLECONNS="25",
     )
 
 
