@@ -123,14 +123,21 @@ def restore(url: str, source: Path, *, server_major: int) -> None:
         return
     newest = find_tool("pg_restore")
     if server_major >= 17:
-        _run([newest, *options, "--single-transaction", f"--dbname={url}", str(source)],
-             "pg_restore")
+        _run(
+            [newest, *options, "--single-transaction", f"--dbname={url}", str(source)], "pg_restore"
+        )
         return
     script = _run([newest, *options, "--file=-", str(source)], "pg_restore")
     psql = find_tool("psql")
     _run(
-        [psql, "--no-psqlrc", "--quiet", "--single-transaction", "--set=ON_ERROR_STOP=1",
-         f"--dbname={url}"],
+        [
+            psql,
+            "--no-psqlrc",
+            "--quiet",
+            "--single-transaction",
+            "--set=ON_ERROR_STOP=1",
+            f"--dbname={url}",
+        ],
         "psql",
         stdin=_NEWER_SETTINGS.sub("", script),
     )

@@ -63,9 +63,7 @@ async def _contents(url: str) -> dict[str, list[str]]:
     conn = await asyncpg.connect(url)
     try:
         return {
-            table: sorted(
-                r[0] for r in await conn.fetch(f"SELECT t::text FROM {table} AS t")
-            )
+            table: sorted(r[0] for r in await conn.fetch(f"SELECT t::text FROM {table} AS t"))
             for table in TABLES
         }
     finally:

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (GraphQL documents read best on one line each)
 """The planned executor answers exactly as the generic one: every query here runs through both
 (two apps on one database, fast path on and off) and the HTTP bodies must be identical."""
 

@@ -90,9 +90,7 @@ async def test_cleanup_removes_only_what_expired_in_batches(
     assert await _counts(db) == KEPT
     async with db.engine.connect() as conn:
         left = (
-            await conn.execute(
-                text("SELECT count(*) FROM user_sessions WHERE expires_at < now()")
-            )
+            await conn.execute(text("SELECT count(*) FROM user_sessions WHERE expires_at < now()"))
         ).scalar_one()
     assert left == 0
     assert await cleanup_expired(db, settings) == dict.fromkeys(KEPT, 0)

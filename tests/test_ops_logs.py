@@ -109,8 +109,12 @@ def test_scrub_removes_what_looks_like_a_secret() -> None:
 PAYLOAD = "accessToken refreshToken user { id }"
 
 
-async def _ok(gql: GraphQLClient, query: str, variables: dict[str, Any] | None = None,
-              token: str | None = None) -> dict[str, Any]:
+async def _ok(
+    gql: GraphQLClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    token: str | None = None,
+) -> dict[str, Any]:
     body = await gql(query, variables, token=token)
     assert "errors" not in body, body
     data: dict[str, Any] = body["data"]
@@ -128,8 +132,14 @@ async def test_no_secrets_in_logs_after_a_full_auth_flow(
     registered = await _ok(
         gql,
         f"mutation($i: RegisterInput!) {{ register(input: $i) {{ {PAYLOAD} }} }}",
-        {"i": {"email": "flow@example.com", "password": password, "firstName": "F",
-               "lastName": "L"}},
+        {
+            "i": {
+                "email": "flow@example.com",
+                "password": password,
+                "firstName": "F",
+                "lastName": "L",
+            }
+        },
     )
     wrong = await gql(
         "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
@@ -160,17 +170,19 @@ async def test_no_secrets_in_logs_after_a_full_auth_flow(
     assert (await _ok(gql, "mutation { logout }", token=access))["logout"] is True
 
     secrets = {password, new_password, password + "-wrong"}
-    for payload in (registered["register"], logged_in["login"], refreshed["refreshToken"],
-                    changed["changePassword"]):
+    for payload in (
+        registered["register"],
+        logged_in["login"],
+        refreshed["refreshToken"],
+        changed["changePassword"],
+    ):
         secrets |= {payload["accessToken"], payload["refreshToken"]}
     async with db.engine.connect() as conn:
         secrets |= set((await conn.execute(text("SELECT password_hash FROM users"))).scalars())
         for column in ("token_hash", "previous_token_hash"):
             secrets |= {
                 v
-                for v in (
-                    await conn.execute(text(f"SELECT {column} FROM user_sessions"))
-                ).scalars()
+                for v in (await conn.execute(text(f"SELECT {column} FROM user_sessions"))).scalars()
                 if v
             }
         secrets |= set(

@@ -50,9 +50,11 @@ async def test_metrics_count_requests_latency_and_errors(
     bucket = "gql_api_graphql_request_duration_seconds_bucket"
     assert _value(after, bucket, **labels, le="+Inf") == _value(after, latency, **labels)
     errors = "gql_api_graphql_errors_total"
-    assert _value(after, errors, code="UNAUTHENTICATED") - _value(
-        before, errors, code="UNAUTHENTICATED"
-    ) == 1
+    assert (
+        _value(after, errors, code="UNAUTHENTICATED")
+        - _value(before, errors, code="UNAUTHENTICATED")
+        == 1
+    )
 
 
 async def test_metric_labels_stay_bounded(client: httpx.AsyncClient, gql: GraphQLClient) -> None:

@@ -132,8 +132,12 @@ async def test_auth_and_users_flows_through_pgbouncer(bouncer_url: str, db: Data
         await bounced.dispose()
 
 
-async def _ok(gql: GraphQLClient, query: str, variables: dict[str, Any] | None = None,
-              token: str | None = None) -> dict[str, Any]:
+async def _ok(
+    gql: GraphQLClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    token: str | None = None,
+) -> dict[str, Any]:
     body = await gql(query, variables, token=token)
     assert "errors" not in body, body
     data: dict[str, Any] = body["data"]
@@ -145,8 +149,14 @@ async def _flow(gql: GraphQLClient, admin_token: str) -> None:
     registered = await _ok(
         gql,
         f"mutation($i: RegisterInput!) {{ register(input: $i) {{ {PAYLOAD} }} }}",
-        {"i": {"email": "bounced@example.com", "password": password, "firstName": "B",
-               "lastName": "Ouncer"}},
+        {
+            "i": {
+                "email": "bounced@example.com",
+                "password": password,
+                "firstName": "B",
+                "lastName": "Ouncer",
+            }
+        },
     )
     user_id = registered["register"]["user"]["id"]
     login = await _ok(
@@ -159,8 +169,10 @@ async def _flow(gql: GraphQLClient, admin_token: str) -> None:
     # Many requests at once over 2 server connections: statements of different clients
     # interleave on the same server connections.
     results = await asyncio.gather(
-        *(gql("{ me { id email profile { preferences } sessions { current } } }", token=token)
-          for _ in range(30))
+        *(
+            gql("{ me { id email profile { preferences } sessions { current } } }", token=token)
+            for _ in range(30)
+        )
     )
     for body in results:
         assert "errors" not in body, body
@@ -172,13 +184,12 @@ async def _flow(gql: GraphQLClient, admin_token: str) -> None:
         {"t": login["login"]["refreshToken"]},
     )
     token = refreshed["refreshToken"]["accessToken"]
-    listing = await _ok(
-        gql, "{ users(first: 10) { edges { node { email } } } }", token=admin_token
-    )
+    listing = await _ok(gql, "{ users(first: 10) { edges { node { email } } } }", token=admin_token)
     emails = {edge["node"]["email"] for edge in listing["users"]["edges"]}
     assert {"bounced@example.com", "bouncer-admin@example.com"} <= emails
-    one = await _ok(gql, "query($id: ID!) { user(id: $id) { email } }", {"id": user_id},
-                    token=admin_token)
+    one = await _ok(
+        gql, "query($id: ID!) { user(id: $id) { email } }", {"id": user_id}, token=admin_token
+    )
     assert one["user"]["email"] == "bounced@example.com"
     assert (await _ok(gql, "mutation { logout }", token=token))["logout"] is True
     assert error_codes(await gql("{ me { id } }", token=token)) == ["UNAUTHENTICATED"]

@@ -50,8 +50,22 @@ async def test_metrics_are_summed_over_workers(
     }
     env.pop("DATABASE_URL", None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "gql_api.cli", "serve", "--workers", "2", "--host", "127.0.0.1",
-         "--port", str(port), "--cleanup-interval", "0", "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "gql_api.cli",
+            "serve",
+            "--workers",
+            "2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--cleanup-interval",
+            "0",
+            "--log-level",
+            "warning",
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,

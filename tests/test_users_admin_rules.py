@@ -33,9 +33,9 @@ async def scalar(db: Database, sql: str, **params: Any) -> Any:
 
 
 async def active_admins(db: Database) -> int:
-    return int(await scalar(
-        db, "SELECT count(*) FROM users WHERE role = 'admin' AND status = 'active'"
-    ))
+    return int(
+        await scalar(db, "SELECT count(*) FROM users WHERE role = 'admin' AND status = 'active'")
+    )
 
 
 @pytest.mark.parametrize(
@@ -48,8 +48,12 @@ async def active_admins(db: Database) -> int:
     ],
 )
 async def test_last_active_admin_cannot_be_demoted_deactivated_or_deleted(
-    gql: GraphQLClient, db: Database, admin: MadeUser, admin_token: str,
-    document: str, variables: dict[str, Any],
+    gql: GraphQLClient,
+    db: Database,
+    admin: MadeUser,
+    admin_token: str,
+    document: str,
+    variables: dict[str, Any],
 ) -> None:
     # An inactive admin does not count as another admin.
     await insert_user(db, email="dormant@example.com", role="admin", status="inactive")
@@ -63,8 +67,11 @@ async def test_last_active_admin_cannot_be_demoted_deactivated_or_deleted(
 async def test_last_admin_may_still_edit_its_names(
     gql: GraphQLClient, admin: MadeUser, admin_token: str
 ) -> None:
-    body = await gql(UPDATE, {"id": str(admin.id), "input": {"firstName": "Still",
-                                                            "role": "ADMIN"}}, token=admin_token)
+    body = await gql(
+        UPDATE,
+        {"id": str(admin.id), "input": {"firstName": "Still", "role": "ADMIN"}},
+        token=admin_token,
+    )
     assert "errors" not in body, body
 
 
@@ -93,7 +100,8 @@ async def test_two_admins_removing_each_other_at_once_leave_one(
         tokens = [await session_token(db, settings, u) for u in (one, two)]
         variables = [
             {"id": str(target.id), "input": {"status": "INACTIVE"}}
-            if document == UPDATE else {"id": str(target.id)}
+            if document == UPDATE
+            else {"id": str(target.id)}
             for target in (two, one)
         ]
         bodies = await asyncio.gather(
@@ -181,10 +189,19 @@ async def test_create_through_the_api_when_the_profile_write_fails(
         raise RuntimeError("profile storage failed")
 
     monkeypatch.setattr(profiles, "upsert", failing_upsert)
-    body = await gql(CREATE, {"input": {
-        "email": "atomic@example.com", "password": "a sufficiently long passphrase",
-        "firstName": "Atomic", "lastName": "Create", "profile": {"bio": "hello"},
-    }}, token=admin_token)
+    body = await gql(
+        CREATE,
+        {
+            "input": {
+                "email": "atomic@example.com",
+                "password": "a sufficiently long passphrase",
+                "firstName": "Atomic",
+                "lastName": "Create",
+                "profile": {"bio": "hello"},
+            }
+        },
+        token=admin_token,
+    )
     assert error_codes(body) == ["INTERNAL_SERVER_ERROR"]
     assert "profile storage failed" not in str(body)
     assert await scalar(db, "SELECT count(*) FROM users WHERE email = 'atomic@example.com'") == 0

@@ -31,12 +31,15 @@ TARGETS = [uuid.UUID(int=10), uuid.UUID(int=11), uuid.UUID(int=12)]
 async def entries(db: Database, admin: MadeUser) -> list[dict[str, Any]]:
     rows = []
     for n in range(30):
-        rows.append({
-            "actor": ACTORS[n % 2], "target": TARGETS[n % 3],
-            "action": ["user.updated", "user.created", "user.deleted"][n % 3],
-            # Pairs share created_at: the id breaks the tie.
-            "at": T0 + timedelta(minutes=n // 2),
-        })
+        rows.append(
+            {
+                "actor": ACTORS[n % 2],
+                "target": TARGETS[n % 3],
+                "action": ["user.updated", "user.created", "user.deleted"][n % 3],
+                # Pairs share created_at: the id breaks the tie.
+                "at": T0 + timedelta(minutes=n // 2),
+            }
+        )
     async with db.engine.begin() as conn:
         await conn.execute(
             text(
@@ -84,14 +87,27 @@ async def test_newest_first_in_pages(
         ({"actorId": str(ACTORS[0])}, lambda e: e["actor"] == ACTORS[0]),
         ({"targetId": str(TARGETS[1])}, lambda e: e["target"] == TARGETS[1]),
         ({"action": "user.deleted"}, lambda e: e["action"] == "user.deleted"),
-        ({"since": (T0 + timedelta(minutes=5)).isoformat()},
-         lambda e: e["at"] >= T0 + timedelta(minutes=5)),
-        ({"until": (T0 + timedelta(minutes=5)).isoformat()},
-         lambda e: e["at"] < T0 + timedelta(minutes=5)),
-        ({"actorId": str(ACTORS[1]), "action": "user.created",
-          "since": T0.isoformat(), "until": (T0 + timedelta(minutes=10)).isoformat()},
-         lambda e: e["actor"] == ACTORS[1] and e["action"] == "user.created"
-         and e["at"] < T0 + timedelta(minutes=10)),
+        (
+            {"since": (T0 + timedelta(minutes=5)).isoformat()},
+            lambda e: e["at"] >= T0 + timedelta(minutes=5),
+        ),
+        (
+            {"until": (T0 + timedelta(minutes=5)).isoformat()},
+            lambda e: e["at"] < T0 + timedelta(minutes=5),
+        ),
+        (
+            {
+                "actorId": str(ACTORS[1]),
+                "action": "user.created",
+                "since": T0.isoformat(),
+                "until": (T0 + timedelta(minutes=10)).isoformat(),
+            },
+            lambda e: (
+                e["actor"] == ACTORS[1]
+                and e["action"] == "user.created"
+                and e["at"] < T0 + timedelta(minutes=10)
+            ),
+        ),
     ],
 )
 async def test_filters(

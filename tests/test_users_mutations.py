@@ -49,15 +49,17 @@ async def audit_rows(db: Database, action: str | None = None) -> list[dict[str, 
     if action:
         query += " WHERE action = :action"
     async with db.engine.connect() as conn:
-        rows = (await conn.execute(text(query + " ORDER BY created_at"), {"action": action}))
+        rows = await conn.execute(text(query + " ORDER BY created_at"), {"action": action})
         return [dict(r) for r in rows.mappings().all()]
 
 
 async def user_row(db: Database, user_id: Any) -> dict[str, Any] | None:
     async with db.engine.connect() as conn:
         row = (
-            await conn.execute(text("SELECT * FROM users WHERE id = :id"), {"id": user_id})
-        ).mappings().one_or_none()
+            (await conn.execute(text("SELECT * FROM users WHERE id = :id"), {"id": user_id}))
+            .mappings()
+            .one_or_none()
+        )
     return dict(row) if row else None
 
 
@@ -79,19 +81,31 @@ async def test_update_me_partial_update_and_audit(
 ) -> None:
     body = await gql(
         UPDATE_ME,
-        {"input": {"firstName": "  Ursula ", "profile": {
-            "bio": "Hello", "timezone": "Europe/Paris", "locale": "fr-FR",
-            "avatarUrl": "https://cdn.example.com/u.png", "phone": "+33 1 23 45 67 89",
-            "preferences": {"theme": "dark"},
-        }}},
-        token=user_token, headers=UA,
+        {
+            "input": {
+                "firstName": "  Ursula ",
+                "profile": {
+                    "bio": "Hello",
+                    "timezone": "Europe/Paris",
+                    "locale": "fr-FR",
+                    "avatarUrl": "https://cdn.example.com/u.png",
+                    "phone": "+33 1 23 45 67 89",
+                    "preferences": {"theme": "dark"},
+                },
+            }
+        },
+        token=user_token,
+        headers=UA,
     )
     assert "errors" not in body, body
     me = body["data"]["updateMe"]
     assert me["firstName"] == "Ursula" and me["lastName"] == "User"
     assert me["profile"] == {
-        "bio": "Hello", "avatarUrl": "https://cdn.example.com/u.png",
-        "phone": "+33 1 23 45 67 89", "timezone": "Europe/Paris", "locale": "fr-FR",
+        "bio": "Hello",
+        "avatarUrl": "https://cdn.example.com/u.png",
+        "phone": "+33 1 23 45 67 89",
+        "timezone": "Europe/Paris",
+        "locale": "fr-FR",
         "preferences": {"theme": "dark"},
     }
 
@@ -165,7 +179,9 @@ async def test_update_me_reports_every_bad_field(gql: GraphQLClient, user_token:
         token=user_token,
     )
     assert set(body["errors"][0]["extensions"]["fields"]) == {
-        "lastName", "profile.timezone", "profile.locale",
+        "lastName",
+        "profile.timezone",
+        "profile.locale",
     }
 
 
@@ -180,18 +196,25 @@ async def test_update_me_anonymous(gql: GraphQLClient) -> None:
 async def test_create_user_with_profile_and_audit(
     gql: GraphQLClient, db: Database, admin: MadeUser, admin_token: str
 ) -> None:
-    variables = {"input": new_user_input(
-        role="ADMIN", emailVerified=True,
-        profile={"bio": "Hi", "timezone": "Asia/Tokyo", "locale": "ja-JP"},
-    )}
+    variables = {
+        "input": new_user_input(
+            role="ADMIN",
+            emailVerified=True,
+            profile={"bio": "Hi", "timezone": "Asia/Tokyo", "locale": "ja-JP"},
+        )
+    }
     body = await gql(CREATE, variables, token=admin_token, headers=UA)
     assert "errors" not in body, body
     made = body["data"]["createUser"]
     assert made["email"] == "new.person@example.com"
     assert made["role"] == "ADMIN" and made["status"] == "ACTIVE"
     assert made["emailVerified"] is True and made["emailVerifiedAt"]
-    assert made["profile"] == {"bio": "Hi", "timezone": "Asia/Tokyo", "locale": "ja-JP",
-                               "preferences": {}}
+    assert made["profile"] == {
+        "bio": "Hi",
+        "timezone": "Asia/Tokyo",
+        "locale": "ja-JP",
+        "preferences": {},
+    }
     row = await user_row(db, uuid.UUID(made["id"]))
     assert row is not None and row["password_hash"].startswith("$2")
 
@@ -206,8 +229,11 @@ async def test_create_user_with_profile_and_audit(
     assert row["password_hash"] not in str(entry["changes"])
 
     # The new user can be read with the new profile through the normal paths.
-    body = await gql("query($id: ID!) { user(id: $id) { profile { timezone } } }",
-                     {"id": made["id"]}, token=admin_token)
+    body = await gql(
+        "query($id: ID!) { user(id: $id) { profile { timezone } } }",
+        {"id": made["id"]},
+        token=admin_token,
+    )
     assert body["data"]["user"]["profile"]["timezone"] == "Asia/Tokyo"
 
 
@@ -259,14 +285,21 @@ async def test_update_user_fields_and_audit(
 ) -> None:
     body = await gql(
         UPDATE,
-        {"id": str(user.id), "input": {"lastName": "Renamed", "role": "ADMIN",
-                                       "emailVerified": True}},
-        token=admin_token, headers=UA,
+        {
+            "id": str(user.id),
+            "input": {"lastName": "Renamed", "role": "ADMIN", "emailVerified": True},
+        },
+        token=admin_token,
+        headers=UA,
     )
     assert "errors" not in body, body
     assert body["data"]["updateUser"] == {
-        "id": str(user.id), "firstName": "Uma", "lastName": "Renamed", "role": "ADMIN",
-        "status": "ACTIVE", "emailVerified": True,
+        "id": str(user.id),
+        "firstName": "Uma",
+        "lastName": "Renamed",
+        "role": "ADMIN",
+        "status": "ACTIVE",
+        "emailVerified": True,
     }
     row = await user_row(db, user.id)
     assert row is not None and row["email_verified_at"] is not None
@@ -278,8 +311,9 @@ async def test_update_user_fields_and_audit(
         "email_verified": {"old": False, "new": True},
     }
     # Unverifying clears the timestamp.
-    body = await gql(UPDATE, {"id": str(user.id), "input": {"emailVerified": False}},
-                     token=admin_token)
+    body = await gql(
+        UPDATE, {"id": str(user.id), "input": {"emailVerified": False}}, token=admin_token
+    )
     assert "errors" not in body, body
     row = await user_row(db, user.id)
     assert row is not None and row["email_verified_at"] is None
@@ -289,15 +323,20 @@ async def test_deactivating_revokes_sessions(
     gql: GraphQLClient, db: Database, admin_token: str, user: MadeUser, user_token: str
 ) -> None:
     assert "errors" not in await gql("{ me { id } }", token=user_token)
-    body = await gql(UPDATE, {"id": str(user.id), "input": {"status": "INACTIVE"}},
-                     token=admin_token)
+    body = await gql(
+        UPDATE, {"id": str(user.id), "input": {"status": "INACTIVE"}}, token=admin_token
+    )
     assert "errors" not in body, body
     assert body["data"]["updateUser"]["status"] == "INACTIVE"
     async with db.engine.connect() as conn:
-        live = (await conn.execute(
-            text("SELECT count(*) FROM user_sessions WHERE user_id = :id AND revoked_at IS NULL"),
-            {"id": user.id},
-        )).scalar_one()
+        live = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM user_sessions WHERE user_id = :id AND revoked_at IS NULL"
+                ),
+                {"id": user.id},
+            )
+        ).scalar_one()
     assert live == 0
     assert error_codes(await gql("{ me { id } }", token=user_token)) == ["UNAUTHENTICATED"]
     (entry,) = await audit_rows(db, "user.updated")
@@ -338,7 +377,11 @@ async def test_update_and_delete_unknown_or_malformed_id(
 
 
 async def test_delete_user_takes_profile_and_sessions_and_keeps_audit(
-    gql: GraphQLClient, db: Database, admin: MadeUser, admin_token: str, user: MadeUser,
+    gql: GraphQLClient,
+    db: Database,
+    admin: MadeUser,
+    admin_token: str,
+    user: MadeUser,
     user_token: str,
 ) -> None:
     # An audit entry naming the user exists before the deletion.
@@ -349,9 +392,11 @@ async def test_delete_user_takes_profile_and_sessions_and_keeps_audit(
     assert await user_row(db, user.id) is None
     async with db.engine.connect() as conn:
         for table in ("user_profiles", "user_sessions"):
-            count = (await conn.execute(
-                text(f"SELECT count(*) FROM {table} WHERE user_id = :id"), {"id": user.id}
-            )).scalar_one()
+            count = (
+                await conn.execute(
+                    text(f"SELECT count(*) FROM {table} WHERE user_id = :id"), {"id": user.id}
+                )
+            ).scalar_one()
             assert count == 0, table
     entries = await audit_rows(db)
     assert [e["action"] for e in entries] == ["user.profile_updated", "user.deleted"]
@@ -361,7 +406,8 @@ async def test_delete_user_takes_profile_and_sessions_and_keeps_audit(
     # The entries stay readable through auditLogs.
     body = await gql(
         "query($t: ID!) { auditLogs(filter: {targetId: $t}) { totalCount } }",
-        {"t": str(user.id)}, token=admin_token,
+        {"t": str(user.id)},
+        token=admin_token,
     )
     assert body["data"]["auditLogs"]["totalCount"] == 2
     assert error_codes(await gql("{ me { id } }", token=user_token)) == ["UNAUTHENTICATED"]
@@ -378,7 +424,11 @@ ADMIN_MUTATIONS = [
 
 @pytest.mark.parametrize(("document", "variables"), ADMIN_MUTATIONS)
 async def test_admin_mutations_refuse_anonymous_users_and_themselves(
-    gql: GraphQLClient, db: Database, user: MadeUser, user_token: str, document: str,
+    gql: GraphQLClient,
+    db: Database,
+    user: MadeUser,
+    user_token: str,
+    document: str,
     variables: Any,
 ) -> None:
     other = await insert_user(db, email="other@example.com")

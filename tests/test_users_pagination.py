@@ -157,20 +157,31 @@ FILTERS: list[tuple[dict[str, Any], Any]] = [
     ({"search": "bAkEr"}, lambda n, u: u["last_name"] == "Baker"),
     ({"search": "given2"}, lambda n, u: u["first_name"].lower().startswith("given2")),
     ({"search": "%"}, lambda n, u: False),  # LIKE wildcards are matched literally
-    ({"createdAfter": (T0 + timedelta(hours=2)).isoformat()},
-     lambda n, u: u["created_at"] > T0 + timedelta(hours=2)),
-    ({"createdBefore": (T0 + timedelta(hours=2)).isoformat()},
-     lambda n, u: u["created_at"] < T0 + timedelta(hours=2)),
-    ({"role": "USER", "status": "ACTIVE", "search": "example"},
-     lambda n, u: u["role"] == "user" and u["status"] == "active"),
+    (
+        {"createdAfter": (T0 + timedelta(hours=2)).isoformat()},
+        lambda n, u: u["created_at"] > T0 + timedelta(hours=2),
+    ),
+    (
+        {"createdBefore": (T0 + timedelta(hours=2)).isoformat()},
+        lambda n, u: u["created_at"] < T0 + timedelta(hours=2),
+    ),
+    (
+        {"role": "USER", "status": "ACTIVE", "search": "example"},
+        lambda n, u: u["role"] == "user" and u["status"] == "active",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("where", "matches"), FILTERS)
 @pytest.mark.parametrize("order", [None, {"field": "LAST_LOGIN_AT", "direction": "ASC"}])
 async def test_filters_forwards_and_backwards(
-    gql: GraphQLClient, db: Database, admin_token: str, people: list[MadeUser],
-    where: dict[str, Any], matches: Any, order: dict[str, str] | None,
+    gql: GraphQLClient,
+    db: Database,
+    admin_token: str,
+    people: list[MadeUser],
+    where: dict[str, Any],
+    matches: Any,
+    order: dict[str, str] | None,
 ) -> None:
     async with db.engine.connect() as conn:
         rows = (await conn.execute(text("SELECT * FROM users"))).mappings().all()
@@ -186,8 +197,12 @@ async def test_filters_forwards_and_backwards(
 
 @pytest.mark.parametrize(("field", "direction"), ORDERS)
 async def test_pages_are_stable_under_inserts(
-    gql: GraphQLClient, db: Database, admin_token: str, people: list[MadeUser],
-    field: str, direction: str,
+    gql: GraphQLClient,
+    db: Database,
+    admin_token: str,
+    people: list[MadeUser],
+    field: str,
+    direction: str,
 ) -> None:
     order = {"field": field, "direction": direction}
     before = [n["id"] for n in await _all(gql, admin_token, orderBy=order)]
@@ -198,7 +213,9 @@ async def test_pages_are_stable_under_inserts(
     for n, name in enumerate(["Aaron", "Baker", "Mills", "Zed"]):
         extra = await insert_user(db, email=f"{name.lower()}-new@example.com", last_name=name)
         await _set(
-            db, extra, created_at=T0 + timedelta(hours=n * 2),
+            db,
+            extra,
+            created_at=T0 + timedelta(hours=n * 2),
             last_login_at=None if n == 0 else T0 + timedelta(days=n),
         )
     while cursor is not None:
@@ -227,8 +244,14 @@ def _cursor(parts: list[Any]) -> str:
         ({"after": _cursor(["users:created_at:desc", "yesterday", "x"])}, "after"),
         ({"before": _cursor(["users:created_at:desc", None, "7b0c"])}, "before"),
         ({"after": _cursor(["users:created_at:desc"])}, "after"),
-        ({"after": _cursor(["users:email:asc", "a@example.com",
-                            "00000000-0000-0000-0000-000000000000"])}, "after"),
+        (
+            {
+                "after": _cursor(
+                    ["users:email:asc", "a@example.com", "00000000-0000-0000-0000-000000000000"]
+                )
+            },
+            "after",
+        ),
         ({"filter": {"search": "x" * 101}}, "filter.search"),
         ({"filter": {"search": "nul\x00"}}, "filter.search"),
     ],

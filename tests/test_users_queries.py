@@ -25,7 +25,11 @@ async def test_me_and_user_self(gql: GraphQLClient, user: MadeUser, user_token: 
 
 
 async def test_user_other_is_forbidden_for_user_and_visible_to_admin(
-    gql: GraphQLClient, db: Database, user: MadeUser, user_token: str, admin: MadeUser,
+    gql: GraphQLClient,
+    db: Database,
+    user: MadeUser,
+    user_token: str,
+    admin: MadeUser,
     admin_token: str,
 ) -> None:
     other = await insert_user(db, email="other@example.com")

@@ -89,18 +89,40 @@ async def test_the_user_types_list_exactly_the_issue_fields(gql: GraphQLClient) 
     types, _ = await _types(gql)
     by_name = {t["name"]: {f["name"] for f in t["fields"] or []} for t in types}
     assert by_name["User"] == {
-        "id", "email", "firstName", "lastName", "role", "status", "emailVerified",
-        "emailVerifiedAt", "passwordChangedAt", "lastLoginAt", "loginCount", "createdAt",
-        "updatedAt", "profile", "sessions",
+        "id",
+        "email",
+        "firstName",
+        "lastName",
+        "role",
+        "status",
+        "emailVerified",
+        "emailVerifiedAt",
+        "passwordChangedAt",
+        "lastLoginAt",
+        "loginCount",
+        "createdAt",
+        "updatedAt",
+        "profile",
+        "sessions",
     }
     assert by_name["Profile"] == {
-        "bio", "avatarUrl", "phone", "timezone", "locale", "preferences", "updatedAt",
+        "bio",
+        "avatarUrl",
+        "phone",
+        "timezone",
+        "locale",
+        "preferences",
+        "updatedAt",
     }
     assert "tokenHash" not in by_name["Session"] and "previousTokenHash" not in by_name["Session"]
 
 
 async def test_no_stored_hash_appears_in_a_full_response(
-    gql: GraphQLClient, db: Database, admin: MadeUser, admin_token: str, user: MadeUser,
+    gql: GraphQLClient,
+    db: Database,
+    admin: MadeUser,
+    admin_token: str,
+    user: MadeUser,
     user_token: str,
 ) -> None:
     everything = """
@@ -114,9 +136,18 @@ async def test_no_stored_hash_appears_in_a_full_response(
     body = await gql(everything, token=admin_token)
     assert "errors" not in body, body
     async with db.engine.connect() as conn:
-        secrets = (await conn.execute(text(
-            "SELECT password_hash FROM users UNION ALL SELECT token_hash FROM user_sessions"
-        ))).scalars().all()
+        secrets = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT password_hash FROM users"
+                        " UNION ALL SELECT token_hash FROM user_sessions"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert len(secrets) == 4
     dumped = str(body)
     assert not [s for s in secrets if s in dumped]

@@ -84,9 +84,7 @@ async def login(
     apart.
     """
     try:
-        attempt_id = await limits.admit_login(
-            db, settings, email=email, ip_address=meta.ip_address
-        )
+        attempt_id = await limits.admit_login(db, settings, email=email, ip_address=meta.ip_address)
     except RateLimited:
         metrics.record_failed_login()
         raise

@@ -32,12 +32,19 @@ def document_error(message: str, code: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code})
 
 
+TRUSTED_ONLY = "Only registered operations may run on this server"
+
+
 @dataclass(frozen=True)
 class Resolved:
     query: str | None
     sha256: str | None
     store: bool  # the text arrived with its hash and is not stored yet
     error: GraphQLError | None = None
+
+
+def _refused(message: str, code: str) -> Resolved:
+    return Resolved(None, None, False, document_error(message, code))
 
 
 class PersistedDocuments:
@@ -74,75 +81,30 @@ class PersistedDocuments:
         trusted_only = self.settings.trusted_documents_only and not is_admin
         if persisted is None:
             if trusted_only:
-                return Resolved(
-                    None,
-                    None,
-                    False,
-                    document_error(
-                        "Only registered operations may run on this server",
-                        "PERSISTED_QUERY_REQUIRED",
-                    ),
-                )
+                return _refused(TRUSTED_ONLY, "PERSISTED_QUERY_REQUIRED")
             return Resolved(query, None, False)
         if not isinstance(persisted, dict) or not isinstance(persisted.get("sha256Hash"), str):
-            return Resolved(
-                None,
-                None,
-                False,
-                document_error(
-                    "extensions.persistedQuery.sha256Hash must be a string", "BAD_REQUEST"
-                ),
-            )
+            return _refused("extensions.persistedQuery.sha256Hash must be a string", "BAD_REQUEST")
         if persisted.get("version", 1) != 1:
-            return Resolved(
-                None,
-                None,
-                False,
-                document_error(
-                    "Unsupported persisted query version", "PERSISTED_QUERY_NOT_SUPPORTED"
-                ),
-            )
+            return _refused("Unsupported persisted query version", "PERSISTED_QUERY_NOT_SUPPORTED")
         if not self.settings.persisted_queries and not self.settings.trusted_documents_only:
-            return Resolved(
-                None,
-                None,
-                False,
-                document_error("PersistedQueryNotSupported", "PERSISTED_QUERY_NOT_SUPPORTED"),
-            )
+            return _refused("PersistedQueryNotSupported", "PERSISTED_QUERY_NOT_SUPPORTED")
         sha256 = persisted["sha256Hash"].lower()
         if query is not None:
             if sha256_hex(query) != sha256:
-                return Resolved(
-                    None,
-                    None,
-                    False,
-                    document_error(
-                        "provided sha does not match query", "PERSISTED_QUERY_HASH_MISMATCH"
-                    ),
+                return _refused(
+                    "provided sha does not match query", "PERSISTED_QUERY_HASH_MISMATCH"
                 )
             if trusted_only:
                 found = await self._lookup(db, sha256, need_trusted=True)
                 if found is None or not found[1]:
-                    return Resolved(
-                        None,
-                        None,
-                        False,
-                        document_error(
-                            "Only registered operations may run on this server",
-                            "PERSISTED_QUERY_REQUIRED",
-                        ),
-                    )
+                    return _refused(TRUSTED_ONLY, "PERSISTED_QUERY_REQUIRED")
                 return Resolved(query, sha256, False)
             known = sha256 in self._cache
             return Resolved(query, sha256, store=not known)
         found = await self._lookup(db, sha256, need_trusted=trusted_only)
         if found is None or (trusted_only and not found[1]):
-            return Resolved(
-                None,
-                None,
-                False,
-                document_error("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND"),
-            )
+            return _refused("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")
         return Resolved(found[0], sha256, False)
 
     async def store(self, db: Database, sha256: str, query: str) -> None:

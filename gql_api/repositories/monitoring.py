@@ -153,9 +153,6 @@ async def table_sizes(session: AsyncSession) -> Sequence[RowMapping]:
 
 async def count_active_sessions(session: AsyncSession) -> int:
     result = await session.execute(
-        text(
-            "SELECT count(*) FROM user_sessions "
-            "WHERE revoked_at IS NULL AND expires_at > now()"
-        )
+        text("SELECT count(*) FROM user_sessions WHERE revoked_at IS NULL AND expires_at > now()")
     )
     return int(result.scalar_one())

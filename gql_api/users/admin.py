@@ -82,7 +82,11 @@ async def create_user(
         changes = diff({}, fields) | diff({}, new.profile, prefix="profile.")
         changes["password"] = "[changed]"  # never the password, nor its hash
         await record(
-            session, meta, "user.created", actor_id=actor.user.id, target_id=user_id,
+            session,
+            meta,
+            "user.created",
+            actor_id=actor.user.id,
+            target_id=user_id,
             changes=changes,
         )
     return user, profile
@@ -114,7 +118,11 @@ async def update_user(
             status = UserStatus(values["status"])
             user = await user_repo.set_status(session, user_id=user_id, status=status) or user
         await record(
-            session, meta, "user.updated", actor_id=actor.user.id, target_id=user_id,
+            session,
+            meta,
+            "user.updated",
+            actor_id=actor.user.id,
+            target_id=user_id,
             changes=changes,
         )
     return user
@@ -136,7 +144,11 @@ async def delete_user(
         who = ("email", "first_name", "last_name", "role", "status")
         gone = snapshot(user, who)
         await record(
-            session, meta, "user.deleted", actor_id=actor.user.id, target_id=user_id,
+            session,
+            meta,
+            "user.deleted",
+            actor_id=actor.user.id,
+            target_id=user_id,
             changes=diff(gone, dict.fromkeys(gone)),
         )
 

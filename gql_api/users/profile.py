@@ -43,7 +43,11 @@ async def update_me(
             changes |= diff(snapshot(old, profile_repo.EDITABLE), profile, prefix="profile.")
             written = await profile_repo.upsert(session, user_id=user_id, values=profile)
         await record(
-            session, meta, "user.profile_updated", actor_id=user_id, target_id=user_id,
+            session,
+            meta,
+            "user.profile_updated",
+            actor_id=user_id,
+            target_id=user_id,
             changes=changes,
         )
     return user, written
