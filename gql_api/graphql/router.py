@@ -27,6 +27,7 @@ from strawberry.types.execution import PreExecutionError
 from gql_api import metrics
 from gql_api.config import Settings
 from gql_api.graphql.fastpath import FastPath, Unsupported
+from gql_api.graphql.limits import list_bounds
 from gql_api.graphql.masking import is_coercion_error, with_code
 from gql_api.graphql.persisted import PersistedDocuments
 from gql_api.logs import current_request
@@ -48,7 +49,7 @@ class GraphQLRouter(StrawberryRouter[Any, None]):
         self.settings = settings
         self.documents = PersistedDocuments(settings.graphql)
         self.fast = FastPath(schema, settings.graphql) if settings.graphql.fast_execution else None
-        self.list_bounds = {"User.sessions": settings.auth.max_sessions_per_user}
+        self.list_bounds = list_bounds(settings)
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         # A GET carrying only a persisted query hash is an operation, not a visit to GraphiQL.
