@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
@@ -20,6 +19,7 @@ from sqlalchemy import text
 from gql_api.app import create_app
 from gql_api.db import Database
 from tests.conftest import GraphQLClient, make_settings
+from tests.server_support import free_port
 
 PAYLOAD = """
     accessToken refreshToken tokenType expiresIn
@@ -98,6 +98,19 @@ async def execute(db: Database, sql: str, **params: Any) -> None:
         await conn.execute(text(sql), params)
 
 
+async def ok_data(
+    gql: GraphQLClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    token: str | None = None,
+) -> dict[str, Any]:
+    """The ``data`` of a request that must succeed."""
+    body = await gql(query, variables, token=token)
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
 async def audit_actions(db: Database) -> list[str]:
     async with db.engine.connect() as conn:
         rows = await conn.execute(text("SELECT action FROM audit_logs ORDER BY created_at, action"))
@@ -125,13 +138,6 @@ class Inbox:
         match = re.search(r"token=([A-Za-z0-9_\-]+)", body)
         assert match, body
         return match.group(1)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class SmtpServer:

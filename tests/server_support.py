@@ -40,12 +40,29 @@ class RunningServer:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-def server_env(database_url: str, **extra: str) -> dict[str, str]:
-    env = {
+def clean_environ() -> dict[str, str]:
+    """This process's environment without any database or service setting of the test run."""
+    return {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("USER_SERVICE_") and k not in {"DATABASE_URL", "TEST_DATABASE_URL"}
     }
+
+
+def embedded_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """For ``gql-api`` commands with nothing configured: the embedded server in ``data_dir``."""
+    env = clean_environ()
+    env.update(
+        USER_SERVICE_DATABASE_DATA_DIR=str(data_dir),
+        USER_SERVICE_AUTH_BCRYPTROUNDS=str(BCRYPT_TEST_ROUNDS),
+        USER_SERVICE_CONFIG_DIR=str(REPO / "configs"),
+    )
+    env.update(extra)
+    return env
+
+
+def server_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = clean_environ()
     env.update(
         USER_SERVICE_ENV="test",
         USER_SERVICE_DATABASE_URL=database_url,

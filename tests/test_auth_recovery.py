@@ -254,7 +254,7 @@ async def test_wrong_current_passwords_count_against_the_login_limit(
 async def test_mail_server_down_is_service_unavailable(
     database_url: str, db: Database, user: MadeUser, user_token: str
 ) -> None:
-    from tests.auth_support import free_port
+    from tests.server_support import free_port
 
     mail = {"smtp_host": "127.0.0.1", "smtp_port": free_port()}  # nothing listens there
     async with other_app(database_url, db, mail=mail) as gql:

@@ -3,9 +3,7 @@ embedded data directory (a real uvicorn process on a loopback port)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +17,7 @@ from sqlalchemy import text
 from gql_api.cli import main
 from gql_api.db import Database
 from tests.conftest import make_settings
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.server_support import embedded_env, free_port
 
 
 @pytest.fixture
@@ -132,16 +123,7 @@ def test_serve_on_an_empty_embedded_data_directory(tmp_path: Path) -> None:
     """``gql-api serve`` with nothing configured: embedded PostgreSQL, migrations, first admin,
     GraphQL answering; SIGTERM stops uvicorn and the embedded server; a restart works."""
     port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("USER_SERVICE_") and k not in {"DATABASE_URL", "TEST_DATABASE_URL"}
-    }
-    env.update(
-        USER_SERVICE_DATABASE_DATA_DIR=str(tmp_path / "data" / "pgdata"),
-        USER_SERVICE_AUTH_BCRYPTROUNDS="4",
-        USER_SERVICE_CONFIG_DIR=str(REPO / "configs"),
-    )
+    env = embedded_env(tmp_path / "data" / "pgdata")
     command = [sys.executable, "-m", "gql_api.cli", "serve", "--port", str(port)]
     for attempt in range(2):
         process = subprocess.Popen(

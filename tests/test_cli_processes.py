@@ -4,28 +4,13 @@ one database twice)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.server_support import REPO
-
-
-def _env(data_dir: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("USER_SERVICE_") and k not in {"DATABASE_URL", "TEST_DATABASE_URL"}
-    }
-    env.update(
-        USER_SERVICE_DATABASE_DATA_DIR=str(data_dir),
-        USER_SERVICE_AUTH_BCRYPTROUNDS="4",
-        USER_SERVICE_CONFIG_DIR=str(REPO / "configs"),
-    )
-    return env
+from tests.server_support import REPO, embedded_env
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -36,7 +21,7 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 @pytest.mark.slow
 def test_alembic_from_the_repository_root_on_the_embedded_server(tmp_path: Path) -> None:
-    env = _env(tmp_path / "pgdata")
+    env = embedded_env(tmp_path / "pgdata")
     for args in (["upgrade", "head"], ["downgrade", "-1"], ["upgrade", "head"], ["current"]):
         result = _run([sys.executable, "-m", "alembic", *args], env)
         assert result.returncode == 0, result.stderr
@@ -46,7 +31,7 @@ def test_alembic_from_the_repository_root_on_the_embedded_server(tmp_path: Path)
 
 @pytest.mark.slow
 def test_two_commands_at_once_on_one_data_directory(tmp_path: Path) -> None:
-    env = _env(tmp_path / "pgdata")
+    env = embedded_env(tmp_path / "pgdata")
     command = [sys.executable, "-m", "gql_api.cli"]
     processes = [
         subprocess.Popen(

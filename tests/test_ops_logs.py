@@ -15,6 +15,7 @@ from sqlalchemy import text
 from gql_api.config import Settings
 from gql_api.db import Database
 from gql_api.logs import configure_logging, scrub
+from tests.auth_support import ok_data
 from tests.conftest import GraphQLClient, MadeUser, make_settings
 
 
@@ -109,18 +110,6 @@ def test_scrub_removes_what_looks_like_a_secret() -> None:
 PAYLOAD = "accessToken refreshToken user { id }"
 
 
-async def _ok(
-    gql: GraphQLClient,
-    query: str,
-    variables: dict[str, Any] | None = None,
-    token: str | None = None,
-) -> dict[str, Any]:
-    body = await gql(query, variables, token=token)
-    assert "errors" not in body, body
-    data: dict[str, Any] = body["data"]
-    return data
-
-
 async def test_no_secrets_in_logs_after_a_full_auth_flow(
     gql: GraphQLClient,
     db: Database,
@@ -129,7 +118,7 @@ async def test_no_secrets_in_logs_after_a_full_auth_flow(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     password, new_password = "Correct-Horse-77-battery", "Another-Staple-88-orbit"
-    registered = await _ok(
+    registered = await ok_data(
         gql,
         f"mutation($i: RegisterInput!) {{ register(input: $i) {{ {PAYLOAD} }} }}",
         {
@@ -146,20 +135,20 @@ async def test_no_secrets_in_logs_after_a_full_auth_flow(
         {"i": {"email": "flow@example.com", "password": password + "-wrong"}},
     )
     assert wrong.get("errors")
-    logged_in = await _ok(
+    logged_in = await ok_data(
         gql,
         f"mutation($i: LoginInput!) {{ login(input: $i) {{ {PAYLOAD} }} }}",
         {"i": {"email": "flow@example.com", "password": password}},
     )
     access = logged_in["login"]["accessToken"]
-    await _ok(gql, "{ me { id email } }", token=access)
-    refreshed = await _ok(
+    await ok_data(gql, "{ me { id email } }", token=access)
+    refreshed = await ok_data(
         gql,
         f"mutation($t: String!) {{ refreshToken(refreshToken: $t) {{ {PAYLOAD} }} }}",
         {"t": logged_in["login"]["refreshToken"]},
     )
     access = refreshed["refreshToken"]["accessToken"]
-    changed = await _ok(
+    changed = await ok_data(
         gql,
         f"mutation($c: String!, $n: String!) {{ changePassword(currentPassword: $c, "
         f"newPassword: $n) {{ {PAYLOAD} }} }}",
@@ -167,7 +156,7 @@ async def test_no_secrets_in_logs_after_a_full_auth_flow(
         token=access,
     )
     access = changed["changePassword"]["accessToken"]
-    assert (await _ok(gql, "mutation { logout }", token=access))["logout"] is True
+    assert (await ok_data(gql, "mutation { logout }", token=access))["logout"] is True
 
     secrets = {password, new_password, password + "-wrong"}
     for payload in (

@@ -16,7 +16,6 @@ import socket
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -24,7 +23,9 @@ import pytest
 
 from gql_api.app import create_app
 from gql_api.db import Database
+from tests.auth_support import ok_data
 from tests.conftest import GraphQLClient, error_codes, insert_user, make_settings, session_token
+from tests.server_support import free_port
 
 
 def _pgbouncer() -> str | None:
@@ -32,12 +33,6 @@ def _pgbouncer() -> str | None:
     if found:
         return found
     return "/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run_as() -> list[str]:
@@ -64,7 +59,7 @@ async def bouncer_url(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
     host = query.get("host", [target.hostname or "127.0.0.1"])[0]
     port = query.get("port", [str(target.port or 5432)])[0]
     dbname = target.path.lstrip("/")
-    listen = _free_port()
+    listen = free_port()
     config = tmp_path / "pgbouncer.ini"
     config.write_text(
         "[databases]\n"
@@ -132,21 +127,9 @@ async def test_auth_and_users_flows_through_pgbouncer(bouncer_url: str, db: Data
         await bounced.dispose()
 
 
-async def _ok(
-    gql: GraphQLClient,
-    query: str,
-    variables: dict[str, Any] | None = None,
-    token: str | None = None,
-) -> dict[str, Any]:
-    body = await gql(query, variables, token=token)
-    assert "errors" not in body, body
-    data: dict[str, Any] = body["data"]
-    return data
-
-
 async def _flow(gql: GraphQLClient, admin_token: str) -> None:
     password = "Bouncy-Castle-42-orbit"
-    registered = await _ok(
+    registered = await ok_data(
         gql,
         f"mutation($i: RegisterInput!) {{ register(input: $i) {{ {PAYLOAD} }} }}",
         {
@@ -159,7 +142,7 @@ async def _flow(gql: GraphQLClient, admin_token: str) -> None:
         },
     )
     user_id = registered["register"]["user"]["id"]
-    login = await _ok(
+    login = await ok_data(
         gql,
         f"mutation($i: LoginInput!) {{ login(input: $i) {{ {PAYLOAD} }} }}",
         {"i": {"email": "bounced@example.com", "password": password}},
@@ -178,18 +161,20 @@ async def _flow(gql: GraphQLClient, admin_token: str) -> None:
         assert "errors" not in body, body
         assert body["data"]["me"]["id"] == user_id
 
-    refreshed = await _ok(
+    refreshed = await ok_data(
         gql,
         f"mutation($t: String!) {{ refreshToken(refreshToken: $t) {{ {PAYLOAD} }} }}",
         {"t": login["login"]["refreshToken"]},
     )
     token = refreshed["refreshToken"]["accessToken"]
-    listing = await _ok(gql, "{ users(first: 10) { edges { node { email } } } }", token=admin_token)
+    listing = await ok_data(
+        gql, "{ users(first: 10) { edges { node { email } } } }", token=admin_token
+    )
     emails = {edge["node"]["email"] for edge in listing["users"]["edges"]}
     assert {"bounced@example.com", "bouncer-admin@example.com"} <= emails
-    one = await _ok(
+    one = await ok_data(
         gql, "query($id: ID!) { user(id: $id) { email } }", {"id": user_id}, token=admin_token
     )
     assert one["user"]["email"] == "bounced@example.com"
-    assert (await _ok(gql, "mutation { logout }", token=token))["logout"] is True
+    assert (await ok_data(gql, "mutation { logout }", token=token))["logout"] is True
     assert error_codes(await gql("{ me { id } }", token=token)) == ["UNAUTHENTICATED"]

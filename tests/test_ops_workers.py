@@ -4,9 +4,7 @@ prometheus-client's multi-process files, so any worker's /metrics counts every r
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gql_api.db import Database
-from tests.conftest import TEST_JWT_SECRET
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.server_support import free_port, server_env
 
 
 def _requests_total(exposition: str) -> float:
@@ -39,16 +31,12 @@ def _requests_total(exposition: str) -> float:
 async def test_metrics_are_summed_over_workers(
     db: Database, database_url: str, tmp_path: Path
 ) -> None:
-    port = _free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("USER_SERVICE_")},
-        "USER_SERVICE_DATABASE_URL": database_url,
-        "USER_SERVICE_AUTH_JWT_SECRET": TEST_JWT_SECRET,
-        "USER_SERVICE_AUTH_BCRYPT_ROUNDS": "4",
-        "USER_SERVICE_ADMIN_PASSWORD": "Workers-Admin-42-orbit",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-    }
-    env.pop("DATABASE_URL", None)
+    port = free_port()
+    env = server_env(
+        database_url,
+        USER_SERVICE_ADMIN_PASSWORD="Workers-Admin-42-orbit",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+    )
     server = subprocess.Popen(
         [
             sys.executable,

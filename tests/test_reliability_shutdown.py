@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.server_support import REPO, free_port
+from tests.server_support import embedded_env, free_port
 
 CREDENTIALS = 'email: "graceful@example.com", password: "graceful shutdown pw"'
 REGISTER = (
@@ -31,18 +31,7 @@ LOGIN = f"mutation {{ login(input: {{{CREDENTIALS}}}) {{ user {{ email }} }} }}"
 
 
 def _env(data_dir: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("USER_SERVICE_") and k not in {"DATABASE_URL", "TEST_DATABASE_URL"}
-    }
-    env.update(
-        USER_SERVICE_DATABASE_DATA_DIR=str(data_dir),
-        USER_SERVICE_AUTH_BCRYPTROUNDS="4",
-        USER_SERVICE_SERVER_SHUTDOWN_GRACE_PERIOD="20s",
-        USER_SERVICE_CONFIG_DIR=str(REPO / "configs"),
-    )
-    return env
+    return embedded_env(data_dir, USER_SERVICE_SERVER_SHUTDOWN_GRACE_PERIOD="20s")
 
 
 @contextmanager
