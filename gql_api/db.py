@@ -29,6 +29,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from gql_api.config import DatabaseSettings, Settings, redact_url
 from gql_api.embedded import EmbeddedServer, start_embedded
+from gql_api.reads import Reader
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,8 @@ class Database:
             if settings.disable_prepared_statements
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
+        # The hottest of those reads skip SQLAlchemy's execution layer (see gql_api.reads).
+        self.reader = Reader(self.autocommit, direct=not settings.disable_prepared_statements)
         # Read-only work may go to a replica; without one it shares the primary's engine.
         self.read_engine = (
             self._create_engine(settings.read_replica_url)
@@ -263,6 +266,11 @@ class Database:
         """A connection for one read statement, outside any transaction."""
         async with self.autocommit.connect() as conn:
             yield conn
+
+    async def fetch(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
+        """The rows of one read statement, outside any transaction (see :mod:`gql_api.reads`)."""
+        rows: list[Any] = await self.reader.fetch(statement, params)
+        return rows
 
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:

@@ -4,15 +4,14 @@ committed. And the per-request token check is one SQL statement."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from gql_api.db import Database
 from tests.auth_support import ME, REFRESH, login, payload, register
 from tests.conftest import TEST_PASSWORD, GraphQLClient, MadeUser, error_codes
+from tests.users_support import count_statements
 
 
 async def _audit_rows(db: Database) -> list[dict[str, Any]]:
@@ -62,20 +61,6 @@ async def test_nothing_is_audited_when_the_change_fails(gql: GraphQLClient, db: 
     assert error_codes(await register(gql, "once@example.com")) == ["CONFLICT"]
     rows = await _audit_rows(db)
     assert [r["action"] for r in rows] == ["auth.register"]
-
-
-@contextmanager
-def count_statements(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", before)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", before)
 
 
 async def test_each_authenticated_request_is_one_indexed_lookup(

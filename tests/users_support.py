@@ -13,7 +13,7 @@ from gql_api.db import Database
 
 @contextmanager
 def count_statements(db: Database) -> Iterator[list[str]]:
-    """Every SQL statement the engine sends while the block runs (BEGIN/COMMIT excluded: the
+    """Every SQL statement sent while the block runs (BEGIN/COMMIT excluded: the
     asyncpg dialect issues those outside the cursor)."""
     statements: list[str] = []
 
@@ -24,10 +24,12 @@ def count_statements(db: Database) -> Iterator[list[str]]:
 
     target = db.engine.sync_engine
     event.listen(target, "before_cursor_execute", on_execute)
+    db.reader.listeners.append(statements.append)  # reads that skip SQLAlchemy's execution
     try:
         yield statements
     finally:
         event.remove(target, "before_cursor_execute", on_execute)
+        db.reader.listeners.remove(statements.append)
 
 
 async def insert_many_users(

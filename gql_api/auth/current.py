@@ -62,13 +62,9 @@ async def authenticate(db: Database, settings: AuthSettings, token: str) -> View
         claims = decode_access_token(settings, token)
     except InvalidToken:
         raise Unauthenticated("Invalid or expired access token") from None
-    async with db.read() as conn:
-        user = (
-            await conn.execute(
-                VIEWER_BY_SESSION,
-                {"session_id": claims.session_id, "user_id": claims.user_id},
-            )
-        ).one_or_none()
-    if user is None:
+    rows = await db.fetch(
+        VIEWER_BY_SESSION, {"session_id": claims.session_id, "user_id": claims.user_id}
+    )
+    if not rows:
         raise Unauthenticated("Session revoked or expired")
-    return Viewer(user=user, session_id=claims.session_id)
+    return Viewer(user=rows[0], session_id=claims.session_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import asyncpg
 from graphql import GraphQLError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -24,8 +25,15 @@ def classify(original: BaseException) -> AppError | None:
         return original
     if isinstance(original, PoolTimeoutError):
         return ServiceUnavailable("The server is busy: no database connection became free in time")
-    if isinstance(original, ConnectionError | OSError):
+    if isinstance(original, ConnectionError | OSError | asyncpg.InterfaceError):
         return ServiceUnavailable()
+    if isinstance(original, asyncpg.PostgresError):
+        # From the reads that run straight on asyncpg (gql_api.reads).
+        if original.sqlstate == "57014":
+            return QueryTimeout()
+        if original.sqlstate in _UNAVAILABLE_SQLSTATES:
+            return ServiceUnavailable()
+        return None
     if isinstance(original, DBAPIError):
         sqlstate = getattr(getattr(original, "orig", None), "sqlstate", None) or getattr(
             getattr(getattr(original, "orig", None), "__cause__", None), "sqlstate", None

@@ -111,8 +111,7 @@ class UserQuery:
             return User.from_row(viewer.user)  # already loaded by authentication
         if not viewer.is_admin:
             raise Forbidden("You can only read your own account")
-        async with info.context.db.read() as conn:
-            row = await user_listing.get_public(conn, user_id=user_id)
+        row = await user_listing.get_public(info.context.db, user_id=user_id)
         return User.from_row(row) if row is not None else None
 
     @strawberry.field(description="Users page by page (admins only); newest first by default.")
@@ -137,21 +136,19 @@ class UserQuery:
         end = _position(before, tag=tag, order=order, argument="before")
 
         db = info.context.db
-        async with db.read() as conn:
-            rows, has_more = await user_listing.list_users(
-                conn,
-                where=where,
-                order=order,
-                descending=descending,
-                after=start,
-                before=end,
-                limit=window.limit,
-                from_end=window.from_end,
-            )
+        rows, has_more = await user_listing.list_users(
+            db,
+            where=where,
+            order=order,
+            descending=descending,
+            after=start,
+            before=end,
+            limit=window.limit,
+            from_end=window.from_end,
+        )
 
         async def count() -> int:
-            async with db.read() as conn:
-                return await user_listing.count_users(conn, where=where)
+            return await user_listing.count_users(db, where=where)
 
         return build_connection(
             [User.from_row(r) for r in rows],

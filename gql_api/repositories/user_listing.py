@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     DateTime,
-    Row,
     Table,
     and_,
     func,
@@ -24,8 +23,8 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from gql_api.db import Database
 from gql_api.models import User
 from gql_api.repositories.keyset import Position, seek, trim
 
@@ -113,7 +112,7 @@ def escape_like(term: str) -> str:
 
 
 async def list_users(
-    session: AsyncSession | AsyncConnection,
+    db: Database,
     *,
     where: UserFilter,
     order: UserOrderField,
@@ -122,7 +121,7 @@ async def list_users(
     before: Position | None,
     limit: int,
     from_end: bool,
-) -> tuple[list[Row[Any]], bool]:
+) -> tuple[list[Any], bool]:
     """One keyset page of users (public columns) and whether more rows lie beyond it."""
     statement = select(*PUBLIC_COLUMNS).where(and_(True, *where.conditions()))
     statement = seek(
@@ -135,18 +134,17 @@ async def list_users(
         limit=limit,
         from_end=from_end,
     )
-    rows = (await session.execute(statement)).all()
+    rows = await db.fetch(statement)
     return trim(rows, limit=limit, from_end=from_end)
 
 
-async def count_users(session: AsyncSession | AsyncConnection, *, where: UserFilter) -> int:
+async def count_users(db: Database, *, where: UserFilter) -> int:
     statement = select(func.count()).select_from(users).where(and_(True, *where.conditions()))
-    return int((await session.execute(statement)).scalar_one())
+    rows = await db.fetch(statement)
+    return int(rows[0][0])
 
 
-async def get_public(
-    session: AsyncSession | AsyncConnection, *, user_id: uuid.UUID
-) -> Row[Any] | None:
+async def get_public(db: Database, *, user_id: uuid.UUID) -> Any | None:
     """One user's public columns, or None."""
-    statement = select(*PUBLIC_COLUMNS).where(users.c.id == user_id)
-    return (await session.execute(statement)).one_or_none()
+    rows = await db.fetch(select(*PUBLIC_COLUMNS).where(users.c.id == user_id))
+    return rows[0] if rows else None

@@ -1,0 +1,125 @@
+"""Hot single-statement reads, executed straight on asyncpg.
+
+SQLAlchemy still builds and compiles these statements (compiled once per statement shape and
+cached, as its own compiled cache does), and the connection still comes out of the engine's
+pool, so limits, liveness pings, pool counters and pool timeouts stay the pool's. What is left
+out is SQLAlchemy's execution around each statement: the greenlet hop, the cursor adapter and
+the result machinery cost several times the statement's own round trip on a page of users
+(bench/RESULTS.md).
+
+Rows are asyncpg records that also read as attributes (``row.email``), like SQLAlchemy's rows,
+so the code that consumes them does not care which path produced them. The connection's type
+codecs are the ones SQLAlchemy's dialect installed (JSON decoded, INET as text), so values are
+the same on both paths.
+
+Behind PgBouncer in transaction mode (``disable_prepared_statements``) asyncpg's prepare and
+execute could land on two server connections, so there these reads go through SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import Compiled
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.util import greenlet_spawn
+
+# Statements are logged where SQLAlchemy logs its own (gql_api.logs sets its level), never with
+# their parameters: they hold token and password hashes.
+sql_log = logging.getLogger("sqlalchemy.engine.Engine")
+
+# Distinct statement shapes are few (the filters and orders of a users page); beyond this many
+# the cache starts again rather than grow.
+MAX_COMPILED = 512
+
+
+class Row(asyncpg.Record):
+    """An asyncpg record whose columns also read as attributes."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    sql: str
+    compiled: Compiled
+    names: tuple[str, ...]
+    processors: dict[str, Any]
+
+
+class Reader:
+    """``fetch(statement, params)``: the statement's rows, on asyncpg or through SQLAlchemy."""
+
+    def __init__(self, engine: AsyncEngine, *, direct: bool) -> None:
+        # ``engine`` is the autocommit view of the pool when ``direct`` is off.
+        self.engine = engine
+        self.direct = direct
+        self._checkout = engine.sync_engine.raw_connection
+        self._compiled: dict[Any, _Rendered] = {}
+        # Called with each statement's text before it is sent (tests count statements with it).
+        self.listeners: list[Callable[[str], None]] = []
+
+    async def fetch(self, statement: ClauseElement, params: dict[str, Any] | None = None) -> Any:
+        if not self.direct:
+            async with self.engine.connect() as conn:
+                return (await conn.execute(statement, params)).all()  # type: ignore[call-overload]
+        sql, args = self._render(statement, params)
+        if sql_log.isEnabledFor(logging.INFO):
+            sql_log.info("%s [direct]", sql)
+        for listener in self.listeners:
+            listener(sql)
+        # The pool's checkout may ping an idle connection, which needs SQLAlchemy's greenlet.
+        pooled = await greenlet_spawn(self._checkout)
+        reusable = False
+        try:
+            rows = await pooled.driver_connection.fetch(sql, *args, record_class=Row)
+            reusable = True
+            return rows
+        except asyncpg.PostgresError:
+            reusable = True  # the server refused the statement; the connection is fine
+            raise
+        finally:
+            if not reusable:
+                # Cancelled mid-statement or the connection broke: it cannot go back as is.
+                pooled.invalidate()
+            pooled.close()
+
+    def _render(
+        self, statement: ClauseElement, params: dict[str, Any] | None
+    ) -> tuple[str, list[Any]]:
+        key = statement._generate_cache_key()
+        assert key is not None, "every statement read here is cacheable"
+        rendered = self._compiled.get(key.key)
+        if rendered is None:
+            compiled = statement.compile(dialect=self.engine.dialect, cache_key=key)
+            if "POSTCOMPILE" in compiled.string:
+                raise ValueError("expanding parameters are not supported here; use ANY(array)")
+            rendered = _Rendered(
+                sql=compiled.string,
+                compiled=compiled,
+                names=tuple(compiled.positiontup or ()),  # type: ignore[attr-defined]
+                processors=dict(compiled._bind_processors),  # type: ignore[attr-defined]
+            )
+            if len(self._compiled) >= MAX_COMPILED:
+                self._compiled.clear()
+            self._compiled[key.key] = rendered
+        values = rendered.compiled.construct_params(
+            params, extracted_parameters=key.bindparams, escape_names=False
+        )
+        processors = rendered.processors
+        args = [
+            processors[name](values[name]) if name in processors else values[name]
+            for name in rendered.names
+        ]
+        return rendered.sql, args
