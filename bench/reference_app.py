@@ -22,7 +22,6 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import asyncpg
@@ -64,34 +63,24 @@ PAGE_AFTER_SQL = (
 COUNT_SQL = "SELECT count(*) AS count_1 \nFROM users \nWHERE true"
 
 
-def _in_list(n: int) -> str:
-    return ", ".join(f"${i}::UUID" for i in range(1, n + 1))
-
-
-@lru_cache(maxsize=128)
-def profiles_sql(n: int) -> str:
-    return (
-        "SELECT user_profiles.id, user_profiles.user_id, user_profiles.bio, "
-        "user_profiles.avatar_url, user_profiles.phone, user_profiles.timezone, "
-        "user_profiles.locale, user_profiles.preferences, user_profiles.created_at, "
-        "user_profiles.updated_at \n"
-        "FROM user_profiles \n"
-        f"WHERE user_profiles.user_id IN ({_in_list(n)})"
-    )
-
-
-@lru_cache(maxsize=128)
-def sessions_sql(n: int) -> str:
-    return (
-        "SELECT user_sessions.id, user_sessions.user_id, "
-        "user_sessions.rotated_at, user_sessions.device_info, "
-        "user_sessions.ip_address, user_sessions.user_agent, user_sessions.expires_at, "
-        "user_sessions.last_used_at, user_sessions.revoked_at, user_sessions.revoked_reason, "
-        "user_sessions.created_at \n"
-        "FROM user_sessions \n"
-        f"WHERE user_sessions.user_id IN ({_in_list(n)}) AND user_sessions.revoked_at IS NULL "
-        "AND user_sessions.expires_at > now() ORDER BY user_sessions.created_at DESC"
-    )
+PROFILES_SQL = (
+    "SELECT user_profiles.id, user_profiles.user_id, user_profiles.bio, "
+    "user_profiles.avatar_url, user_profiles.phone, user_profiles.timezone, "
+    "user_profiles.locale, user_profiles.preferences, user_profiles.created_at, "
+    "user_profiles.updated_at \n"
+    "FROM user_profiles \n"
+    "WHERE user_profiles.user_id = ANY ($1::UUID[])"
+)
+SESSIONS_SQL = (
+    "SELECT user_sessions.id, user_sessions.user_id, "
+    "user_sessions.rotated_at, user_sessions.device_info, "
+    "user_sessions.ip_address, user_sessions.user_agent, user_sessions.expires_at, "
+    "user_sessions.last_used_at, user_sessions.revoked_at, user_sessions.revoked_reason, "
+    "user_sessions.created_at \n"
+    "FROM user_sessions \n"
+    "WHERE user_sessions.user_id = ANY ($1::UUID[]) AND user_sessions.revoked_at IS NULL "
+    "AND user_sessions.expires_at > now() ORDER BY user_sessions.created_at DESC"
+)
 
 
 # --- Requests ----------------------------------------------------------------------------------
@@ -186,8 +175,8 @@ class Reference:
         if ids:
             total, profiles, sessions = await asyncio.gather(
                 self.pool.fetchval(COUNT_SQL),
-                self.pool.fetch(profiles_sql(len(ids)), *ids),
-                self.pool.fetch(sessions_sql(len(ids)), *ids),
+                self.pool.fetch(PROFILES_SQL, ids),
+                self.pool.fetch(SESSIONS_SQL, ids),
             )
         else:
             total, profiles, sessions = await self.pool.fetchval(COUNT_SQL), [], []

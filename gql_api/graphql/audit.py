@@ -17,7 +17,6 @@ from gql_api.graphql.pagination import (
     Connection,
     build_connection,
     decode_cursor,
-    encode_cursor,
     page_window,
 )
 from gql_api.repositories import audit
@@ -114,7 +113,7 @@ class AuditQuery:
 
         return build_connection(
             [AuditLog.from_row(r) for r in rows],
-            [encode_cursor(_CURSOR_TAG, r.created_at, r.id) for r in rows],
+            [(_CURSOR_TAG, r.created_at, r.id) for r in rows],
             window=window,
             has_more=has_more,
             after=after,

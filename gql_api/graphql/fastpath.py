@@ -8,6 +8,12 @@ it (the schema's own ``serialize``). Executing the plan walks the objects the re
 breadth first, gathering every pending resolver of a level at once so DataLoaders batch exactly
 as they do under graphql-core.
 
+Under a root field that has a row-returning twin (``gql_api.graphql.rows``), the values of types
+with a row description stay database rows: their fields compile into readers that go from the
+row's column straight to the JSON value (the same conversion ``from_row`` and the schema's
+serializer make, composed once), and their relations are loaded for every parent of a level in
+one call. No Strawberry object is built for them.
+
 It covers what the hot queries use and falls back to the generic executor for everything else:
 mutations, fragments, directives, introspection, abstract types, arguments that are not
 built-in scalars, resolvers with permissions or extensions, a non-null field that comes back
@@ -23,6 +29,7 @@ import inspect
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from graphql import (
@@ -30,6 +37,7 @@ from graphql import (
     DocumentNode,
     FieldNode,
     FloatValueNode,
+    GraphQLEnumType,
     GraphQLError,
     GraphQLList,
     GraphQLNonNull,
@@ -52,6 +60,7 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from gql_api.config import GraphQLSettings
 from gql_api.graphql.limits import document_shape, operation_cost
+from gql_api.graphql.rows import ROW_RESOLVERS, ROW_TYPES, Column, Relation
 
 _BUILTIN_SCALARS = frozenset({"Int", "Float", "String", "Boolean", "ID"})
 _LITERALS = (IntValueNode, FloatValueNode, StringValueNode, BooleanValueNode, NullValueNode)
@@ -73,6 +82,10 @@ class FieldPlan:
     arguments: list[tuple[str, Any]] = field(default_factory=list)  # (python name, value node)
     children: list[FieldPlan] | None = None  # for object types
     typename: str | None = None  # a constant __typename
+    # Fields of a type whose values are rows (see the module's docstring):
+    read: Callable[[Any], Any] | None = None  # row -> JSON value
+    compute: Callable[[Any, Any], Any] | None = None  # (row, context) -> field value
+    relation: Relation | None = None
 
 
 @dataclass
@@ -108,10 +121,12 @@ def _argument_value(node: Any, variables: dict[str, Any]) -> Any:
 
 
 class Compiler:
-    def __init__(self, schema: Any) -> None:
+    def __init__(self, schema: Any, *, rows: bool = True) -> None:
         self.strawberry = schema
         self.schema: GraphQLSchema = schema._schema
         self.names = schema.config.name_converter
+        # Row readers need rows that index by column name (gql_api.reads' direct reads).
+        self.rows = rows
 
     def compile(self, document: DocumentNode, operation_name: str | None) -> Plan:
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
@@ -133,11 +148,13 @@ class Compiler:
                 raise Unsupported("directives")
         root = self.schema.query_type
         assert root is not None
-        fields = self._fields(operation.selection_set, root)
+        fields = self._fields(operation.selection_set, root, rows=False)
         name = operation.name.value if operation.name else None
         return Plan(operation=operation, fields=fields, document=document, name=name)
 
-    def _fields(self, selection_set: Any, parent: GraphQLObjectType) -> list[FieldPlan]:
+    def _fields(
+        self, selection_set: Any, parent: GraphQLObjectType, *, rows: bool
+    ) -> list[FieldPlan]:
         plans: list[FieldPlan] = []
         keys: set[str] = set()
         for selection in selection_set.selections:
@@ -147,10 +164,12 @@ class Compiler:
             if key in keys:
                 raise Unsupported("merged fields")
             keys.add(key)
-            plans.append(self._field(selection, parent, key))
+            plans.append(self._field(selection, parent, key, rows=rows))
         return plans
 
-    def _field(self, node: FieldNode, parent: GraphQLObjectType, key: str) -> FieldPlan:
+    def _field(
+        self, node: FieldNode, parent: GraphQLObjectType, key: str, *, rows: bool
+    ) -> FieldPlan:
         name = node.name.value
         if name == "__typename":
             return FieldPlan(key=key, python_name="", graphql_type=None, typename=parent.name)
@@ -165,7 +184,13 @@ class Compiler:
         plan = FieldPlan(
             key=key, python_name=strawberry_field.python_name, graphql_type=definition.type
         )
+        row_type = ROW_TYPES.get(_origin(parent)) if rows else None
+        if row_type is not None:
+            return self._row_field(node, plan, row_type)
         resolver = strawberry_field.base_resolver
+        row_resolver = ROW_RESOLVERS.get((parent.name, name)) if self.rows else None
+        if row_resolver is not None:
+            rows = True  # from here down, values of row types are rows
         if resolver is not None:
             if resolver.parent_parameter is not None:
                 raise Unsupported("parent parameter")
@@ -173,6 +198,9 @@ class Compiler:
             plan.pass_source = (
                 resolver.self_parameter is not None or resolver.root_parameter is not None
             )
+            if row_resolver is not None:
+                # The twin takes the same arguments but no parent object.
+                plan.resolver, plan.pass_source = row_resolver, False
             plan.info_name = resolver.info_parameter.name if resolver.info_parameter else None
             by_graphql_name = {self.names.get_graphql_name(a): a for a in resolver.arguments}
             for argument in node.arguments or ():
@@ -189,12 +217,80 @@ class Compiler:
         if isinstance(named, GraphQLObjectType):
             if node.selection_set is None:
                 raise Unsupported("object without selection")
-            plan.children = self._fields(node.selection_set, named)
+            plan.children = self._fields(node.selection_set, named, rows=rows)
         elif not hasattr(named, "serialize"):  # interfaces and unions
             raise Unsupported("abstract type")
         if not isinstance(named, GraphQLObjectType) and node.selection_set is not None:
             raise Unsupported("selection on a leaf")
         return plan
+
+    def _row_field(self, node: FieldNode, plan: FieldPlan, row_type: Any) -> FieldPlan:
+        """A field of a row-described type whose values are rows."""
+        if node.arguments:
+            raise Unsupported("arguments on a row field")
+        named = get_named_type(plan.graphql_type)
+        name = plan.python_name
+        if name in row_type.relations:
+            if not isinstance(named, GraphQLObjectType) or node.selection_set is None:
+                raise Unsupported("relation to a non-object type")
+            plan.relation = row_type.relations[name]
+            plan.children = self._fields(node.selection_set, named, rows=True)
+            return plan
+        if isinstance(named, GraphQLObjectType) or isinstance(plan.graphql_type, GraphQLList):
+            raise Unsupported("object or list without a relation")
+        if node.selection_set is not None:
+            raise Unsupported("selection on a leaf")
+        if name in row_type.columns:
+            plan.read = _column_reader(row_type.columns[name], plan.graphql_type)
+        elif name in row_type.computed:
+            plan.compute = row_type.computed[name].compute
+        else:
+            raise Unsupported("a field the row description does not cover")
+        return plan
+
+
+def _origin(graphql_type: GraphQLObjectType) -> Any:
+    definition = (graphql_type.extensions or {}).get("strawberry-definition")
+    return getattr(definition, "origin", None)
+
+
+def _column_reader(column: Column, graphql_type: Any) -> Callable[[Any], Any]:
+    """row -> the field's JSON value: ``serialize(convert(row[column]))`` composed once (an
+    enum's values are looked up in a table built here). A null in a non-null field raises
+    Unsupported, so that the generic executor reports it."""
+    named = get_named_type(graphql_type)
+    serialize = named.serialize
+    name, convert = column.name, column.convert
+    null: Any = None if column.if_null is None else serialize(column.if_null)
+    non_null = isinstance(graphql_type, GraphQLNonNull) and null is None
+
+    def on_null() -> Any:
+        if non_null:
+            raise Unsupported("null in a non-null field")
+        return null
+
+    if isinstance(named, GraphQLEnumType) and isinstance(convert, type):
+        assert issubclass(convert, Enum)
+        table = {member.value: serialize(member) for member in convert}
+
+        def read_enum(row: Any) -> Any:
+            value = row[name]
+            return on_null() if value is None else table[value]
+
+        return read_enum
+    if convert is None:
+
+        def read(row: Any) -> Any:
+            value = row[name]
+            return on_null() if value is None else serialize(value)
+
+        return read
+
+    def read_converted(row: Any) -> Any:
+        value = row[name]
+        return on_null() if value is None else serialize(convert(value))
+
+    return read_converted
 
 
 # A pending resolver result: where it goes, its plan, and the awaitable.
@@ -204,32 +300,62 @@ _Pending = tuple[Any, Any, FieldPlan, Any]
 class Executor:
     def __init__(self, plan: Plan, context: Any, variables: dict[str, Any]) -> None:
         self.plan = plan
+        self.context = context
         self.info = Info(context)
         self.variables = variables
+        # Relation fields met on this level: per field, where each value goes and its parent row.
+        self.relations: dict[int, tuple[FieldPlan, list[tuple[Any, Any, Any]]]] = {}
 
     async def run(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
         pending: list[_Pending] = []
         self._resolve_fields(self.plan.fields, None, data, pending)
-        while pending:
+        while pending or self.relations:
             batch, pending = pending, []
-            # All resolvers of this level run together, so their DataLoader calls batch.
-            values = await asyncio.gather(*(item[3] for item in batch), return_exceptions=True)
-            for (container, key, plan, _), value in zip(batch, values, strict=True):
+            relations, self.relations = list(self.relations.values()), {}
+            # All resolvers and relations of this level run together, so their DataLoader calls
+            # batch and their statements overlap.
+            awaitables = [item[3] for item in batch]
+            for plan, entries in relations:
+                assert plan.relation is not None
+                awaitables.append(plan.relation.load(self.context, [e[2] for e in entries]))
+            if len(awaitables) == 1:
+                try:
+                    values = [await awaitables[0]]
+                except Exception as exc:
+                    raise Unsupported("a resolver raised") from exc
+            else:
+                values = await asyncio.gather(*awaitables, return_exceptions=True)
+            for value in values:
                 if isinstance(value, BaseException):
                     raise Unsupported("a resolver raised") from value
+            for (container, key, plan, _), value in zip(batch, values, strict=False):
                 self._complete(container, key, plan, plan.graphql_type, value, pending)
+            for (plan, entries), loaded in zip(relations, values[len(batch) :], strict=True):
+                for (container, key, _), value in zip(entries, loaded, strict=True):
+                    self._complete(container, key, plan, plan.graphql_type, value, pending)
         return data
 
     def _resolve_fields(
         self, plans: list[FieldPlan], source: Any, out: dict[str, Any], pending: list[_Pending]
     ) -> None:
         for plan in plans:
+            if plan.read is not None:
+                out[plan.key] = plan.read(source)
+                continue
             if plan.typename is not None:
                 out[plan.key] = plan.typename
                 continue
             out[plan.key] = None  # keeps the selection's order
-            if plan.resolver is None:
+            if plan.relation is not None:
+                group = self.relations.get(id(plan))
+                if group is None:
+                    group = self.relations[id(plan)] = (plan, [])
+                group[1].append((out, plan.key, source))
+                continue
+            if plan.compute is not None:
+                value = plan.compute(source, self.context)
+            elif plan.resolver is None:
                 value = getattr(source, plan.python_name)
             else:
                 kwargs = {
@@ -287,8 +413,15 @@ class Executor:
 class FastPath:
     """Plans per document text (bounded), and running them."""
 
-    def __init__(self, schema: Any, settings: GraphQLSettings, max_plans: int = 1024) -> None:
-        self.compiler = Compiler(schema)
+    def __init__(
+        self,
+        schema: Any,
+        settings: GraphQLSettings,
+        max_plans: int = 1024,
+        *,
+        rows: bool = True,
+    ) -> None:
+        self.compiler = Compiler(schema, rows=rows)
         self.settings = settings
         self.max_plans = max_plans
         self._plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()

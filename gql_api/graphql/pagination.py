@@ -36,9 +36,19 @@ class PageInfo:
     end_cursor: str | None
 
 
+# Where one row sits in one order: (tag, sort key, id), what a cursor encodes.
+Position = tuple[str, datetime | str | None, uuid.UUID]
+
+
 @strawberry.type
 class Edge(Generic[NodeT]):
-    cursor: str
+    # Encoded only when a client selects the cursor.
+    position: strawberry.Private[Position]
+
+    @strawberry.field
+    def cursor(self) -> str:
+        return encode_cursor(*self.position)
+
     node: NodeT
 
 
@@ -119,7 +129,7 @@ def decode_cursor(
 
 def build_connection(
     nodes: Sequence[NodeT],
-    cursors: Sequence[str],
+    positions: Sequence[Position],
     *,
     window: Window,
     has_more: bool,
@@ -133,7 +143,7 @@ def build_connection(
     answer as the Relay spec allows without another query: a cursor on that side implies rows
     there (they may since have been deleted).
     """
-    edges = [Edge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)]
+    edges = [Edge(position=p, node=n) for p, n in zip(positions, nodes, strict=True)]
     if window.from_end:
         has_next, has_previous = before is not None, has_more
     else:
@@ -143,8 +153,8 @@ def build_connection(
         page_info=PageInfo(
             has_next_page=has_next,
             has_previous_page=has_previous,
-            start_cursor=cursors[0] if cursors else None,
-            end_cursor=cursors[-1] if cursors else None,
+            start_cursor=encode_cursor(*positions[0]) if positions else None,
+            end_cursor=encode_cursor(*positions[-1]) if positions else None,
         ),
         count=count,
     )

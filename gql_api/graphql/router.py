@@ -48,7 +48,16 @@ class GraphQLRouter(StrawberryRouter[Any, None]):
             self.routes[:] = [r for r in self.routes if not isinstance(r, APIWebSocketRoute)]
         self.settings = settings
         self.documents = PersistedDocuments(settings.graphql)
-        self.fast = FastPath(schema, settings.graphql) if settings.graphql.fast_execution else None
+        self.fast = (
+            FastPath(
+                schema,
+                settings.graphql,
+                # Row readers index rows by column name, as the direct reads' rows do.
+                rows=not settings.database.disable_prepared_statements,
+            )
+            if settings.graphql.fast_execution
+            else None
+        )
         self.list_bounds = list_bounds(settings)
 
     def should_render_graphql_ide(self, request: Any) -> bool:

@@ -1,12 +1,15 @@
 """GraphQL object types for users, profiles and sessions.
 
 Fields are listed explicitly from the SQLModel tables; ``password_hash`` and ``token_hash``
-have no field here and a test proves no path through the schema reaches them.
+have no field here and a test proves no path through the schema reaches them. Each type's
+``*_ROWS`` description says how its fields read from a row (see ``gql_api.graphql.rows``);
+``from_row`` and the planned executor both follow it.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -16,6 +19,7 @@ from strawberry.scalars import JSON
 
 from gql_api import models
 from gql_api.graphql.errors import Forbidden
+from gql_api.graphql.rows import Column, Computed, Relation, RowType, row_type
 
 if TYPE_CHECKING:
     from gql_api.graphql.context import Context
@@ -33,6 +37,10 @@ class UserStatus(Enum):
     INACTIVE = "inactive"
 
 
+def _text(value: Any) -> str:
+    return str(value)
+
+
 @strawberry.type
 class Profile:
     bio: str | None
@@ -44,16 +52,30 @@ class Profile:
     updated_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: models.UserProfile) -> Profile:
-        return cls(
-            bio=row.bio,
-            avatar_url=row.avatar_url,
-            phone=row.phone,
-            timezone=row.timezone,
-            locale=row.locale,
-            preferences=JSON(row.preferences or {}),
-            updated_at=row.updated_at,
-        )
+    def from_row(cls, row: models.UserProfile | Any) -> Profile:
+        return cls(**PROFILE_ROWS.values(row))
+
+
+PROFILE_ROWS = row_type(
+    Profile,
+    RowType(
+        columns={
+            "bio": Column("bio"),
+            "avatar_url": Column("avatar_url"),
+            "phone": Column("phone"),
+            "timezone": Column("timezone"),
+            "locale": Column("locale"),
+            "preferences": Column("preferences", if_null={}),
+            "updated_at": Column("updated_at"),
+        }
+    ),
+)
+
+
+def _is_current(row: Any, context: Context) -> bool:
+    """The session the request is signed in with."""
+    viewer = context.viewer
+    return viewer is not None and row.id == viewer.session_id
 
 
 @strawberry.type
@@ -68,17 +90,45 @@ class Session:
     current: bool
 
     @classmethod
-    def from_row(cls, row: models.UserSession, current_session_id: Any = None) -> Session:
+    def from_row(cls, row: models.UserSession | Any, current_session_id: Any = None) -> Session:
         return cls(
-            id=strawberry.ID(str(row.id)),
-            device_info=JSON(row.device_info) if row.device_info is not None else None,
-            ip_address=str(row.ip_address) if row.ip_address is not None else None,
-            user_agent=row.user_agent,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            last_used_at=row.last_used_at,
+            **SESSION_ROWS.values(row),
             current=current_session_id is not None and row.id == current_session_id,
         )
+
+
+SESSION_ROWS = row_type(
+    Session,
+    RowType(
+        columns={
+            "id": Column("id", _text),
+            "device_info": Column("device_info"),
+            "ip_address": Column("ip_address", _text),
+            "user_agent": Column("user_agent"),
+            "created_at": Column("created_at"),
+            "expires_at": Column("expires_at"),
+            "last_used_at": Column("last_used_at"),
+        },
+        computed={"current": Computed(_is_current)},
+    ),
+)
+
+
+def check_can_see_sessions(viewer: Any, user_id: Any) -> None:
+    """A user's sessions are for the user itself and for admins."""
+    if viewer.user.id != user_id and not viewer.is_admin:
+        raise Forbidden("Only the user and admins can see its sessions")
+
+
+async def _profiles_of(context: Context, users: Sequence[Any]) -> Sequence[Any]:
+    return await context.loaders.profile_by_user_id.load_many([user.id for user in users])
+
+
+async def _sessions_of(context: Context, users: Sequence[Any]) -> Sequence[Any]:
+    viewer = context.require_user()
+    for user in users:
+        check_can_see_sessions(viewer, user.id)
+    return await context.loaders.sessions_by_user_id.load_many([user.id for user in users])
 
 
 @strawberry.type
@@ -101,24 +151,9 @@ class User:
 
     @classmethod
     def from_row(cls, row: models.User | Any) -> User:
-        """From a ``users`` ORM row or a Core row of its public columns."""
+        """From a ``users`` ORM row or a plain row of its public columns."""
         assert row.id is not None
-        return cls(
-            id=strawberry.ID(str(row.id)),
-            uid=row.id,
-            email=row.email,
-            first_name=row.first_name,
-            last_name=row.last_name,
-            role=Role(row.role),
-            status=UserStatus(row.status),
-            email_verified=row.email_verified,
-            email_verified_at=row.email_verified_at,
-            password_changed_at=row.password_changed_at,
-            last_login_at=row.last_login_at,
-            login_count=row.login_count,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        return cls(uid=row.id, **USER_ROWS.values(row))
 
     @strawberry.field
     async def profile(self, info: strawberry.Info[Context, None]) -> Profile | None:
@@ -128,7 +163,29 @@ class User:
     @strawberry.field(description="Active sessions; visible to the user itself and admins.")
     async def sessions(self, info: strawberry.Info[Context, None]) -> list[Session]:
         viewer = info.context.require_user()
-        if viewer.user.id != self.uid and not viewer.is_admin:
-            raise Forbidden("Only the user and admins can see its sessions")
+        check_can_see_sessions(viewer, self.uid)
         rows = await info.context.loaders.sessions_by_user_id.load(self.uid)
         return [Session.from_row(r, viewer.session_id) for r in rows]
+
+
+USER_ROWS = row_type(
+    User,
+    RowType(
+        columns={
+            "id": Column("id", _text),
+            "email": Column("email"),
+            "first_name": Column("first_name"),
+            "last_name": Column("last_name"),
+            "role": Column("role", Role),
+            "status": Column("status", UserStatus),
+            "email_verified": Column("email_verified"),
+            "email_verified_at": Column("email_verified_at"),
+            "password_changed_at": Column("password_changed_at"),
+            "last_login_at": Column("last_login_at"),
+            "login_count": Column("login_count"),
+            "created_at": Column("created_at"),
+            "updated_at": Column("updated_at"),
+        },
+        relations={"profile": Relation(_profiles_of), "sessions": Relation(_sessions_of)},
+    ),
+)

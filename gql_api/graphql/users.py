@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 import strawberry
 
@@ -16,13 +17,8 @@ from gql_api import validation
 from gql_api.graphql.context import Context
 from gql_api.graphql.errors import BadUserInput, Forbidden
 from gql_api.graphql.ids import parse_uuid
-from gql_api.graphql.pagination import (
-    Connection,
-    build_connection,
-    decode_cursor,
-    encode_cursor,
-    page_window,
-)
+from gql_api.graphql.pagination import Connection, build_connection, decode_cursor, page_window
+from gql_api.graphql.rows import row_resolver
 from gql_api.graphql.types import Role, User, UserStatus
 from gql_api.repositories import user_listing
 from gql_api.repositories.keyset import Position
@@ -94,25 +90,89 @@ def _position(
     return order.position(key, row_id)
 
 
+# The resolvers' logic, returning rows: the Strawberry resolvers below wrap the rows into
+# objects, and the planned executor reads the rows directly (see gql_api.graphql.rows).
+
+
+@row_resolver("Query", "me")
+def me_row(info: strawberry.Info[Context, None]) -> Any | None:
+    viewer = info.context.current_viewer()
+    return viewer.user if viewer is not None else None
+
+
+@row_resolver("Query", "user")
+async def user_row(info: strawberry.Info[Context, None], id: strawberry.ID) -> Any | None:
+    viewer = info.context.require_user()
+    user_id = parse_uuid(id)
+    if user_id == viewer.user.id:
+        return viewer.user  # already loaded by authentication
+    if not viewer.is_admin:
+        raise Forbidden("You can only read your own account")
+    return await user_listing.get_public(info.context.db, user_id=user_id)
+
+
+@row_resolver("Query", "users")
+async def users_page(
+    info: strawberry.Info[Context, None],
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    filter: UserFilter | None = None,
+    order_by: UserOrder | None = None,
+) -> Connection[Any]:
+    """A page of users whose edges hold rows."""
+    info.context.require_admin()
+    window = page_window(first, last)
+    order_input = order_by or UserOrder()
+    order = RepoOrderField(order_input.field.value)
+    descending = order_input.direction is OrderDirection.DESC
+    tag = f"users:{order.value}:{order_input.direction.value}"
+    where = filter.to_filter() if filter is not None else user_listing.UserFilter()
+    start = _position(after, tag=tag, order=order, argument="after")
+    end = _position(before, tag=tag, order=order, argument="before")
+
+    db = info.context.db
+    rows, has_more = await user_listing.list_users(
+        db,
+        where=where,
+        order=order,
+        descending=descending,
+        after=start,
+        before=end,
+        limit=window.limit,
+        from_end=window.from_end,
+    )
+
+    async def count() -> int:
+        return await user_listing.count_users(db, where=where)
+
+    return build_connection(
+        rows,
+        [(tag, order.key_of(r), r.id) for r in rows],
+        window=window,
+        has_more=has_more,
+        after=after,
+        before=before,
+        count=count,
+    )
+
+
+def _user(row: Any | None) -> User | None:
+    return User.from_row(row) if row is not None else None
+
+
 @strawberry.type
 class UserQuery:
     @strawberry.field(description="The signed-in user; null when anonymous.")
     def me(self, info: strawberry.Info[Context, None]) -> User | None:
-        viewer = info.context.current_viewer()
-        return User.from_row(viewer.user) if viewer is not None else None
+        return _user(me_row(info))
 
     @strawberry.field(
         description="A user by id: yourself, or anyone for admins (null when no such user)."
     )
     async def user(self, info: strawberry.Info[Context, None], id: strawberry.ID) -> User | None:
-        viewer = info.context.require_user()
-        user_id = parse_uuid(id)
-        if user_id == viewer.user.id:
-            return User.from_row(viewer.user)  # already loaded by authentication
-        if not viewer.is_admin:
-            raise Forbidden("You can only read your own account")
-        row = await user_listing.get_public(info.context.db, user_id=user_id)
-        return User.from_row(row) if row is not None else None
+        return _user(await user_row(info, id))
 
     @strawberry.field(description="Users page by page (admins only); newest first by default.")
     async def users(
@@ -125,37 +185,7 @@ class UserQuery:
         filter: UserFilter | None = None,
         order_by: UserOrder | None = None,
     ) -> Connection[User]:
-        info.context.require_admin()
-        window = page_window(first, last)
-        order_input = order_by or UserOrder()
-        order = RepoOrderField(order_input.field.value)
-        descending = order_input.direction is OrderDirection.DESC
-        tag = f"users:{order.value}:{order_input.direction.value}"
-        where = filter.to_filter() if filter is not None else user_listing.UserFilter()
-        start = _position(after, tag=tag, order=order, argument="after")
-        end = _position(before, tag=tag, order=order, argument="before")
-
-        db = info.context.db
-        rows, has_more = await user_listing.list_users(
-            db,
-            where=where,
-            order=order,
-            descending=descending,
-            after=start,
-            before=end,
-            limit=window.limit,
-            from_end=window.from_end,
-        )
-
-        async def count() -> int:
-            return await user_listing.count_users(db, where=where)
-
-        return build_connection(
-            [User.from_row(r) for r in rows],
-            [encode_cursor(tag, order.key_of(r), r.id) for r in rows],
-            window=window,
-            has_more=has_more,
-            after=after,
-            before=before,
-            count=count,
-        )
+        page = await users_page(info, first, after, last, before, filter, order_by)
+        for edge in page.edges:
+            edge.node = User.from_row(edge.node)
+        return page
