@@ -24,6 +24,7 @@ from gql_api import __version__, metrics, migrations
 from gql_api.config import Settings, ensure_jwt_secret, load_settings
 from gql_api.db import Database
 from gql_api.graphql.context import Context, make_context
+from gql_api.graphql.fast_lane import PREBUILT_CONTEXT, PlannedQueryLane
 from gql_api.graphql.limits import request_limits
 from gql_api.graphql.router import GraphQLRouter
 from gql_api.graphql.schema import build_schema
@@ -127,6 +128,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                 await state["db"].dispose()
 
     async def get_context(request: Request, response: Response) -> Context:
+        context = request.scope.get("state", {}).pop(PREBUILT_CONTEXT, None)
+        if context is not None:  # built by the planned-query lane, which declined the request
+            context.request, context.response = request, response
+            return context  # type: ignore[no-any-return]
         context = await make_context(request, response, settings=settings, db=state["db"])
         entry = current_request()
         if entry is not None and context.viewer is not None:
@@ -203,6 +208,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             allow_credentials=False,
             max_age=600,
         )
+    # Planned queries skip FastAPI's routing and Strawberry's view (see gql_api.graphql.fast_lane).
+    app.add_middleware(PlannedQueryLane, router=router, settings=settings, state=state)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.server.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -75,12 +75,13 @@ async def test_unexpected_errors_are_masked_with_request_id(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from gql_api.graphql import types
+    from gql_api.graphql.context import Context
 
-    def explode(row: Any) -> Any:
+    def explode(self: Any) -> Any:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(types.User, "from_row", staticmethod(explode))
+    # Both executors ask who is calling; the planned one then hands the request over.
+    monkeypatch.setattr(Context, "current_viewer", explode)
     with caplog.at_level(logging.ERROR, logger="gql_api.errors"):
         response = await client.post(
             "/graphql",

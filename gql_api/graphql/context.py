@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import asyncpg
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +21,9 @@ from gql_api.db import Database
 from gql_api.graphql.errors import AppError, Forbidden, ServiceUnavailable, Unauthenticated
 from gql_api.graphql.masking import classify
 from gql_api.mailer import Mailer, build_mailer
+
+# What the direct reads (gql_api.reads) raise when the database fails them.
+DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def client_address(request: Request, trusted_proxies: list[str]) -> str | None:
@@ -114,7 +118,13 @@ async def make_context(
         token = bearer_token(request.headers.get("authorization"))
         if token is not None:
             ctx.viewer = await authenticate(db, settings.auth, token)
-    except (AppError, OSError, SQLAlchemyError) as exc:
+    except (
+        AppError,
+        OSError,
+        SQLAlchemyError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ) as exc:
         # Database trouble while checking the token (down, pool exhausted, statement timeout)
         # is reported with the same codes as anywhere else.
         ctx.auth_error = classify(exc) or ServiceUnavailable()

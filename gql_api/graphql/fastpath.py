@@ -94,6 +94,8 @@ class Plan:
     fields: list[FieldPlan]
     document: DocumentNode
     name: str | None
+    # The cost of an operation without variables, computed once.
+    fixed_cost: int | None = None
 
 
 class Info:
@@ -458,7 +460,9 @@ class FastPath:
         return plan
 
     def cost(self, plan: Plan, variables: dict[str, Any], bounds: dict[str, int]) -> int:
-        return operation_cost(
+        if plan.fixed_cost is not None:
+            return plan.fixed_cost
+        cost = operation_cost(
             self.compiler.schema,
             plan.document,
             plan.operation,
@@ -466,6 +470,9 @@ class FastPath:
             max_page_size=self.settings.max_page_size,
             bounds=bounds,
         )
+        if not plan.operation.variable_definitions:
+            plan.fixed_cost = cost  # the bounds are the server's, fixed at start-up
+        return cost
 
     def coerce_variables(self, plan: Plan, raw: dict[str, Any] | None) -> dict[str, Any]:
         coerced = get_variable_values(

@@ -26,7 +26,7 @@ from strawberry.types.execution import PreExecutionError
 
 from gql_api import metrics
 from gql_api.config import Settings
-from gql_api.graphql.fastpath import FastPath, Unsupported
+from gql_api.graphql.fastpath import FastPath, Plan, Unsupported
 from gql_api.graphql.limits import list_bounds
 from gql_api.graphql.masking import is_coercion_error, with_code
 from gql_api.graphql.persisted import PersistedDocuments
@@ -107,19 +107,45 @@ class GraphQLRouter(StrawberryRouter[Any, None]):
         return result
 
     async def _execute_fast(self, request_data: GraphQLRequestData, context: Any) -> Any:
-        """The planned executor's answer, or None when the generic executor must answer."""
-        if self.fast is None or not isinstance(request_data.query, str):
+        if not isinstance(request_data.query, str):
             return None
         if not isinstance(request_data.operation_name, str | None):
             return None  # the generic path refuses it with its usual 400
-        plan = self.fast.plan_for(request_data.query, request_data.operation_name)
+        prepared = self.prepare_planned(
+            request_data.query, request_data.operation_name, request_data.variables
+        )
+        if prepared is None:
+            return None
+        data = await self.run_planned(*prepared, context)
+        return None if data is None else ExecutionResult(data=data, errors=None)
+
+    def prepare_planned(
+        self, query: str, operation_name: str | None, variables: dict[str, Any] | None
+    ) -> tuple[Plan, dict[str, Any]] | None:
+        """The plan and coerced variables for a request the planned executor takes on, or None
+        when the generic executor must answer (no plan for the document, variables that do not
+        coerce, over the cost limit: it reports them). Touches no database."""
+        if self.fast is None:
+            return None
+        plan = self.fast.plan_for(query, operation_name)
         if plan is None:
             return None
+        try:
+            coerced = self.fast.coerce_variables(plan, variables)
+        except Unsupported:
+            return None
+        if self.fast.cost(plan, coerced, self.list_bounds) > self.settings.graphql.max_cost:
+            return None
+        return plan, coerced
+
+    async def run_planned(
+        self, plan: Plan, variables: dict[str, Any], context: Any
+    ) -> dict[str, Any] | None:
+        """The plan's ``data``, or None when it declined (any error) and the generic executor
+        must run the operation."""
+        assert self.fast is not None
         started = time.perf_counter()
         try:
-            variables = self.fast.coerce_variables(plan, request_data.variables)
-            if self.fast.cost(plan, variables, self.list_bounds) > self.settings.graphql.max_cost:
-                return None  # the generic executor explains the refusal
             data = await self.fast.execute(plan, context, variables)
         except Unsupported:
             return None
@@ -130,7 +156,7 @@ class GraphQLRouter(StrawberryRouter[Any, None]):
                 entry.user_id = str(viewer.user.id)
             entry.operation = plan.name
         metrics.record_success(plan.document, plan.name, time.perf_counter() - started)
-        return ExecutionResult(data=data, errors=None)
+        return data
 
     async def process_result(
         self, request: Request, result: ExecutionResult
