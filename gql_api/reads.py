@@ -19,7 +19,8 @@ execute could land on two server connections, so there these reads go through SQ
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,12 +51,24 @@ class Row(asyncpg.Record):
             raise AttributeError(name) from None
 
 
-@dataclass(frozen=True)
+def row_class(columns: Sequence[str]) -> type[Row]:
+    """A :class:`Row` whose columns are properties: an attribute read stays in C, where
+    ``__getattr__`` first fails a normal lookup (an exception) and then runs Python."""
+    attributes: dict[str, Any] = {"__slots__": ()}
+    for column in columns:
+        if column.isidentifier() and not hasattr(Row, column):
+            attributes[column] = property(operator.itemgetter(column))
+    return type("Row", (Row,), attributes)
+
+
+@dataclass
 class _Rendered:
     sql: str
     compiled: Compiled
     names: tuple[str, ...]
     processors: dict[str, Any]
+    # Made from the first rows this statement returns (their column names).
+    record_class: type[Row] = Row
 
 
 class Reader:
@@ -74,7 +87,8 @@ class Reader:
         if not self.direct:
             async with self.engine.connect() as conn:
                 return (await conn.execute(statement, params)).all()  # type: ignore[call-overload]
-        sql, args = self._render(statement, params)
+        rendered, args = self._render(statement, params)
+        sql = rendered.sql
         if sql_log.isEnabledFor(logging.INFO):
             sql_log.info("%s [direct]", sql)
         for listener in self.listeners:
@@ -83,8 +97,12 @@ class Reader:
         pooled = await greenlet_spawn(self._checkout)
         reusable = False
         try:
-            rows = await pooled.driver_connection.fetch(sql, *args, record_class=Row)
+            rows = await pooled.driver_connection.fetch(
+                sql, *args, record_class=rendered.record_class
+            )
             reusable = True
+            if rows and rendered.record_class is Row:
+                rendered.record_class = row_class(list(rows[0].keys()))
             return rows
         except asyncpg.PostgresError:
             reusable = True  # the server refused the statement; the connection is fine
@@ -97,7 +115,7 @@ class Reader:
 
     def _render(
         self, statement: ClauseElement, params: dict[str, Any] | None
-    ) -> tuple[str, list[Any]]:
+    ) -> tuple[_Rendered, list[Any]]:
         key = statement._generate_cache_key()
         assert key is not None, "every statement read here is cacheable"
         rendered = self._compiled.get(key.key)
@@ -122,4 +140,4 @@ class Reader:
             processors[name](values[name]) if name in processors else values[name]
             for name in rendered.names
         ]
-        return rendered.sql, args
+        return rendered, args

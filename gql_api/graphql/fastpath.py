@@ -29,7 +29,6 @@ import inspect
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from graphql import (
@@ -65,6 +64,7 @@ from gql_api.graphql.rows import ROW_RESOLVERS, ROW_TYPES, Column, Relation
 _BUILTIN_SCALARS = frozenset({"Int", "Float", "String", "Boolean", "ID"})
 _LITERALS = (IntValueNode, FloatValueNode, StringValueNode, BooleanValueNode, NullValueNode)
 _RULES = (*specified_rules, MaybeNullValidationRule, OneOfInputValidationRule)
+_NULL_IN_NON_NULL: Any = object()
 
 
 class Unsupported(Exception):
@@ -264,35 +264,25 @@ def _column_reader(column: Column, graphql_type: Any) -> Callable[[Any], Any]:
     serialize = named.serialize
     name, convert = column.name, column.convert
     null: Any = None if column.if_null is None else serialize(column.if_null)
-    non_null = isinstance(graphql_type, GraphQLNonNull) and null is None
+    if isinstance(graphql_type, GraphQLNonNull) and null is None:
+        null = _NULL_IN_NON_NULL
+    enum_values = (
+        {member.value: serialize(member) for member in convert}
+        if isinstance(named, GraphQLEnumType) and isinstance(convert, type)
+        else None
+    )
 
-    def on_null() -> Any:
-        if non_null:
-            raise Unsupported("null in a non-null field")
-        return null
-
-    if isinstance(named, GraphQLEnumType) and isinstance(convert, type):
-        assert issubclass(convert, Enum)
-        table = {member.value: serialize(member) for member in convert}
-
-        def read_enum(row: Any) -> Any:
-            value = row[name]
-            return on_null() if value is None else table[value]
-
-        return read_enum
-    if convert is None:
-
-        def read(row: Any) -> Any:
-            value = row[name]
-            return on_null() if value is None else serialize(value)
-
-        return read
-
-    def read_converted(row: Any) -> Any:
+    def read(row: Any) -> Any:
         value = row[name]
-        return on_null() if value is None else serialize(convert(value))
+        if value is None:
+            if null is _NULL_IN_NON_NULL:
+                raise Unsupported("null in a non-null field")
+            return null
+        if enum_values is not None:
+            return enum_values[value]
+        return serialize(value if convert is None else convert(value))
 
-    return read_converted
+    return read
 
 
 # A pending resolver result: where it goes, its plan, and the awaitable.

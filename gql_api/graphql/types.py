@@ -121,14 +121,14 @@ def check_can_see_sessions(viewer: Any, user_id: Any) -> None:
 
 
 async def _profiles_of(context: Context, users: Sequence[Any]) -> Sequence[Any]:
-    return await context.loaders.profile_by_user_id.load_many([user.id for user in users])
+    return await context.loaders.profiles([user.id for user in users])
 
 
 async def _sessions_of(context: Context, users: Sequence[Any]) -> Sequence[Any]:
     viewer = context.require_user()
     for user in users:
         check_can_see_sessions(viewer, user.id)
-    return await context.loaders.sessions_by_user_id.load_many([user.id for user in users])
+    return await context.loaders.sessions([user.id for user in users])
 
 
 @strawberry.type
