@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-import uuid
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("gql_api.access")
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.encode()
 # Probes and scrapes are logged at DEBUG only: they would drown everything else.
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -57,11 +58,15 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        incoming = ""
+        for name, value in scope["headers"]:
+            if name == _REQUEST_ID_KEY:
+                incoming = value.decode("latin-1")
+                break
         request_id = (
             incoming
             if incoming and len(incoming) <= 64 and incoming.isprintable()
-            else uuid.uuid4().hex
+            else secrets.token_hex(16)
         )
         scope.setdefault("state", {})["request_id"] = request_id
         entry, token = bind_request(request_id)

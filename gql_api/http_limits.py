@@ -19,10 +19,12 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
-            return
+        for name, declared in scope["headers"]:
+            if name == b"content-length":
+                if declared.isdigit() and int(declared) > self.max_bytes:
+                    await self._refuse(send)
+                    return
+                break
         received = 0
         response_started = False
 

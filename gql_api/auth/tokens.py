@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import jwt
 
@@ -58,13 +60,32 @@ def issue_access_token(
 
 def decode_access_token(settings: AuthSettings, token: str) -> AccessClaims:
     assert settings.jwt_secret, "the JWT secret is set at start-up"
+    claims = _verified(
+        token,
+        settings.jwt_secret,
+        settings.jwt_algorithm,
+        settings.jwt_audience,
+        settings.jwt_issuer,
+    )
+    # The cache below remembers a verification, not a verdict for ever: expiry is checked on
+    # every use (pyjwt's rule: valid while now < exp).
+    if claims.expires_at.timestamp() <= time.time():
+        raise InvalidToken("Signature has expired")
+    return claims
+
+
+@lru_cache(maxsize=4096)
+def _verified(token: str, secret: str, algorithm: str, audience: str, issuer: str) -> AccessClaims:
+    """Signature and claims of a token, checked once: a client sends the same access token on
+    every request until it expires, and verifying it again was a tenth of a small request's
+    CPU. Only tokens that pass are remembered (a raised InvalidToken is not cached)."""
     try:
         claims = jwt.decode(
             token,
-            settings.jwt_secret,
-            algorithms=[settings.jwt_algorithm],
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
+            secret,
+            algorithms=[algorithm],
+            audience=audience,
+            issuer=issuer,
             options={"require": REQUIRED_CLAIMS},
         )
         if claims["type"] != ACCESS:

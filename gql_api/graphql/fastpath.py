@@ -96,6 +96,8 @@ class Plan:
     name: str | None
     # The cost of an operation without variables, computed once.
     fixed_cost: int | None = None
+    # Counts a successful run in the metrics (gql_api.metrics.success_recorder).
+    record_success: Callable[[float], None] | None = None
 
 
 class Info:
@@ -465,6 +467,8 @@ class FastPath:
         return cost
 
     def coerce_variables(self, plan: Plan, raw: dict[str, Any] | None) -> dict[str, Any]:
+        if not plan.operation.variable_definitions:
+            return {}  # values sent for undeclared variables are ignored, as graphql-core does
         coerced = get_variable_values(
             self.compiler.schema, plan.operation.variable_definitions or [], raw or {}
         )

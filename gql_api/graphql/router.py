@@ -155,7 +155,9 @@ class GraphQLRouter(StrawberryRouter[Any, None]):
             if viewer is not None:
                 entry.user_id = str(viewer.user.id)
             entry.operation = plan.name
-        metrics.record_success(plan.document, plan.name, time.perf_counter() - started)
+        if plan.record_success is None:
+            plan.record_success = metrics.success_recorder(plan.document, plan.name)
+        plan.record_success(time.perf_counter() - started)
         return data
 
     async def process_result(

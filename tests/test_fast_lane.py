@@ -1,0 +1,112 @@
+"""The planned-query lane (gql_api.graphql.fast_lane): which requests it answers, and that a
+request it declines gets exactly the full app's answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from gql_api.db import Database
+from gql_api.graphql.router import GraphQLRouter
+from tests.conftest import insert_user, make_settings, session_token
+from tests.hardening_support import app_client
+from tests.users_support import count_statements
+
+ME = "{ me { id email role } }"
+PAGE = "{ users(first: 3) { totalCount edges { node { id profile { bio } sessions { id } } } } }"
+
+
+@pytest.fixture
+def full_app_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The documents that reached Strawberry's view (the full app's GraphQL route)."""
+    calls: list[str] = []
+    original = GraphQLRouter.execute_single
+
+    async def counting(self: GraphQLRouter, **kwargs: Any) -> Any:
+        calls.append(kwargs["request_data"].query)
+        return await original(self, **kwargs)
+
+    monkeypatch.setattr(GraphQLRouter, "execute_single", counting)
+    return calls
+
+
+async def _tokens(db: Database) -> tuple[str, str]:
+    settings = make_settings(db.url)
+    admin = await insert_user(db, email="admin@example.com", role="admin")
+    user = await insert_user(db, email="user@example.com")
+    return await session_token(db, settings, admin), await session_token(db, settings, user)
+
+
+async def test_planned_queries_skip_the_full_app_and_the_rest_reach_it(
+    db: Database, full_app_calls: list[str]
+) -> None:
+    admin, _ = await _tokens(db)
+    headers = {"Authorization": f"Bearer {admin}"}
+    async with app_client(db) as http:
+        for query in (ME, PAGE):
+            response = await http.post("/graphql", json={"query": query}, headers=headers)
+            assert response.status_code == 200 and "errors" not in response.json()
+            assert response.headers["content-type"] == "application/json"
+            assert response.headers["x-request-id"]
+        assert full_app_calls == []
+        fragment = "{ me { ...F } } fragment F on User { id }"
+        response = await http.post("/graphql", json={"query": fragment}, headers=headers)
+        assert response.json()["data"]["me"]["id"]
+    assert full_app_calls == [fragment]
+
+
+async def test_a_declined_request_gets_the_full_apps_answer_with_one_lookup(
+    db: Database, full_app_calls: list[str]
+) -> None:
+    _, user = await _tokens(db)
+    async with db.engine.begin() as conn:
+        await conn.execute(text("UPDATE user_sessions SET revoked_at = now()"))
+    async with app_client(db) as http:
+        with count_statements(db) as statements:
+            response = await http.post(
+                "/graphql", json={"query": ME}, headers={"Authorization": f"Bearer {user}"}
+            )
+        body = response.json()
+        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert full_app_calls == [ME]
+        # The lane's context (with its failed session lookup) went on to the full app.
+        assert len(statements) == 1, statements
+        # Another planned document with the same revoked token: the full app refuses it too.
+        response = await http.post(
+            "/graphql", json={"query": PAGE}, headers={"Authorization": f"Bearer {user}"}
+        )
+        assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_browsers_and_other_media_types_go_to_the_full_app(
+    db: Database, full_app_calls: list[str]
+) -> None:
+    admin, _ = await _tokens(db)
+    auth = {"Authorization": f"Bearer {admin}"}
+    async with app_client(db, server={"cors_origins": ["https://app.example.com"]}) as http:
+        response = await http.post(
+            "/graphql",
+            json={"query": ME},
+            headers={**auth, "Origin": "https://app.example.com"},
+        )
+        assert response.headers["access-control-allow-origin"] == "https://app.example.com"
+        assert full_app_calls == [ME]
+
+        # Both lanes negotiate the GraphQL-over-HTTP media type alike.
+        accept = {**auth, "Accept": "application/graphql-response+json"}
+        lane = await http.post("/graphql", json={"query": ME}, headers=accept)
+        assert len(full_app_calls) == 1
+        full = await http.post("/graphql", json={"query": ME + " "}, headers=accept)
+        assert len(full_app_calls) == 1  # a new document text, but still planned
+
+        # A persisted-query extension always goes to the full app.
+        await http.post(
+            "/graphql",
+            json={"query": ME, "extensions": {"persistedQuery": {"version": 1}}},
+            headers=auth,
+        )
+        assert len(full_app_calls) == 2
+    assert lane.headers["content-type"].startswith("application/graphql-response+json")
+    assert lane.json() == full.json()
