@@ -97,9 +97,8 @@ class Reader:
         pooled = await greenlet_spawn(self._checkout)
         reusable = False
         try:
-            rows = await pooled.driver_connection.fetch(
-                sql, *args, record_class=rendered.record_class
-            )
+            connection: Any = pooled.driver_connection
+            rows = await connection.fetch(sql, *args, record_class=rendered.record_class)
             reusable = True
             if rows and rendered.record_class is Row:
                 rendered.record_class = row_class(list(rows[0].keys()))
@@ -132,7 +131,7 @@ class Reader:
             if len(self._compiled) >= MAX_COMPILED:
                 self._compiled.clear()
             self._compiled[key.key] = rendered
-        values = rendered.compiled.construct_params(
+        values: Any = rendered.compiled.construct_params(
             params, extracted_parameters=key.bindparams, escape_names=False
         )
         processors = rendered.processors

@@ -265,11 +265,12 @@ def _column_reader(column: Column, graphql_type: Any) -> Callable[[Any], Any]:
     named = get_named_type(graphql_type)
     serialize = named.serialize
     name, convert = column.name, column.convert
+    enum_class: Any = convert
     null: Any = None if column.if_null is None else serialize(column.if_null)
     if isinstance(graphql_type, GraphQLNonNull) and null is None:
         null = _NULL_IN_NON_NULL
     enum_values = (
-        {member.value: serialize(member) for member in convert}
+        {member.value: serialize(member) for member in enum_class}
         if isinstance(named, GraphQLEnumType) and isinstance(convert, type)
         else None
     )
