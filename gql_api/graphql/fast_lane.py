@@ -117,7 +117,8 @@ class PlannedQueryLane:
         variables = payload.get("variables")
         if (
             not isinstance(query, str)
-            or payload.get("extensions")
+            # Persisted queries, and extensions of a wrong type, are the full app's to judge.
+            or payload.get("extensions") is not None
             or not isinstance(operation_name, str | None)
             or not isinstance(variables, dict | None)
         ):
