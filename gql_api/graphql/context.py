@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import asyncpg
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,9 +20,7 @@ from gql_api.db import Database
 from gql_api.graphql.errors import AppError, Forbidden, ServiceUnavailable, Unauthenticated
 from gql_api.graphql.masking import classify
 from gql_api.mailer import Mailer, build_mailer
-
-# What the direct reads (gql_api.reads) raise when the database fails them.
-DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError)
+from gql_api.reads import DATABASE_ERRORS
 
 
 def client_address(request: Request, trusted_proxies: list[str]) -> str | None:
@@ -118,13 +115,7 @@ async def make_context(
         token = bearer_token(request.headers.get("authorization"))
         if token is not None:
             ctx.viewer = await authenticate(db, settings.auth, token)
-    except (
-        AppError,
-        OSError,
-        SQLAlchemyError,
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-    ) as exc:
+    except (AppError, OSError, SQLAlchemyError, *DATABASE_ERRORS) as exc:
         # Database trouble while checking the token (down, pool exhausted, statement timeout)
         # is reported with the same codes as anywhere else.
         ctx.auth_error = classify(exc) or ServiceUnavailable()

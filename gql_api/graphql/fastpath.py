@@ -324,7 +324,7 @@ class Executor:
             for value in values:
                 if isinstance(value, BaseException):
                     raise Unsupported("a resolver raised") from value
-            for (container, key, plan, _), value in zip(batch, values, strict=False):
+            for (container, key, plan, _), value in zip(batch, values[: len(batch)], strict=True):
                 self._complete(container, key, plan, plan.graphql_type, value, pending)
             for (plan, entries), loaded in zip(relations, values[len(batch) :], strict=True):
                 for (container, key, _), value in zip(entries, loaded, strict=True):
