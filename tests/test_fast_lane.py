@@ -98,8 +98,9 @@ async def test_browsers_and_other_media_types_go_to_the_full_app(
         accept = {**auth, "Accept": "application/graphql-response+json"}
         lane = await http.post("/graphql", json={"query": ME}, headers=accept)
         assert len(full_app_calls) == 1
-        full = await http.post("/graphql", json={"query": ME + " "}, headers=accept)
-        assert len(full_app_calls) == 1  # a new document text, but still planned
+        fragment = "{ me { ...F } } fragment F on User { id email role }"
+        full = await http.post("/graphql", json={"query": fragment}, headers=accept)
+        assert len(full_app_calls) == 2  # fragments are the full app's
 
         # A persisted-query extension always goes to the full app.
         await http.post(
@@ -107,6 +108,7 @@ async def test_browsers_and_other_media_types_go_to_the_full_app(
             json={"query": ME, "extensions": {"persistedQuery": {"version": 1}}},
             headers=auth,
         )
-        assert len(full_app_calls) == 2
-    assert lane.headers["content-type"].startswith("application/graphql-response+json")
+        assert len(full_app_calls) == 3
+    assert lane.headers["content-type"] == "application/graphql-response+json; charset=utf-8"
+    assert lane.headers["content-type"] == full.headers["content-type"]
     assert lane.json() == full.json()

@@ -23,15 +23,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql_api.config import Settings
 from gql_api.graphql.context import make_context
+from gql_api.graphql.router import GRAPHQL_RESPONSE_CONTENT_TYPE, GRAPHQL_RESPONSE_JSON
 
 if TYPE_CHECKING:
     from gql_api.graphql.router import GraphQLRouter
 
-GRAPHQL_RESPONSE_JSON = b"application/graphql-response+json"
+_GRAPHQL_RESPONSE = GRAPHQL_RESPONSE_JSON.encode()
 # Where a context built here waits for the full app (``request.state``).
 PREBUILT_CONTEXT = "graphql_context"
 # Accept values both lanes answer alike; anything else is negotiated by the full app.
-_ACCEPTED = (b"application/json", GRAPHQL_RESPONSE_JSON, b"*/*", b"application/*")
+_ACCEPTED = (b"application/json", _GRAPHQL_RESPONSE, b"*/*", b"application/*")
 
 
 class PlannedQueryLane:
@@ -88,8 +89,8 @@ class PlannedQueryLane:
             return
         content = orjson.dumps({"data": data})
         media_type = (
-            GRAPHQL_RESPONSE_JSON
-            if accept is not None and GRAPHQL_RESPONSE_JSON in accept
+            GRAPHQL_RESPONSE_CONTENT_TYPE.encode()
+            if accept is not None and _GRAPHQL_RESPONSE in accept
             else b"application/json"
         )
         await send(

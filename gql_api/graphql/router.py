@@ -33,6 +33,8 @@ from gql_api.graphql.persisted import PersistedDocuments
 from gql_api.logs import current_request
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+# The Content-Type of responses in that media type (both lanes send the same).
+GRAPHQL_RESPONSE_CONTENT_TYPE = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
 
 
 def wants_graphql_response(request: Request) -> bool:
@@ -184,7 +186,7 @@ class GraphQLRouter(StrawberryRouter[Any, None]):
         if isinstance(request, Request) and isinstance(response, Response):
             media_type = response.headers.get("content-type", "")
             if media_type.startswith("application/json") and wants_graphql_response(request):
-                response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+                response.headers["content-type"] = GRAPHQL_RESPONSE_CONTENT_TYPE
                 status = getattr(request.state, "graphql_status", None)
                 if status is not None:
                     response.status_code = status
