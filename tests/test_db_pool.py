@@ -29,6 +29,27 @@ async def test_a_connection_cut_while_idle_is_replaced(
         await database.dispose()
 
 
+async def test_a_direct_read_gets_a_live_connection_too(
+    database_url: str, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reads that skip SQLAlchemy's execution (gql_api.reads) still take the pool's
+    connections, pings included."""
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_S", 0.0)
+    settings = make_settings(database_url, database={"max_open_conns": 1, "max_idle_conns": 1})
+    database = Database(settings.database, database_url, None)
+    pid = text("SELECT pg_backend_pid() AS pid")
+    try:
+        assert database.reader.direct
+        first_pid = (await database.fetch(pid))[0].pid
+        async with db.engine.connect() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
+        second_pid = (await database.fetch(pid))[0].pid
+        assert second_pid != first_pid
+        assert database.counters.invalidated >= 1
+    finally:
+        await database.dispose()
+
+
 async def test_reads_need_no_transaction_round_trips(db: Database) -> None:
     """Hot-path reads run outside a transaction (no BEGIN/ROLLBACK round trips)."""
     async with db.read() as conn:
