@@ -97,6 +97,9 @@ class DatabaseSettings(_Section):
     conn_max_lifetime: Duration = timedelta(minutes=30)
     conn_max_idle_time: Duration = timedelta(minutes=5)
     pool_timeout: Duration = timedelta(seconds=10)
+    # Connections one request may hold at once, whatever its aliases (the rest of its
+    # database work waits for one of them, at most pool_timeout).
+    max_conns_per_request: int = Field(3, ge=1, le=10_000)
     connect_timeout: Duration = timedelta(seconds=5)
     statement_timeout: Duration = timedelta(seconds=30)
     log_level: Literal["debug", "info", "warn", "warning", "error", "silent"] = "warn"
@@ -146,6 +149,11 @@ class ServerSettings(_Section):
     trusted_proxies: list[str] = []
     shutdown_grace_period: Duration = timedelta(seconds=20)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # /metrics (gql_api.metrics_exposure): public in development; in production only on a
+    # listener of its own (`gql-api serve`) or with the bearer token.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    metrics_token: str | None = Field(None, min_length=16)
 
 
 class AuthSettings(_Section):
@@ -165,6 +173,11 @@ class AuthSettings(_Section):
     login_failure_window: Duration = timedelta(minutes=15)
     register_max_per_address: int = Field(30, ge=1)
     register_window: Duration = timedelta(minutes=15)
+    # Password-reset and verification mails: per recipient (silently not sent beyond the limit,
+    # so that no answer tells whether an account exists) and per requesting address.
+    mail_max_per_recipient: int = Field(3, ge=1)
+    mail_max_per_address: int = Field(20, ge=1)
+    mail_window: Duration = timedelta(hours=1)
     # Signing in on more devices than this revokes the least recently used session.
     max_sessions_per_user: int = Field(10, ge=1, le=1000)
 
@@ -186,8 +199,18 @@ class GraphQLSettings(_Section):
     max_aliases: int = Field(15, ge=0, le=1000)
     # Room for the __typename fields Apollo Client adds to every selection.
     max_tokens: int = Field(2000, ge=50, le=1_000_000)
+    # Characters of query text, comments included (lexing them costs CPU whatever the tokens).
+    max_query_length: int = Field(100_000, ge=1000)
     max_cost: int = Field(5000, ge=1)
     max_page_size: int = Field(100, ge=1, le=10_000)
+    # Checked before validation, whose cost grows with them (graphql/documents.py): fragment
+    # definitions; field selections with every fragment spread written out (GraphiQL's
+    # introspection query has about 230; max_cost bounds executed fields anyway); one response
+    # field selected at one place; fragments spread into one place.
+    max_fragments: int = Field(100, ge=1, le=10_000)
+    max_fields: int = Field(500, ge=1, le=100_000)
+    max_field_repeats: int = Field(20, ge=1, le=10_000)
+    max_fragment_spreads: int = Field(20, ge=1, le=10_000)
     # Who may introspect: auto = everyone in development, admins only in production.
     introspection: Literal["auto", "all", "admins", "off"] = "auto"
     # "Did you mean ...?" hints in validation errors: auto = off for non-admins in production.
@@ -196,7 +219,17 @@ class GraphQLSettings(_Section):
     max_batch_size: int = Field(10, ge=1, le=100)
     # Apollo automatic persisted queries, shared by all replicas through PostgreSQL.
     persisted_queries: bool = True
+    # The in-process cache in front of PostgreSQL: entries and bytes of document text.
     persisted_query_cache_size: int = Field(1000, ge=0)
+    persisted_query_cache_bytes: int = Field(8 * 1024 * 1024, ge=0)
+    # What anonymous clients may store (graphql/persisted.py): one document (without comments
+    # and whitespace) at most max_bytes (PERSISTED_QUERY_TOO_LARGE beyond); the store at most
+    # store_max_bytes / store_max_entries, least recently used entries evicted first; entries
+    # unused for idle_ttl go at the periodic cleanup. Registered (trusted) documents are exempt.
+    persisted_query_max_bytes: int = Field(32 * 1024, ge=256)
+    persisted_query_store_max_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    persisted_query_store_max_entries: int = Field(10_000, ge=1)
+    persisted_query_idle_ttl: Duration = timedelta(days=7)
     # Trusted documents: only registered operations run (admins may still send ad-hoc ones).
     trusted_documents_only: bool = False
     # Run validated queries through the planned executor (graphql/fastpath.py) when it can.

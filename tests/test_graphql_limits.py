@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from gql_api.db import Database
-from tests.conftest import GraphQLClient, error_codes
+from tests.conftest import GraphQLClient, MadeUser, error_codes
 from tests.hardening_support import app_client, post
 from tests.users_support import count_statements
 
@@ -25,7 +25,9 @@ async def test_cost_just_under_and_just_over(
     gql: GraphQLClient, admin_token: str, db: Database
 ) -> None:
     under = await gql(heavy_users_query(), {"n": 94}, token=admin_token)  # 1 + 53 * 94 = 4983
-    assert "QUERY_TOO_COMPLEX" not in error_codes(under), under
+    assert "errors" not in under, under
+    assert len(under["data"]["users"]["edges"]) == 1  # the admin, with its session
+    assert len(under["data"]["users"]["edges"][0]["node"]["sessions"]) == 1
     with count_statements(db) as statements:
         over = await gql(heavy_users_query(), {"n": 95}, token=admin_token)  # 5036
     assert error_codes(over) == ["QUERY_TOO_COMPLEX"]
@@ -45,9 +47,20 @@ async def test_unbounded_connection_costs_the_maximum_page(
     assert body["errors"][0]["extensions"]["cost"] == 5301
 
 
-async def test_typename_is_free(gql: GraphQLClient) -> None:
-    body = await gql("{ __typename health { __typename status } }")
-    assert "errors" not in body
+TYPENAMED_USERS_QUERY = (
+    "query($n: Int) { __typename users(first: $n) { __typename edges { __typename node {"
+    " __typename sessions { __typename id userAgent ipAddress expiresAt createdAt } } } } }"
+)
+
+
+async def test_typename_is_free(gql: GraphQLClient, admin_token: str) -> None:
+    # 17 cost under the limit: were each __typename worth 1, the 94 nodes alone would add 94.
+    under = await gql(TYPENAMED_USERS_QUERY, {"n": 94}, token=admin_token)
+    assert "errors" not in under, under
+    assert under["data"]["users"]["edges"][0]["node"]["__typename"] == "User"
+    over = await gql(TYPENAMED_USERS_QUERY, {"n": 95}, token=admin_token)
+    assert error_codes(over) == ["QUERY_TOO_COMPLEX"]
+    assert over["errors"][0]["extensions"]["cost"] == 5036  # as without any __typename
 
 
 async def test_aliases_just_under_and_just_over(gql: GraphQLClient) -> None:
@@ -89,6 +102,25 @@ async def test_depth_just_under_and_just_over(db: Database, admin_token: str) ->
         }
 
 
+async def test_depth_limit_holds_for_queries_the_planned_executor_can_run(
+    db: Database, admin: MadeUser, admin_token: str
+) -> None:
+    """Plain queries without fragments are answered by the planned executor: the limit must
+    hold there exactly as in the generic one."""
+    async with app_client(db, graphql={"max_depth": 2}) as http:
+        assert "errors" not in await post(http, "{ me { id } }", token=admin_token)
+        for query, variables in (
+            ("{ me { profile { bio } } }", {}),
+            ("query($id: ID!) { user(id: $id) { sessions { id } } }", {"id": str(admin.id)}),
+        ):
+            with count_statements(db) as statements:
+                body = await post(http, query, variables, token=admin_token)
+            assert error_codes(body) == ["QUERY_TOO_DEEP"], (query, body)
+            assert body["errors"][0]["extensions"]["maxDepth"] == 2
+            assert body["data"] is None
+            assert len(statements) <= 1, statements  # at most the bearer token's lookup
+
+
 async def test_default_depth_limit_is_ten(settings) -> None:  # type: ignore[no-untyped-def]
     assert settings.graphql.max_depth == 10
     assert settings.graphql.max_aliases == 15
@@ -96,13 +128,25 @@ async def test_default_depth_limit_is_ten(settings) -> None:  # type: ignore[no-
     assert settings.graphql.max_cost == 5000
 
 
-async def test_fragments_count_toward_depth_and_cost(db: Database, admin_token: str) -> None:
+async def test_fragments_count_toward_depth_and_cost(
+    gql: GraphQLClient, db: Database, admin_token: str
+) -> None:
     async with app_client(db, graphql={"max_depth": 3}) as http:
         query = (
             "query { users { ...Page } } fragment Page on UserConnection { edges { node { id } } }"
         )
         body = await post(http, query, token=admin_token)
         assert [e["extensions"]["code"] for e in body["errors"]] == ["QUERY_TOO_DEEP"]
+    # Cost: the heavy page of test_cost_just_under_and_just_over, its selections in fragments.
+    fragments = (
+        "query($n: Int) { users(first: $n) { ...Page } } "
+        "fragment Page on UserConnection { edges { node { ...Sessions } } } "
+        f"fragment Sessions on User {{ {SESSIONS_SELECTION} }}"
+    )
+    assert "errors" not in await gql(fragments, {"n": 94}, token=admin_token)
+    over = await gql(fragments, {"n": 95}, token=admin_token)
+    assert error_codes(over) == ["QUERY_TOO_COMPLEX"]
+    assert over["errors"][0]["extensions"]["cost"] == 5036
 
 
 async def test_repeated_directive_on_one_field_is_refused(gql: GraphQLClient) -> None:

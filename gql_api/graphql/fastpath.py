@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,21 +48,16 @@ from graphql import (
     StringValueNode,
     VariableNode,
     get_named_type,
-    parse,
-    validate,
 )
-from graphql.execution.values import get_variable_values
-from graphql.validation import specified_rules
-from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
-from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from gql_api.config import GraphQLSettings
-from gql_api.graphql.limits import document_shape, operation_cost
+from gql_api.graphql.cost import coerce_variables, operation_cost
+from gql_api.graphql.documents import PreparedDocument
+from gql_api.graphql.limits import shape_errors
 from gql_api.graphql.rows import ROW_RESOLVERS, ROW_TYPES, Column, Relation
 
 _BUILTIN_SCALARS = frozenset({"Int", "Float", "String", "Boolean", "ID"})
 _LITERALS = (IntValueNode, FloatValueNode, StringValueNode, BooleanValueNode, NullValueNode)
-_RULES = (*specified_rules, MaybeNullValidationRule, OneOfInputValidationRule)
 _NULL_IN_NON_NULL: Any = object()
 
 
@@ -406,49 +400,38 @@ class Executor:
 
 
 class FastPath:
-    """Plans per document text (bounded), and running them."""
+    """Plans for documents, and running them. Documents are parsed, size-checked and validated
+    by the schema's DocumentStore, as for Strawberry's pipeline, and plans are kept with them
+    (so they are bounded by the same byte budget)."""
 
-    def __init__(
-        self,
-        schema: Any,
-        settings: GraphQLSettings,
-        max_plans: int = 1024,
-        *,
-        rows: bool = True,
-    ) -> None:
+    def __init__(self, schema: Any, settings: GraphQLSettings, *, rows: bool = True) -> None:
         self.compiler = Compiler(schema, rows=rows)
+        self.documents = schema.documents
         self.settings = settings
-        self.max_plans = max_plans
-        self._plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
 
     def plan_for(self, query: str, operation_name: str | None) -> Plan | None:
-        key = (query, operation_name)
-        if key in self._plans:
-            self._plans.move_to_end(key)
-            return self._plans[key]
-        plan = self._compile(query, operation_name)
-        self._plans[key] = plan
-        if len(self._plans) > self.max_plans:
-            self._plans.popitem(last=False)
+        try:
+            prepared = self.documents.prepare(query, self.settings)
+        except GraphQLError:
+            return None  # does not parse: the generic executor reports it
+        if operation_name in prepared.plans:
+            return prepared.plans[operation_name]  # type: ignore[no-any-return]
+        plan = self._compile(prepared, operation_name)
+        if operation_name is None or operation_name in prepared.summary.operations:
+            prepared.plans[operation_name] = plan  # names of the document only: bounded
         return plan
 
-    def _compile(self, query: str, operation_name: str | None) -> Plan | None:
-        try:
-            document = parse(query, max_tokens=self.settings.max_tokens)
-        except GraphQLError:
-            return None
-        if validate(self.compiler.schema, document, _RULES):
+    def _compile(self, prepared: PreparedDocument, operation_name: str | None) -> Plan | None:
+        if prepared.errors(self.compiler.schema, self.settings, hide_suggestions=True):
             return None
         try:
-            plan = self.compiler.compile(document, operation_name)
+            plan = self.compiler.compile(prepared.document, operation_name)
         except (Unsupported, KeyError):
             return None
-        shape = document_shape(document, plan.operation)
-        if (
-            shape.introspects
-            or shape.depth > self.settings.max_depth
-            or shape.aliases > self.settings.max_aliases
-        ):
+        selection = prepared.summary.operations[plan.name]
+        # Introspection (whoever asks) and anything over a limit go to the generic executor,
+        # which reports them.
+        if shape_errors(selection, self.settings, introspection_allowed=False):
             return None
         return plan
 
@@ -468,15 +451,10 @@ class FastPath:
         return cost
 
     def coerce_variables(self, plan: Plan, raw: dict[str, Any] | None) -> dict[str, Any]:
-        if not plan.operation.variable_definitions:
-            return {}  # values sent for undeclared variables are ignored, as graphql-core does
-        coerced = get_variable_values(
-            self.compiler.schema, plan.operation.variable_definitions or [], raw or {}
-        )
+        coerced = coerce_variables(self.compiler.schema, plan.operation, raw, hide_suggestions=True)
         if isinstance(coerced, list):  # errors: the generic executor reports them
             raise Unsupported("variables")
-        values: Any = getattr(coerced, "coerced", coerced)  # graphql-core 3.3 wraps them
-        return dict(values)
+        return coerced
 
     async def execute(self, plan: Plan, context: Any, variables: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -1,17 +1,18 @@
-"""Request limits and introspection policy, enforced after validation and before any resolver.
+"""Request limits and the introspection and suggestion policies, for Strawberry's pipeline.
 
 Strawberry ships depth, alias and token limiters, but not a query cost limit, and its limiters
 cannot see variables (``first: $n``) or the caller (admins may introspect in production). One
-extension does it all on the validated document:
+extension does it all:
 
-- depth, aliases: static, computed once per document text and cached;
-- cost: each field costs 1; a field with ``first``/``last`` multiplies the cost of its selection
-  by that page size (the maximum page size where none is given); another list field multiplies
-  by its known bound (``User.sessions``: the session cap) or the maximum page size, except the
-  ``edges``/``nodes`` of a connection, already bounded by the connection's page size.
-  ``__typename`` and introspection fields are free (introspection is gated separately);
-- introspection (``__schema``, ``__type``): by policy (everyone, admins only, nobody);
-- "Did you mean ...?" hints: stripped from validation errors for callers the policy excludes.
+- parse and validate through the schema's :class:`~gql_api.graphql.documents.DocumentStore`
+  (cached by text, bounded by bytes), which refuses documents too large to validate cheaply
+  before graphql-core validates them; the planned executor uses the same store;
+- on the validated document (its summary, ``gql_api.graphql.analysis``): introspection
+  (``__schema``, ``__type``) by policy (everyone, admins only, nobody); depth; aliases; at most
+  one expensive mutation (:data:`EXPENSIVE_FIELDS`); the cost (``gql_api.graphql.cost``) with
+  the coerced variables, as the planned executor prices it;
+- "Did you mean ...?" hints: never produced for callers the policy excludes, neither by
+  validation nor by variable coercion (graphql-core's ``hide_suggestions``).
 
 Tokens are limited by the parser itself (``max_tokens``). Repeated non-repeatable directives on
 one field are refused by graphql-core's standard ``UniqueDirectivesPerLocationRule``.
@@ -19,310 +20,174 @@ one field are refused by graphql-core's standard ``UniqueDirectivesPerLocationRu
 
 from __future__ import annotations
 
-import re
-from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from graphql import (
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
-    GraphQLError,
-    GraphQLList,
-    GraphQLNonNull,
-    GraphQLObjectType,
-    GraphQLSchema,
-    InlineFragmentNode,
-    OperationDefinitionNode,
-    SelectionSetNode,
-    ValueNode,
-    VariableNode,
-    value_from_ast_untyped,
-)
-from graphql.type.definition import GraphQLNamedType, get_named_type
+from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from gql_api.config import Settings
+from gql_api.config import GraphQLSettings, Settings
+from gql_api.graphql.analysis import Selection, find_operation
+from gql_api.graphql.cost import coerce_variables, list_bounds, operation_cost
+from gql_api.graphql.documents import PreparedDocument
 
-_SUGGESTION = re.compile(r"\s*Did you mean .*\?$")
-_INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
+# Root mutations that hash or verify a password, or rotate tokens: seconds of CPU each, so one
+# per document (aliases and fragments included).
+EXPENSIVE_FIELDS = frozenset(
+    {"login", "register", "changePassword", "resetPassword", "refreshToken", "createUser"}
+)
 
 
 def limit_error(message: str, code: str, **extensions: Any) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code, **extensions})
 
 
-@dataclass(frozen=True)
-class DocumentShape:
-    """What a document asks for, independent of variables and caller."""
-
-    depth: int
-    aliases: int
-    introspects: bool
-
-
-def _fragments(document: Any) -> dict[str, FragmentDefinitionNode]:
-    return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-
-
-def _operation(document: Any, name: str | None) -> OperationDefinitionNode | None:
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if name is None:
-        return operations[0] if len(operations) == 1 else None
-    return next((op for op in operations if op.name and op.name.value == name), None)
-
-
-def _fields(
-    selection_set: SelectionSetNode | None, fragments: dict[str, FragmentDefinitionNode]
-) -> Iterator[tuple[FieldNode, str | None]]:
-    """The fields of a selection set with fragments flattened, each with its type condition."""
-    if selection_set is None:
-        return
-    stack: list[tuple[SelectionSetNode, str | None, frozenset[str]]] = [
-        (selection_set, None, frozenset())
-    ]
-    while stack:
-        current, condition, seen = stack.pop()
-        for selection in current.selections:
-            if isinstance(selection, FieldNode):
-                yield selection, condition
-            elif isinstance(selection, InlineFragmentNode):
-                cond = (
-                    selection.type_condition.name.value if selection.type_condition else condition
-                )
-                stack.append((selection.selection_set, cond, seen))
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = fragments.get(name)
-                if fragment is not None and name not in seen:
-                    stack.append(
-                        (fragment.selection_set, fragment.type_condition.name.value, seen | {name})
-                    )
-
-
-def document_shape(document: Any, operation: OperationDefinitionNode) -> DocumentShape:
-    fragments = _fragments(document)
-    aliases = 0
-    introspects = False
-    max_depth = 0
-    stack: list[tuple[SelectionSetNode | None, int]] = [(operation.selection_set, 1)]
-    while stack:
-        selection_set, depth = stack.pop()
-        for field, _condition in _fields(selection_set, fragments):
-            name = field.name.value
-            if field.alias is not None:
-                aliases += 1
-            if name in _INTROSPECTION_ROOTS:
-                introspects = True
-                continue  # introspection depth is GraphiQL's business, gated by policy
-            if name.startswith("__"):
-                continue
-            max_depth = max(max_depth, depth)
-            if field.selection_set is not None:
-                stack.append((field.selection_set, depth + 1))
-    return DocumentShape(depth=max_depth, aliases=aliases, introspects=introspects)
-
-
-class CostCalculator:
-    """Cost of an operation given its variables, walking the schema's types."""
-
-    CONNECTION_LISTS = frozenset({"edges", "nodes"})
-
-    def __init__(
-        self,
-        schema: GraphQLSchema,
-        fragments: dict[str, FragmentDefinitionNode],
-        variables: dict[str, Any],
-        max_page_size: int,
-        list_bounds: dict[str, int],
-    ) -> None:
-        self.schema = schema
-        self.fragments = fragments
-        self.variables = variables
-        self.max_page_size = max_page_size
-        self.list_bounds = list_bounds
-
-    def cost(self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType) -> int:
-        total = 0
-        for field, condition in _fields(selection_set, self.fragments):
-            name = field.name.value
-            if name.startswith("__"):
-                continue
-            owner = self.schema.get_type(condition) if condition else parent
-            if not isinstance(owner, GraphQLObjectType) or name not in owner.fields:
-                # Interfaces and unions: count the field once; our schema has none of them.
-                total += 1
-                continue
-            definition = owner.fields[name]
-            child_type = get_named_type(definition.type)
-            multiplier = self._multiplier(owner, name, definition, field)
-            total += 1 + multiplier * (
-                self.cost(field.selection_set, child_type) if field.selection_set else 0
+def shape_errors(
+    selection: Selection, limits: GraphQLSettings, *, introspection_allowed: bool
+) -> list[GraphQLError]:
+    """The static limits of a validated operation (both executors check them this way)."""
+    if selection.introspects and not introspection_allowed:
+        return [limit_error("Introspection is only available to administrators", "FORBIDDEN")]
+    if selection.depth > limits.max_depth:
+        return [
+            limit_error(
+                f"Query depth {selection.depth} exceeds the limit of {limits.max_depth}",
+                "QUERY_TOO_DEEP",
+                depth=selection.depth,
+                maxDepth=limits.max_depth,
             )
-        return total
+        ]
+    if selection.aliases > limits.max_aliases:
+        return [
+            limit_error(
+                f"{selection.aliases} aliases exceed the limit of {limits.max_aliases}",
+                "TOO_MANY_ALIASES",
+                aliases=selection.aliases,
+                maxAliases=limits.max_aliases,
+            )
+        ]
+    expensive = expensive_fields(selection.top_level)
+    if expensive > 1:
+        return [
+            limit_error(
+                f"{expensive} password or token operations in one request; send one at a time",
+                "TOO_MANY_EXPENSIVE_FIELDS",
+                expensive=expensive,
+                maxExpensive=1,
+            )
+        ]
+    return []
 
-    def _multiplier(
-        self, owner: GraphQLObjectType, name: str, definition: Any, field: FieldNode
-    ) -> int:
-        if "first" in definition.args or "last" in definition.args:
-            sizes = [self._argument(field, arg) for arg in ("first", "last")]
-            given = [s for s in sizes if isinstance(s, int) and s >= 0]
-            return max(given) if given else self.max_page_size
-        if not _is_list(definition.type):
-            return 1
-        if name in self.CONNECTION_LISTS and owner.name.endswith("Connection"):
-            return 1
-        return self.list_bounds.get(f"{owner.name}.{name}", self.max_page_size)
 
-    def _argument(self, field: FieldNode, name: str) -> Any:
-        for argument in field.arguments or ():
-            if argument.name.value == name:
-                value: ValueNode = argument.value
-                if isinstance(value, VariableNode):
-                    return self.variables.get(value.name.value)
-                return value_from_ast_untyped(value, self.variables)
+def expensive_fields(top_level: Mapping[str, int]) -> int:
+    return sum(count for name, count in top_level.items() if name in EXPENSIVE_FIELDS)
+
+
+def cost_error(cost: int, limits: GraphQLSettings) -> GraphQLError | None:
+    if cost <= limits.max_cost:
         return None
+    return limit_error(
+        f"Query cost {cost} exceeds the limit of {limits.max_cost}",
+        "QUERY_TOO_COMPLEX",
+        cost=cost,
+        maxCost=limits.max_cost,
+    )
 
 
-def list_bounds(settings: Settings) -> dict[str, int]:
-    """Known sizes of list fields without page arguments (``Type.field`` -> at most)."""
-    return {"User.sessions": settings.auth.max_sessions_per_user}
-
-
-def operation_cost(
-    schema: GraphQLSchema,
-    document: Any,
-    operation: OperationDefinitionNode,
-    variables: dict[str, Any],
-    *,
-    max_page_size: int,
-    bounds: dict[str, int],
-) -> int:
-    """The cost of one operation of a validated document, given its variables."""
-    calculator = CostCalculator(schema, _fragments(document), variables, max_page_size, bounds)
-    root = schema.get_root_type(operation.operation)
-    assert root is not None
-    return calculator.cost(operation.selection_set, root)
-
-
-def _is_list(type_: Any) -> bool:
-    while isinstance(type_, GraphQLNonNull | GraphQLList):
-        if isinstance(type_, GraphQLList):
-            return True
-        type_ = type_.of_type
-    return False
-
-
-_SHAPES: OrderedDict[tuple[str, str | None], DocumentShape | None] = OrderedDict()
-_SHAPES_MAX = 2048
-
-
-def _shape_for(query: str, operation_name: str | None, document: Any) -> DocumentShape | None:
-    """The document's shape, cached by its text (documents hash deeply, so not by node)."""
-    key = (query, operation_name)
-    if key in _SHAPES:
-        _SHAPES.move_to_end(key)
-        return _SHAPES[key]
-    operation = _operation(document, operation_name)
-    shape = None if operation is None else document_shape(document, operation)
-    _SHAPES[key] = shape
-    if len(_SHAPES) > _SHAPES_MAX:
-        _SHAPES.popitem(last=False)
-    return shape
-
-
-def _is_admin(context: Any) -> bool:
+def allowed(policy: str, context: Any) -> bool:
+    """Policies: all, admins, off."""
+    if policy == "all":
+        return True
     viewer = getattr(context, "viewer", None)
-    return bool(viewer is not None and viewer.is_admin)
+    return policy == "admins" and bool(viewer is not None and viewer.is_admin)
+
+
+def suggestions_allowed(context: Any) -> bool:
+    """Whether "Did you mean ...?" hints may reach this caller (contexts without settings:
+    tests of the bare schema)."""
+    settings = getattr(context, "settings", None)
+    return settings is None or allowed(settings.suggestions_policy, context)
+
+
+class PolicyExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor with suggestions hidden from callers the policy excludes: the
+    coercion of variables and arguments then never writes them."""
+
+    @classmethod
+    def build(  # type: ignore[override]
+        cls,
+        schema: Any,
+        document: Any,
+        root_value: Any = None,
+        context_value: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        if not suggestions_allowed(context_value):
+            kwargs["hide_suggestions"] = True
+        return super().build(schema, document, root_value, context_value, *args, **kwargs)
 
 
 def request_limits(settings: Settings) -> type[SchemaExtension]:
     """The limits extension class, bound to these settings (strawberry builds one per request)."""
     limits = settings.graphql
     introspection = settings.introspection_policy
-    suggestions = settings.suggestions_policy
     bounds = list_bounds(settings)
 
     class RequestLimits(SchemaExtension):
-        def on_operation(self) -> Iterator[None]:
-            self.execution_context.parse_options["max_tokens"] = limits.max_tokens
+        prepared: PreparedDocument | None = None
+
+        def on_parse(self) -> Iterator[None]:
+            # A text that does not parse raises its GraphQLError from here (strawberry makes it
+            # the response's error, as it did for its own parser cache).
+            ctx = self.execution_context
+            if ctx.query and ctx.graphql_document is None:
+                self.prepared = ctx.schema.documents.prepare(ctx.query, limits)  # type: ignore[attr-defined]
+                ctx.graphql_document = self.prepared.document
             yield
 
         def on_validate(self) -> Iterator[None]:
-            # Runs after ValidationCache (earlier in the extension list) has validated the
-            # document and before strawberry decides whether to execute: errors set here stop
-            # execution before any resolver runs.
+            # Runs before strawberry's own validation, which is skipped once errors are set:
+            # errors set here stop execution before any resolver runs.
             ctx = self.execution_context
-            if ctx.pre_execution_errors:
-                if not _allowed(suggestions, ctx.context):
-                    ctx.pre_execution_errors = [
-                        _without_suggestion(e) for e in ctx.pre_execution_errors
-                    ]
-            elif ctx.pre_execution_errors is not None and ctx.graphql_document is not None:
-                shape = _shape_for(ctx.query or "", ctx.operation_name, ctx.graphql_document)
-                if shape is not None:
-                    ctx.pre_execution_errors = self._check(shape, ctx)
+            prepared = self.prepared
+            if prepared is not None and ctx.pre_execution_errors is None:
+                errors = prepared.errors(
+                    ctx.schema._schema,
+                    limits,
+                    hide_suggestions=not suggestions_allowed(ctx.context),
+                )
+                ctx.pre_execution_errors = errors or self._check(prepared, ctx)
             yield
 
-        def _check(self, shape: DocumentShape, ctx: Any) -> list[GraphQLError]:
-            if shape.introspects and not _allowed(introspection, ctx.context):
-                return [
-                    limit_error(
-                        "Introspection is only available to administrators",
-                        "FORBIDDEN",
-                    )
-                ]
-            if shape.depth > limits.max_depth:
-                return [
-                    limit_error(
-                        f"Query depth {shape.depth} exceeds the limit of {limits.max_depth}",
-                        "QUERY_TOO_DEEP",
-                        depth=shape.depth,
-                        maxDepth=limits.max_depth,
-                    )
-                ]
-            if shape.aliases > limits.max_aliases:
-                return [
-                    limit_error(
-                        f"{shape.aliases} aliases exceed the limit of {limits.max_aliases}",
-                        "TOO_MANY_ALIASES",
-                        aliases=shape.aliases,
-                        maxAliases=limits.max_aliases,
-                    )
-                ]
-            operation = _operation(ctx.graphql_document, ctx.operation_name)
-            assert operation is not None
+        def _check(self, prepared: PreparedDocument, ctx: Any) -> list[GraphQLError]:
+            selection = prepared.summary.operations.get(ctx.operation_name)
+            operation = find_operation(prepared.document, ctx.operation_name)
+            if selection is None or operation is None:
+                return []  # no such operation: graphql-core reports it
+            errors = shape_errors(
+                selection, limits, introspection_allowed=allowed(introspection, ctx.context)
+            )
+            if errors:
+                return errors
+            variables = coerce_variables(
+                ctx.schema._schema,
+                operation,
+                ctx.variables,
+                hide_suggestions=not suggestions_allowed(ctx.context),
+            )
+            if isinstance(variables, list):
+                return []  # execution refuses them before any resolver runs, with its errors
             cost = operation_cost(
                 ctx.schema._schema,
-                ctx.graphql_document,
+                prepared.document,
                 operation,
-                ctx.variables or {},
+                variables,
                 max_page_size=limits.max_page_size,
                 bounds=bounds,
             )
-            if cost > limits.max_cost:
-                return [
-                    limit_error(
-                        f"Query cost {cost} exceeds the limit of {limits.max_cost}",
-                        "QUERY_TOO_COMPLEX",
-                        cost=cost,
-                        maxCost=limits.max_cost,
-                    )
-                ]
-            return []
+            error = cost_error(cost, limits)
+            return [] if error is None else [error]
 
     return RequestLimits
-
-
-def _allowed(policy: str, context: Any) -> bool:
-    """Policies: all, admins, off."""
-    return policy == "all" or (policy == "admins" and _is_admin(context))
-
-
-def _without_suggestion(error: GraphQLError) -> GraphQLError:
-    message = _SUGGESTION.sub("", error.message)
-    if message == error.message:
-        return error
-    return GraphQLError(message, nodes=error.nodes, extensions=error.extensions)

@@ -26,9 +26,9 @@ from strawberry.types.execution import PreExecutionError
 
 from gql_api import metrics
 from gql_api.config import Settings
+from gql_api.graphql.cost import list_bounds
 from gql_api.graphql.fastpath import FastPath, Plan, Unsupported
-from gql_api.graphql.limits import list_bounds
-from gql_api.graphql.masking import is_coercion_error, with_code
+from gql_api.graphql.masking import database_error, is_coercion_error, with_code
 from gql_api.graphql.persisted import PersistedDocuments
 from gql_api.logs import current_request
 
@@ -89,12 +89,15 @@ class GraphQLRouter(StrawberryRouter[Any, None]):
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
         viewer = getattr(context, "viewer", None)
-        resolved = await self.documents.resolve(
-            context.db,
-            request_data.query,
-            request_data.extensions,
-            is_admin=bool(viewer is not None and viewer.is_admin),
-        )
+        try:
+            resolved = await self.documents.resolve(
+                context.db,
+                request_data.query,
+                request_data.extensions,
+                is_admin=bool(viewer is not None and viewer.is_admin),
+            )
+        except Exception as exc:  # the stored documents are out of reach (database down)
+            return PreExecutionError(data=None, errors=[database_error(exc)])
         if resolved.error is not None:
             return PreExecutionError(data=None, errors=[resolved.error])
         request_data.query = resolved.query

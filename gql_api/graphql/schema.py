@@ -7,12 +7,15 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
 
 from gql_api.graphql.audit import AuditQuery
 from gql_api.graphql.auth import AuthMutation
+from gql_api.graphql.documents import DocumentStore
 from gql_api.graphql.health import HealthQuery
+from gql_api.graphql.json_scalar import SCALAR_OVERRIDES
+from gql_api.graphql.limits import PolicyExecutionContext
 from gql_api.graphql.masking import MaskUnexpectedErrors
 from gql_api.graphql.ops import OpsQuery
 from gql_api.graphql.user_mutations import UserMutation
@@ -24,6 +27,12 @@ MUTATION_TYPES: tuple[type, ...] = (AuthMutation, UserMutation)
 
 
 class Schema(strawberry.Schema):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Parsed and validated documents by text, for Strawberry's pipeline (through the limits
+        # extension) and the planned executor alike.
+        self.documents = DocumentStore()
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Strawberry logs every error with the whole document; client mistakes are not ours
         to log, and unexpected errors are logged once, with the request id, by the masking
@@ -39,10 +48,12 @@ def build_schema(extensions: Sequence[ExtensionFactory] = ()) -> strawberry.Sche
     return Schema(
         query=query,
         mutation=mutation,
+        # JSON values that cannot be written out are replaced, not a 500 (json_scalar.py).
+        scalar_overrides=SCALAR_OVERRIDES,
+        # Variable coercion writes no "Did you mean" for callers the policy excludes.
+        execution_context_class=PolicyExecutionContext,
         extensions=[
-            # Factories: strawberry builds extensions per request; both caches are module-level.
-            lambda: ParserCache(maxsize=1024),
-            lambda: ValidationCache(maxsize=1024),
+            # Parsing and validation are cached by Schema.documents (see gql_api.graphql.limits).
             MaskUnexpectedErrors,
             *extensions,
         ],
