@@ -7,6 +7,7 @@ lifetime), which ``dbPoolStats`` reports.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 import uuid
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from gql_api.config import DatabaseSettings, Settings, redact_url
+from gql_api.connection_budget import ConnectionBudget
 from gql_api.embedded import EmbeddedServer, start_embedded
 from gql_api.reads import Reader
 
@@ -100,6 +102,8 @@ class Database:
         self.url = url
         self.embedded = embedded
         self.counters = PoolCounters()
+        # Set on the per-request views made by for_request(); None: no per-request limit.
+        self.budget: ConnectionBudget | None = None
         # Called after every checkout and return (e.g. to publish pool gauges across workers).
         self.pool_listeners: list[Callable[[], None]] = []
         self.engine = self._create_engine(url)
@@ -255,22 +259,45 @@ class Database:
         pool._do_get = timed_get
         pool._do_return_conn = counted_return
 
+    def for_request(self) -> Database:
+        """This database as one request uses it: the same engine and pool, but at most
+        ``max_conns_per_request`` connections held at once (see :mod:`gql_api.connection_budget`).
+        """
+        view = copy.copy(self)
+        view.budget = ConnectionBudget(
+            self.settings.max_conns_per_request,
+            timeout_s=self.settings.pool_timeout.total_seconds(),
+        )
+        return view
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        if self.budget is None:
+            yield
+        else:
+            async with self.budget.slot():
+                yield
+
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session for one unit of work; the caller commits."""
-        async with self.sessionmaker() as session:
+        async with self._slot(), self.sessionmaker() as session:
             yield session
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for one read statement, outside any transaction."""
-        async with self.autocommit.connect() as conn:
+        async with self._slot(), self.autocommit.connect() as conn:
             yield conn
 
     async def fetch(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
         """The rows of one read statement, outside any transaction (see :mod:`gql_api.reads`)."""
-        rows: list[Any] = await self.reader.fetch(statement, params)
-        return rows
+        if self.budget is None:
+            rows: list[Any] = await self.reader.fetch(statement, params)
+            return rows
+        async with self.budget.slot():
+            rows = await self.reader.fetch(statement, params)
+            return rows
 
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
@@ -278,19 +305,19 @@ class Database:
 
         A replica lags its primary a little; use it only where slightly stale data is fine.
         """
-        async with self.read_sessionmaker() as session:
+        async with self._slot(), self.read_sessionmaker() as session:
             yield session
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside a transaction: committed on success, rolled back on error."""
-        async with self.sessionmaker() as session, session.begin():
+        async with self._slot(), self.sessionmaker() as session, session.begin():
             yield session
 
     async def ping(self) -> float:
         """Round-trip ``SELECT 1``; returns the latency in milliseconds."""
         started = time.perf_counter()
-        async with self.engine.connect() as conn:
+        async with self._slot(), self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         return (time.perf_counter() - started) * 1000
 

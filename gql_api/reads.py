@@ -34,10 +34,6 @@ from sqlalchemy.util import greenlet_spawn
 # their parameters: they hold token and password hashes.
 sql_log = logging.getLogger("sqlalchemy.engine.Engine")
 
-# What the direct reads raise when the database fails them (SQLAlchemy's reads raise its own
-# wrappers instead).
-DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError)
-
 # Distinct statement shapes are few (the filters and orders of a users page); beyond this many
 # the cache starts again rather than grow.
 MAX_COMPILED = 512

@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 
 from gql_api import validation
 from gql_api.graphql.context import Context
+from gql_api.graphql.datetimes import storable_datetime
 from gql_api.graphql.errors import BadUserInput
 from gql_api.graphql.ids import parse_uuid
 from gql_api.graphql.pagination import (
@@ -79,8 +80,8 @@ class AuditLogFilter:
             actor_id=parse_uuid(self.actor_id, "filter.actorId") if self.actor_id else None,
             target_id=parse_uuid(self.target_id, "filter.targetId") if self.target_id else None,
             action=_action(self.action),
-            since=self.since,
-            until=self.until,
+            since=storable_datetime(self.since, "filter.since") if self.since is not None else None,
+            until=storable_datetime(self.until, "filter.until") if self.until is not None else None,
         )
 
 

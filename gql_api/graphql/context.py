@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.fastapi import BaseContext
@@ -17,10 +16,9 @@ from strawberry.fastapi import BaseContext
 from gql_api.auth.current import Viewer, authenticate, bearer_token
 from gql_api.config import Settings
 from gql_api.db import Database
-from gql_api.graphql.errors import AppError, Forbidden, ServiceUnavailable, Unauthenticated
+from gql_api.graphql.errors import Forbidden, Unauthenticated
 from gql_api.graphql.masking import classify
 from gql_api.mailer import Mailer, build_mailer
-from gql_api.reads import DATABASE_ERRORS
 
 
 def client_address(request: Request, trusted_proxies: list[str]) -> str | None:
@@ -104,7 +102,9 @@ async def make_context(
     request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
     ctx = Context(
         settings=settings,
-        db=db,
+        # Every checkout made for this request (token check, resolvers, loaders) shares one
+        # budget of connections.
+        db=db.for_request(),
         request_id=request_id,
         client_ip=client_address(request, settings.server.trusted_proxies),
         user_agent=request.headers.get("user-agent"),
@@ -114,11 +114,15 @@ async def make_context(
     try:
         token = bearer_token(request.headers.get("authorization"))
         if token is not None:
-            ctx.viewer = await authenticate(db, settings.auth, token)
-    except (AppError, OSError, SQLAlchemyError, *DATABASE_ERRORS) as exc:
-        # Database trouble while checking the token (down, pool exhausted, statement timeout)
-        # is reported with the same codes as anywhere else.
-        ctx.auth_error = classify(exc) or ServiceUnavailable()
-        if ctx.auth_error is not exc:
-            ctx.auth_error.__cause__ = exc
+            ctx.viewer = await authenticate(ctx.db, settings.auth, token)
+    except Exception as exc:
+        # A bad token, or database trouble while checking it (down, starting up, pool
+        # exhausted, statement timeout), is reported by the first field that asks who is
+        # calling, with the same codes as anywhere else; anything else is a bug.
+        error = classify(exc)
+        if error is None:
+            raise
+        if error is not exc:
+            error.__cause__ = exc
+        ctx.auth_error = error
     return ctx

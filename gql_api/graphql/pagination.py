@@ -17,12 +17,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
+import orjson
 import strawberry
 
+from gql_api.graphql.datetimes import storable_datetime
 from gql_api.graphql.errors import BadUserInput
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+# The longest cursor we hand out holds a 255-character key, each character escaped in JSON:
+# about 4,200 characters. Anything longer is not ours and is refused before it is decoded.
+MAX_CURSOR_LENGTH = 8192
 
 NodeT = TypeVar("NodeT")
 KeyKind = Literal["datetime", "text"]
@@ -99,10 +104,17 @@ def encode_cursor(tag: str, key: datetime | str | None, row_id: uuid.UUID) -> st
 def decode_cursor(
     cursor: str, *, tag: str, kind: KeyKind, nullable: bool = False, argument: str = "after"
 ) -> tuple[Any, uuid.UUID]:
-    """The (key, id) a cursor points at, or BAD_USER_INPUT naming ``argument``."""
+    """The (key, id) a cursor points at, or BAD_USER_INPUT naming ``argument``.
+
+    The key is also one the database accepts: a datetime that exists in UTC, text without NUL.
+    """
     try:
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("too long")
         padded = cursor + "=" * (-len(cursor) % 4)
-        got_tag, key, row_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        # orjson refuses nesting deeper than 1,024 levels (json.loads would recurse until it
+        # raised RecursionError) and invalid UTF-8.
+        got_tag, key, row_id = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         if got_tag != tag:
             raise BadUserInput(
                 "The cursor belongs to another ordering; start again from the first page",
@@ -117,8 +129,8 @@ def decode_cursor(
             moment = datetime.fromisoformat(key)
             if moment.tzinfo is None:
                 raise ValueError("naive datetime")
-            return moment, position
-        if not isinstance(key, str):
+            return storable_datetime(moment, argument), position
+        if not isinstance(key, str) or "\x00" in key:
             raise ValueError("text key expected")
         return key, position
     except BadUserInput:

@@ -15,6 +15,7 @@ import strawberry
 
 from gql_api import validation
 from gql_api.graphql.context import Context
+from gql_api.graphql.datetimes import storable_datetime
 from gql_api.graphql.errors import BadUserInput, Forbidden
 from gql_api.graphql.ids import parse_uuid
 from gql_api.graphql.pagination import Connection, build_connection, decode_cursor, page_window
@@ -70,9 +71,13 @@ class UserFilter:
             status=self.status.value if self.status is not None else None,
             email_verified=self.email_verified,
             search=search or None,
-            created_after=self.created_after,
-            created_before=self.created_before,
+            created_after=_moment(self.created_after, "filter.createdAfter"),
+            created_before=_moment(self.created_before, "filter.createdBefore"),
         )
+
+
+def _moment(value: datetime | None, argument: str) -> datetime | None:
+    return storable_datetime(value, argument) if value is not None else None
 
 
 def _position(
