@@ -1,5 +1,6 @@
-"""Housekeeping: delete expired sessions, spent one-time tokens and old login attempts, in
-bounded batches so that no statement holds locks for long.
+"""Housekeeping: delete expired sessions, spent one-time tokens and old login attempts, and
+automatic persisted queries unused for ``graphql.persisted_query_idle_ttl`` or beyond the store's
+budget, in bounded batches so that no statement holds locks for long.
 
 ``gql-api db cleanup`` runs it once; the server runs it every ``database.cleanup_interval``
 (:func:`run_periodic_cleanup`). With several workers or replicas only the one holding a
@@ -17,6 +18,7 @@ from sqlalchemy import text
 
 from gql_api.config import Settings
 from gql_api.db import Database
+from gql_api.repositories import persisted_queries
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ async def cleanup_expired(
         "login_attempts": max(
             settings.auth.login_failure_window.total_seconds(),
             settings.auth.register_window.total_seconds(),
+            settings.auth.mail_window.total_seconds(),
         ),
     }
     removed: dict[str, int] = {}
@@ -69,7 +72,33 @@ async def cleanup_expired(
             if count < batch:
                 break
         removed[table] = total
+    removed["persisted_queries"] = await _cleanup_persisted_queries(db, settings, batch=batch)
     return removed
+
+
+async def _cleanup_persisted_queries(db: Database, settings: Settings, *, batch: int) -> int:
+    """Idle (and oversized) automatic entries in batches, then the least recently used ones
+    beyond the budget (which bounds their number, so that is one statement)."""
+    graphql = settings.graphql
+    total = 0
+    while True:
+        async with db.transaction() as session:
+            count = await persisted_queries.delete_idle(
+                session,
+                idle_s=graphql.persisted_query_idle_ttl.total_seconds(),
+                max_query_bytes=graphql.persisted_query_max_bytes,
+                batch=batch,
+            )
+        total += count
+        if count < batch:
+            break
+    budget = persisted_queries.Budget(
+        max_bytes=graphql.persisted_query_store_max_bytes,
+        max_entries=graphql.persisted_query_store_max_entries,
+    )
+    async with db.transaction() as session:
+        total += await persisted_queries.evict_beyond(session, budget=budget)
+    return total
 
 
 async def cleanup_if_leader(

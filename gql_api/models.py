@@ -278,6 +278,18 @@ class PersistedQuery(SQLModel, table=True):
         default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
     )
     created_at: datetime | None = _created_at()
+    # Automatic entries unused for a while are evicted (least recently used first); a use is
+    # recorded at most once per interval (graphql/persisted.py), never on every request.
+    last_used_at: datetime | None = _created_at()
+
+    __table_args__ = (
+        # The eviction order of automatic entries; trusted ones are never evicted.
+        Index(
+            "idx_persisted_queries_untrusted_last_used_at",
+            "last_used_at",
+            postgresql_where=text("NOT trusted"),
+        ),
+    )
 
 
 SECRET_COLUMNS = frozenset({"password_hash", "token_hash", "previous_token_hash"})

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
-import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
+import orjson
 from email_validator import EmailNotValidError, validate_email
 
 EMAIL_MAX_LENGTH = 254  # RFC 5321 path limit; the column holds 255
@@ -28,7 +29,6 @@ PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
 NAME_MAX_LENGTH = 100
 TOKEN_MAX_LENGTH = 512  # opaque tokens and JWTs are far shorter; anything longer is garbage
-DEVICE_INFO_MAX_CHARS = 4096
 
 
 class InvalidValue(ValueError):
@@ -125,32 +125,10 @@ def ip_address(value: str) -> str:
 
 
 def device_info(value: Any) -> dict[str, Any] | None:
-    """A small JSON object; strings inside may not hold NUL (JSONB refuses ``\\u0000``)."""
+    """A small JSON object (see :data:`DEVICE_INFO_LIMITS`)."""
     if value is None:
         return None
-    if not isinstance(value, dict):
-        raise InvalidValue("must be a JSON object")
-    budget = [DEVICE_INFO_MAX_CHARS]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, item in node.items():
-                walk(key)
-                walk(item)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-        elif isinstance(node, str):
-            budget[0] -= len(node)
-            if "\x00" in node:
-                raise InvalidValue("must not contain NUL characters")
-        else:
-            budget[0] -= 8
-        if budget[0] < 0:
-            raise InvalidValue(f"must be at most {DEVICE_INFO_MAX_CHARS} characters of JSON")
-
-    walk(value)
-    return value
+    return json_object(value, DEVICE_INFO_LIMITS)
 
 
 @cache
@@ -172,7 +150,6 @@ BIO_MAX_LENGTH = 2000
 AVATAR_URL_MAX_LENGTH = 2048  # the column holds 2048
 PHONE_MAX_LENGTH = 32  # the column holds 32
 LOCALE_MAX_LENGTH = 35  # the column holds 35 (RFC 5646 recommends supporting 35)
-PREFERENCES_MAX_CHARS = 8192
 
 # RFC 5646 well-formed language tags (grandfathered irregular tags aside): language with up to
 # three extlangs, script, region, variants, extensions, private use.
@@ -238,12 +215,84 @@ def locale(value: str) -> str:
 
 
 def preferences(value: Any) -> dict[str, Any]:
-    """A JSON object of bounded size; no NUL in strings (JSONB refuses ``\\u0000``)."""
+    """A JSON object of bounded depth, size and key count (see :data:`PREFERENCES_LIMITS`)."""
+    return json_object(value, PREFERENCES_LIMITS)
+
+
+# --- JSON values ---
+# Free-form JSON inputs (preferences, deviceInfo) are bounded in depth, size and key count on the
+# way in, so that whatever is stored can be written back out: orjson, which encodes responses,
+# refuses more than 254 levels of nesting and integers beyond 64 bits, and PostgreSQL's JSONB
+# refuses NUL characters and infinities. The walk is iterative: no input can exhaust the stack.
+
+
+@dataclass(frozen=True)
+class JsonLimits:
+    depth: int  # objects and arrays nested inside each other; {} alone is 1
+    bytes: int  # as compact JSON in UTF-8
+    keys: int  # object keys in the whole value
+
+
+JSON_MAX_DEPTH = 32
+PREFERENCES_LIMITS = JsonLimits(depth=JSON_MAX_DEPTH, bytes=8192, keys=256)
+DEVICE_INFO_LIMITS = JsonLimits(depth=JSON_MAX_DEPTH, bytes=4096, keys=64)
+_NUMBER_BOUND = 2**63
+NUMBER_RULE = "must hold numbers between -2^63 and 2^63 only"
+
+
+def json_object(value: Any, limits: JsonLimits) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidValue("must be a JSON object")
-    encoded = json.dumps(value, ensure_ascii=False)
-    if len(encoded) > PREFERENCES_MAX_CHARS:
-        raise InvalidValue(f"must be at most {PREFERENCES_MAX_CHARS} characters of JSON")
-    if "\\u0000" in encoded:
-        raise InvalidValue("must not contain NUL characters")
+    check_json(value, limits)
     return value
+
+
+def _string_bytes(value: str, budget: int) -> int:
+    """The size of ``value`` as a JSON string; a huge one is measured by its length alone."""
+    if "\x00" in value:
+        raise InvalidValue("must not contain NUL characters")
+    if len(value) > budget:  # at least one byte per character
+        return len(value)
+    try:
+        return len(orjson.dumps(value))
+    except orjson.JSONEncodeError:  # a lone surrogate: not Unicode text
+        raise InvalidValue("must contain valid Unicode text only") from None
+
+
+def check_json(value: Any, limits: JsonLimits) -> None:
+    """Raise :class:`InvalidValue` unless ``value`` is plain JSON within ``limits``."""
+    budget = limits.bytes
+    keys = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            depth += 1
+            if depth > limits.depth:
+                raise InvalidValue(f"must be nested at most {limits.depth} levels deep")
+            budget -= len(node) + 1  # brackets and separators
+            if isinstance(node, dict):
+                keys += len(node)
+                if keys > limits.keys:
+                    raise InvalidValue(f"must have at most {limits.keys} keys")
+                for key, item in node.items():
+                    if not isinstance(key, str):
+                        raise InvalidValue("must have string keys")
+                    budget -= _string_bytes(key, budget) + 1  # and its colon
+                    stack.append((item, depth))
+            elif budget >= 0:
+                stack.extend((item, depth) for item in node)
+        elif isinstance(node, str):
+            budget -= _string_bytes(node, budget)
+        elif node is None or isinstance(node, bool):
+            budget -= 5
+        elif isinstance(node, int | float):
+            # JSONB keeps numbers as decimals: 1e30 comes back as a 31-digit integer, which
+            # orjson cannot write. So every number stays within what a 64-bit integer holds.
+            if not -_NUMBER_BOUND < node < _NUMBER_BOUND:  # also refuses NaN and infinities
+                raise InvalidValue(NUMBER_RULE)
+            budget -= len(repr(node))
+        else:
+            raise InvalidValue("must be plain JSON")
+        if budget < 0:
+            raise InvalidValue(f"must be at most {limits.bytes} bytes of JSON")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gql_api import validation
 from gql_api.auth.current import Viewer
 from gql_api.auth.events import RequestMeta, record
 from gql_api.db import Database
@@ -15,6 +16,21 @@ from gql_api.repositories import users as user_repo
 from .changes import diff, snapshot
 
 NAME_FIELDS = ("first_name", "last_name")
+# What one old or new value may take in an audit entry; every valid input fits.
+AUDIT_VALUE_LIMITS = validation.JsonLimits(depth=validation.JSON_MAX_DEPTH, bytes=16384, keys=256)
+
+
+def bounded(changes: dict[str, Any]) -> dict[str, Any]:
+    """The changes with any value beyond :data:`AUDIT_VALUE_LIMITS` replaced by a note: a value
+    stored before inputs were bounded (nested hundreds of levels deep, say) would otherwise be
+    copied into the audit log and make that entry unreadable too."""
+    for change in changes.values():
+        for side in ("old", "new"):
+            try:
+                validation.check_json(change[side], AUDIT_VALUE_LIMITS)
+            except validation.InvalidValue as exc:
+                change[side] = f"(not recorded: the value {exc})"
+    return changes
 
 
 async def update_me(
@@ -48,6 +64,6 @@ async def update_me(
             "user.profile_updated",
             actor_id=user_id,
             target_id=user_id,
-            changes=changes,
+            changes=bounded(changes),
         )
     return user, written
