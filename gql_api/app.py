@@ -37,6 +37,7 @@ from gql_api.logs import (
     unbind_request,
 )
 from gql_api.maintenance import run_periodic_cleanup
+from gql_api.metrics_exposure import public_refusal
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("gql_api.access")
@@ -193,8 +194,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         )
 
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
-        """Prometheus exposition; with several workers, summed over all of them."""
+    async def prometheus_metrics(request: Request) -> Response:
+        """Prometheus exposition; with several workers, summed over all of them. Who may read
+        it on this port: gql_api.metrics_exposure."""
+        refusal = public_refusal(settings, request.headers.get("authorization"))
+        if refusal is not None:
+            return refusal
         return Response(await metrics.render(state["db"]), media_type=metrics.CONTENT_TYPE)
 
     if settings.server.cors_origins:

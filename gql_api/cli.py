@@ -81,8 +81,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for section, values in overrides.items():
         for key, value in values.items():
             os.environ[f"USER_SERVICE_{section}_{key}".upper()] = str(value)
-    if settings.server.workers > 1:
-        _prepare_multiprocess_metrics()  # before anything imports prometheus_client
+    if settings.server.workers > 1 or settings.server.metrics_port is not None:
+        # Before anything imports prometheus_client. The metrics listener reads these files
+        # too: it runs beside the workers (or the one in-process app), not inside them.
+        _prepare_multiprocess_metrics()
     from gql_api.logs import configure_logging
 
     configure_logging(settings)
@@ -132,7 +134,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # embedded PostgreSQL is stopped cleanly below instead of the process dying on the spot.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _exit_after_shutdown)
+    listener = None
     try:
+        if settings.server.metrics_port is not None:
+            from gql_api.metrics_exposure import ListenerError, MetricsListener
+
+            listener = MetricsListener(settings, db.url)
+            try:
+                listener.start()
+            except ListenerError as exc:
+                raise CommandError(str(exc)) from None
+            print(f"metrics at http://{listener.address}/metrics", flush=True)
         if settings.server.workers > 1 or args.reload:
             uvicorn.run(
                 "gql_api.app:app_factory",
@@ -160,6 +172,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 proxy_headers=False,
             )
     finally:
+        if listener is not None:
+            listener.stop()
         db.stop_embedded()
     return 0
 
@@ -389,7 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("file")
     restore.add_argument("--force", action="store_true", help="replace a non-empty database")
     db_actions.add_parser("shell", help="psql on the database")
-    db_actions.add_parser("cleanup", help="remove expired sessions, tokens and attempts")
+    db_actions.add_parser(
+        "cleanup", help="remove expired sessions, tokens, attempts and idle persisted queries"
+    )
     db.set_defaults(handler=cmd_db)
 
     documents = commands.add_parser("documents", help="trusted documents (persisted operations)")

@@ -13,9 +13,10 @@ gauges after every checkout and return (a few float writes) and the scrape sums 
 Active sessions are counted in PostgreSQL at scrape time, so they are right with any number of
 workers and replicas.
 
-Labels stay bounded: operation names only from documents that parsed and named them, at most
-:data:`MAX_OPERATION_NAMES` distinct ones per process (then ``other``); outcome is success|error;
-error codes are the service's codes.
+Labels stay bounded: operation names only from documents that validated (a named operation of
+a document that failed validation counts as ``rejected``: its name is anything a client chose),
+at most :data:`MAX_OPERATION_NAMES` distinct ones per process (then ``other``); outcome is
+success|error; error codes are the service's codes.
 """
 
 from __future__ import annotations
@@ -105,7 +106,9 @@ def multiprocess_dir() -> str | None:
 # --- GraphQL -----------------------------------------------------------------------------------
 
 
-def operation_labels(document: Any, operation_name: str | None) -> tuple[str, str]:
+def operation_labels(
+    document: Any, operation_name: str | None, *, validated: bool = True
+) -> tuple[str, str]:
     """Bounded (name, type) labels for an operation of a parsed document."""
     if document is None:
         return "invalid", "unknown"
@@ -120,6 +123,8 @@ def operation_labels(document: Any, operation_name: str | None) -> tuple[str, st
     op_type = chosen.operation.value
     if chosen.name is None:
         return "anonymous", op_type
+    if not validated:
+        return "rejected", op_type
     name = chosen.name.value[:64]
     if name not in _known_operations:
         if len(_known_operations) >= MAX_OPERATION_NAMES:
@@ -128,8 +133,8 @@ def operation_labels(document: Any, operation_name: str | None) -> tuple[str, st
     return name, op_type
 
 
-def _operation_labels(ec: ExecutionContext) -> tuple[str, str]:
-    return operation_labels(ec.graphql_document, ec.operation_name)
+def _operation_labels(ec: ExecutionContext, *, validated: bool) -> tuple[str, str]:
+    return operation_labels(ec.graphql_document, ec.operation_name, validated=validated)
 
 
 def success_recorder(document: Any, operation_name: str | None) -> Callable[[float], None]:
@@ -159,7 +164,15 @@ def _error_code(error: GraphQLError, parsed: bool) -> str:
 
 
 class MetricsExtension(SchemaExtension):
-    """Counts each operation, its latency and its errors: one hook, nothing per field."""
+    """Counts each operation, its latency and its errors: two hooks, nothing per field."""
+
+    validated = False  # whether the document passed GraphQL validation (set per operation)
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        # Validation has run. Errors added later (request limits, a bad token) do not make the
+        # operation's name any less the name of a document of this schema.
+        self.validated = not self.execution_context.pre_execution_errors
 
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
@@ -177,7 +190,7 @@ class MetricsExtension(SchemaExtension):
 
     def _record(self, started: float, errors: list[GraphQLError]) -> None:
         ec = self.execution_context
-        name, op_type = _operation_labels(ec)
+        name, op_type = _operation_labels(ec, validated=self.validated)
         REQUESTS.labels(name, op_type, "error" if errors else "success").inc()
         LATENCY.labels(name, op_type).observe(time.perf_counter() - started)
         parsed = ec.graphql_document is not None

@@ -69,9 +69,10 @@ async def test_change_password(gql: GraphQLClient, db: Database, user: MadeUser)
     body = await gql(CHANGE, {"c": TEST_PASSWORD, "n": NEW_PASSWORD}, token=current["accessToken"])
     result = payload(body, "changePassword")
     assert result["user"]["passwordChangedAt"] is not None
-    assert result["session"]["id"] == current["session"]["id"]
-    # This session continues with the new tokens; the old refresh token is dead at once.
+    # This device continues on a new session with the new tokens; the old tokens are dead.
+    assert result["session"]["id"] != current["session"]["id"]
     assert (await gql(ME, token=result["accessToken"]))["data"]["me"] is not None
+    assert error_codes(await gql(ME, token=current["accessToken"])) == ["UNAUTHENTICATED"]
     assert error_codes(await gql(REFRESH, {"t": current["refreshToken"]})) == ["UNAUTHENTICATED"]
     payload(await gql(REFRESH, {"t": result["refreshToken"]}), "refreshToken")
     # Every other session is revoked on its next request.
@@ -83,7 +84,7 @@ async def test_change_password(gql: GraphQLClient, db: Database, user: MadeUser)
         await scalar(
             db, "SELECT count(*) FROM user_sessions WHERE revoked_reason = 'password_changed'"
         )
-        == 1
+        == 2  # the other session and the one the change was made from
     )
 
 

@@ -145,7 +145,12 @@ async def change_password(
     new_password: str,
     meta: RequestMeta,
 ) -> IssuedTokens:
-    """Needs the current password; revokes every other session and gives this one new tokens.
+    """Needs the current password; ends every session of the user, this one included, and
+    starts a new one (same device) with the tokens returned.
+
+    Ending this session too is what refuses its access tokens issued before the change (they
+    name their session, ``auth.current``), although they have not expired. The conditional
+    revocation of this session also lets only one of two concurrent changes through.
 
     Wrong current passwords count against the account's login limit, so a stolen access token
     cannot be used to guess the password at leisure.
@@ -165,20 +170,23 @@ async def change_password(
     async with db.transaction() as session:
         await login_attempts.mark_succeeded(session, attempt_id=attempt_id)
         row = await session_repo.get(session, session_id=viewer.session_id)
-        if row is None or row.revoked_at is not None:
+        device_info = row.device_info if row is not None else None
+        if not await session_repo.revoke(
+            session, session_id=viewer.session_id, reason="password_changed"
+        ):
             raise Unauthenticated("Session revoked or expired")
         updated = await user_repo.set_password(
             session, user_id=user.id, password_hash=password_hash
         )
         assert updated is not None
         revoked = await session_repo.revoke_all_for_user(
-            session, user_id=user.id, reason="password_changed", except_session_id=row.id
+            session, user_id=user.id, reason="password_changed"
         )
         await token_repo.invalidate_for_user(
             session, user_id=user.id, purpose=TokenPurpose.RESET_PASSWORD
         )
-        issued = await session_policy.replace_refresh_token(
-            session, settings, user=updated, row=row
+        issued = await session_policy.start(
+            session, settings, user=updated, meta=meta, device_info=device_info
         )
         await record(
             session,
@@ -186,6 +194,10 @@ async def change_password(
             "auth.password_changed",
             actor_id=user.id,
             target_id=user.id,
-            changes={"revoked_sessions": revoked},
+            changes={
+                "revoked_sessions": revoked + 1,
+                "replaced_session_id": str(viewer.session_id),
+                "session_id": str(issued.session.id),
+            },
         )
     return issued

@@ -1,4 +1,5 @@
-"""Brute-force limits: failed logins per account and per address, registrations per address.
+"""Brute-force limits: failed logins per account and per address, registrations per address,
+and password-reset and verification mails per recipient and per requesting address.
 
 Counted in PostgreSQL (``login_attempts``) so that every replica sees the same numbers. The
 attempt is recorded and committed before the password is checked and counts only the attempts
@@ -18,12 +19,20 @@ from __future__ import annotations
 import asyncio
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from gql_api.config import AuthSettings
 from gql_api.db import Database
 from gql_api.graphql.errors import RateLimited
 from gql_api.repositories import login_attempts
-from gql_api.repositories.login_attempts import LOGIN, REGISTER, WindowCount
+from gql_api.repositories.login_attempts import (
+    LOGIN,
+    MAIL_REQUEST,
+    REGISTER,
+    RESET_MAIL,
+    VERIFY_MAIL,
+    WindowCount,
+)
 
 
 def _retry_after(counted: WindowCount, window: timedelta) -> int:
@@ -112,4 +121,42 @@ async def admit_registration(
         ip_address=ip_address,
         window=settings.register_window,
         limits=[("ip_address", ip_address, settings.register_max_per_address)],
+    )
+
+
+async def admit_mail_request(
+    db: Database, settings: AuthSettings, *, ip_address: str | None
+) -> None:
+    """Count a request for a reset or verification mail from this address, or raise
+    :class:`RateLimited`. The limit is about the caller, so refusing tells nothing of accounts."""
+    if ip_address is None:
+        return
+    await _admit(
+        db,
+        kind=MAIL_REQUEST,
+        email=None,
+        ip_address=ip_address,
+        window=settings.mail_window,
+        limits=[("ip_address", ip_address, settings.mail_max_per_address)],
+    )
+
+
+async def admit_mail(
+    db: Database,
+    settings: AuthSettings,
+    *,
+    purpose: Literal["reset", "verify"],
+    recipient: str,
+    ip_address: str | None,
+) -> None:
+    """Count one mail of this purpose to ``recipient``, or raise :class:`RateLimited` when it
+    had ``mail_max_per_recipient`` in the window. Call it before looking the account up, so
+    that addresses with and without an account are counted alike."""
+    await _admit(
+        db,
+        kind=RESET_MAIL if purpose == "reset" else VERIFY_MAIL,
+        email=recipient,
+        ip_address=ip_address,
+        window=settings.mail_window,
+        limits=[("email", recipient, settings.mail_max_per_recipient)],
     )

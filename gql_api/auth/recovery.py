@@ -7,6 +7,12 @@ the older ones of the same purpose.
 A password-reset request must not reveal whether the account exists, in its answer or in its
 timing, so :func:`send_password_reset` is meant to run after the response has been sent (a
 background task): the caller always answers ``true`` at once.
+
+Mail is limited (``auth.mail_*``, counted in PostgreSQL, ``auth.limits``): requests per client
+address (``RATE_LIMITED``: it is about the caller) and mails per recipient. Over the recipient's
+limit a reset request still answers ``true`` and sends nothing, counted before the account is
+looked up, so that it behaves alike for addresses with and without an account; a verification
+request, made by the signed-in owner of the address, is told ``RATE_LIMITED``.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_api.config import Settings
 from gql_api.db import Database
-from gql_api.graphql.errors import BadUserInput, ServiceUnavailable
+from gql_api.graphql.errors import BadUserInput, RateLimited, ServiceUnavailable
 from gql_api.mailer import Mailer
 from gql_api.models import TokenPurpose, User, UserStatus
 from gql_api.repositories import login_attempts
@@ -29,6 +35,7 @@ from gql_api.repositories import one_time_tokens as token_repo
 from gql_api.repositories import sessions as session_repo
 from gql_api.repositories import users as user_repo
 
+from . import limits
 from .current import Viewer
 from .events import RequestMeta, record
 from .passwords import hash_password
@@ -71,6 +78,10 @@ async def request_email_verification(
     assert user.id is not None
     if user.email_verified:
         return True
+    await limits.admit_mail_request(db, settings.auth, ip_address=meta.ip_address)
+    await limits.admit_mail(
+        db, settings.auth, purpose="verify", recipient=user.email, ip_address=meta.ip_address
+    )
     ttl = settings.auth.verification_token_ttl
     async with db.transaction() as session:
         token = await _issue_token(
@@ -122,9 +133,21 @@ async def _send_password_reset(
 ) -> None:
     token = ""
     ttl = settings.auth.reset_token_ttl
+    try:
+        await limits.admit_mail(
+            db, settings.auth, purpose="reset", recipient=email, ip_address=meta.ip_address
+        )
+        limited = False
+    except RateLimited:
+        limited = True
     async with db.transaction() as session:
         user = await user_repo.get_by_email(session, email=email)
-        usable = user is not None and user.id is not None and user.status == UserStatus.ACTIVE
+        usable = (
+            not limited
+            and user is not None
+            and user.id is not None
+            and user.status == UserStatus.ACTIVE
+        )
         if user is not None and user.id is not None and usable:
             token = await _issue_token(
                 session, user_id=user.id, purpose=TokenPurpose.RESET_PASSWORD, ttl=ttl
@@ -134,7 +157,7 @@ async def _send_password_reset(
             meta,
             "auth.password_reset_requested",
             target_id=user.id if user is not None else None,
-            changes={"email": email, "sent": usable},
+            changes={"email": email, "sent": usable, "rate_limited": limited},
         )
     if not usable or user is None:
         return

@@ -13,7 +13,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gql_api import validation
-from gql_api.auth import accounts, recovery, revocation
+from gql_api.auth import accounts, limits, recovery, revocation
 from gql_api.auth import sessions as session_policy
 from gql_api.auth.events import RequestMeta
 from gql_api.auth.sessions import IssuedTokens
@@ -202,7 +202,8 @@ class AuthMutation:
         )
 
     @strawberry.mutation(
-        description="Change the password; other sessions are ended, this one gets new tokens."
+        description="Change the password. Every session ends, this one included (its tokens "
+        "stop working); this device continues on a new session with the tokens returned."
     )
     async def change_password(
         self, info: Info, current_password: str, new_password: str
@@ -225,7 +226,10 @@ class AuthMutation:
         )
         return AuthPayload.from_issued(issued)
 
-    @strawberry.mutation(description="Mail a link that confirms the viewer's e-mail address.")
+    @strawberry.mutation(
+        description="Mail a link that confirms the viewer's e-mail address. RATE_LIMITED when "
+        "asked too often."
+    )
     async def request_email_verification(self, info: Info) -> bool:
         ctx = info.context
         viewer = ctx.require_user()
@@ -243,11 +247,15 @@ class AuthMutation:
 
     @strawberry.mutation(
         description="Mail a password-reset link if an account has this e-mail. Always true: "
-        "the answer does not tell whether the account exists."
+        "the answer does not tell whether the account exists (nor whether the address had "
+        "its share of mails already). RATE_LIMITED when this client asked too often."
     )
     async def request_password_reset(self, info: Info, email: str) -> bool:
         ctx = info.context
         data = _clean({"email": lambda: validation.login_email(email)})
+        # About the caller only, so it may answer RATE_LIMITED; the recipient's limit is
+        # applied where the mail is sent, and answers nothing.
+        await limits.admit_mail_request(ctx.db, ctx.settings.auth, ip_address=ctx.client_ip)
         args = (ctx.db, ctx.settings, ctx.mailer)
         kwargs = {"email": data["email"], "meta": _meta(ctx)}
         if ctx.background_tasks is not None:

@@ -1,4 +1,5 @@
-"""Login and registration attempts, counted in PostgreSQL so that every replica sees them.
+"""Login and registration attempts, and mail requests, counted in PostgreSQL so that every
+replica sees them.
 
 An attempt is inserted (and committed) *before* the password is checked, and counts only the
 attempts that precede it (``id <= attempt_id``): of N concurrent guesses exactly the ones within
@@ -23,6 +24,10 @@ from gql_api.models import LoginAttempt
 
 LOGIN = "login"
 REGISTER = "register"
+# Mail: requests by the caller's address, and mails of each purpose by recipient (``email``).
+MAIL_REQUEST = "mail_request"
+RESET_MAIL = "reset_mail"
+VERIFY_MAIL = "verify_mail"
 
 
 STALE_AFTER = timedelta(seconds=60)
