@@ -128,7 +128,9 @@ async def database_url(pg_server: PgServer) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return make_settings(database_url)
+    # The shared app must not clean up expired rows behind a test's back (the default interval
+    # is 10 minutes, shorter than the suite); the cleanup tests start apps of their own.
+    return make_settings(database_url, database={"cleanup_interval": "0"})
 
 
 @pytest.fixture(scope="session")

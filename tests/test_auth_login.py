@@ -145,3 +145,28 @@ async def test_forwarded_for_counts_only_from_trusted_proxies(
         result = payload(await login(gql, user.email, TEST_PASSWORD, headers=headers), "login")
         assert result["session"]["ipAddress"] == "203.0.113.7"
     assert await scalar(db, "SELECT count(*) FROM audit_logs WHERE ip_address = '203.0.113.7'") == 1
+
+
+async def test_forwarded_for_from_an_untrusted_peer_is_ignored_when_proxies_are_set(
+    database_url: str, db: Database, user: MadeUser
+) -> None:
+    """With trusted proxies configured, a peer that is not one of them cannot choose its
+    address: the header would let it dodge the per-address login limit."""
+    async with other_app(
+        database_url,
+        db,
+        client=("192.0.2.50", 40000),
+        server={"trusted_proxies": ["10.0.0.0/8"]},
+        auth={"login_max_failures_per_address": 3},
+    ) as gql:
+        spoofed = {"X-Forwarded-For": "203.0.113.7"}
+        result = payload(await login(gql, user.email, TEST_PASSWORD, headers=spoofed), "login")
+        assert result["session"]["ipAddress"] == "192.0.2.50"
+        # Three failures, each claiming another address, still count against the peer's.
+        for n in range(3):
+            headers = {"X-Forwarded-For": f"198.51.100.{n + 1}"}
+            body = await login(gql, f"nobody-{n}@example.com", "wrong-password", headers=headers)
+            assert error_codes(body) == ["UNAUTHENTICATED"], body
+        body = await login(gql, user.email, TEST_PASSWORD, headers={"X-Forwarded-For": "1.2.3.4"})
+        assert error_codes(body) == ["RATE_LIMITED"], body
+    assert await scalar(db, "SELECT count(*) FROM audit_logs WHERE ip_address = '203.0.113.7'") == 0

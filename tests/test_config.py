@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from gql_api.config import ConfigError, load_settings, parse_duration
 
@@ -164,21 +170,41 @@ def test_bad_durations(text: str) -> None:
         parse_duration(text)
 
 
-def test_pool_mapping_onto_the_engine() -> None:
+async def test_pool_limits_hold_on_the_server(fresh_database: Any) -> None:
+    """max_open_conns caps the connections a process opens, max_idle_conns is what stays open
+    once they come back; seen from PostgreSQL, not from the pool's attributes."""
     from gql_api.db import Database
+    from tests.conftest import make_settings
 
-    settings = load_settings(
-        environ={
-            "DATABASE_URL": "postgresql://u@127.0.0.1:1/x",
-            "USER_SERVICE_DATABASE_MAXOPENCONNS": "30",
-            "USER_SERVICE_DATABASE_MAXIDLECONNS": "10",
-            "USER_SERVICE_DATABASE_CONNMAXLIFETIME": "20m",
-        }
+    url = await fresh_database()
+    settings = make_settings(
+        url, database={"max_open_conns": 3, "max_idle_conns": 1, "pool_timeout": "1s"}
     )
-    db = Database(settings.database, settings.database.url or "", None)
-    pool = db.engine.sync_engine.pool
-    assert pool.size() == 10  # type: ignore[attr-defined]
-    assert pool._max_overflow == 20  # type: ignore[attr-defined]
-    assert pool._recycle == 1200
-    # Liveness: a checkout hook pings connections that sat idle (see tests/test_db_pool.py).
-    assert pool._pre_ping is False
+    db = Database(settings.database, url, None)
+    observer = await asyncpg.connect(url)
+
+    async def backends() -> int:
+        return int(
+            await observer.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+
+    try:
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(3):
+                conn = await held.enter_async_context(db.engine.connect())
+                await conn.execute(text("SELECT 1"))
+            assert await backends() == 3
+            with pytest.raises(PoolTimeoutError):  # a fourth waits the pool timeout, then fails
+                async with db.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+            assert await backends() == 3
+        deadline = asyncio.get_running_loop().time() + 30
+        while await backends() != 1:  # the two beyond max_idle_conns are closed on return
+            assert asyncio.get_running_loop().time() < deadline, await backends()
+            await asyncio.sleep(0.02)
+    finally:
+        await observer.close()
+        await db.dispose()

@@ -109,6 +109,8 @@ async def test_browsers_and_other_media_types_go_to_the_full_app(
             headers=auth,
         )
         assert len(full_app_calls) == 3
+    assert lane.status_code == full.status_code == 200
     assert lane.headers["content-type"] == "application/graphql-response+json; charset=utf-8"
     assert lane.headers["content-type"] == full.headers["content-type"]
     assert lane.json() == full.json()
+    assert lane.json()["data"]["me"]["role"] == "ADMIN" and "errors" not in lane.json()

@@ -44,6 +44,28 @@ async def test_production_introspection_only_for_admins(
         assert "errors" not in await post(http, "{ __typename }")
 
 
+async def test_production_introspection_cannot_hide_in_fragments_aliases_or_get(
+    db: Database, user_token: str
+) -> None:
+    """A second angle on the production rule: the same schema data asked for indirectly."""
+    disguised = (
+        "{ ...Q } fragment Q on Query { s: __schema { types { name } } }",
+        '{ ... on Query { t: __type(name: "Query") { fields { name } } } }',
+    )
+    async with app_client(db, env="production") as http:
+        for query in disguised:
+            body = await post(http, query, token=user_token)
+            assert error_codes(body) == ["FORBIDDEN"], (query, body)
+            assert body.get("data") is None, body
+        response = await http.get(
+            "/graphql",
+            params={"query": disguised[0]},
+            headers={"Authorization": f"Bearer {user_token}"},
+        )
+        assert error_codes(response.json()) == ["FORBIDDEN"], response.text
+        assert "types" not in response.text
+
+
 async def test_production_hides_field_suggestions_from_non_admins(
     db: Database, user_token: str, admin_token: str
 ) -> None:

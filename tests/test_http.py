@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
+from sqlalchemy import text
 
 from gql_api.db import Database
 from tests.hardening_support import app_client
@@ -39,24 +42,51 @@ async def test_field_errors_keep_status_200_and_data(client: httpx.AsyncClient) 
     assert "data" in body and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-async def test_get_for_queries_only(client: httpx.AsyncClient) -> None:
+LOGOUT = "mutation { logout }"
+
+
+async def _session_is_alive(client: httpx.AsyncClient, db: Database, token: str) -> bool:
+    me = await client.post(
+        "/graphql", json={"query": "{ me { id } }"}, headers={"Authorization": f"Bearer {token}"}
+    )
+    async with db.engine.connect() as conn:
+        live = (
+            await conn.execute(text("SELECT count(*) FROM user_sessions WHERE revoked_at IS NULL"))
+        ).scalar_one()
+    return me.json()["data"]["me"] is not None and live == 1
+
+
+async def test_get_for_queries_only(
+    client: httpx.AsyncClient, db: Database, user_token: str
+) -> None:
     query = await client.get("/graphql", params={"query": "{ health { status } }"})
     assert query.status_code == 200 and query.json()["data"]["health"]["status"] == "ok"
-    mutation = await client.get("/graphql", params={"query": "mutation { __typename }"})
+    auth = {"Authorization": f"Bearer {user_token}"}
+    mutation = await client.get("/graphql", params={"query": LOGOUT}, headers=auth)
     assert mutation.status_code in (400, 405)
     assert "data" not in mutation.text or mutation.json().get("data") is None
+    assert await _session_is_alive(client, db, user_token)
 
 
-async def test_form_and_text_bodies_are_refused(client: httpx.AsyncClient) -> None:
+async def test_form_and_text_bodies_are_refused(
+    client: httpx.AsyncClient, db: Database, user_token: str
+) -> None:
     # A browser can send these cross-site without a preflight: no state change through them.
-    form = await client.post("/graphql", data={"query": "mutation { __typename }"})
+    auth = {"Authorization": f"Bearer {user_token}"}
+    form = await client.post("/graphql", data={"query": LOGOUT}, headers=auth)
     assert form.status_code in (400, 415)
-    text = await client.post(
+    assert await _session_is_alive(client, db, user_token)
+    plain = await client.post(
         "/graphql",
-        content='{"query": "mutation { __typename }"}',
-        headers={"Content-Type": "text/plain"},
+        content=json.dumps({"query": LOGOUT}),
+        headers={**auth, "Content-Type": "text/plain"},
     )
-    assert text.status_code in (400, 415)
+    assert plain.status_code in (400, 415)
+    assert await _session_is_alive(client, db, user_token)
+    # The same mutation as JSON does end the session: the refusals above are what kept it.
+    logout = await client.post("/graphql", json={"query": LOGOUT}, headers=auth)
+    assert logout.json() == {"data": {"logout": True}}
+    assert not await _session_is_alive(client, db, user_token)
 
 
 async def test_batched_requests_are_off(client: httpx.AsyncClient) -> None:

@@ -71,20 +71,29 @@ async def test_pool_counts_waits(database_url: str) -> None:
         database_url, database={"max_open_conns": 1, "max_idle_conns": 1, "pool_timeout": "5s"}
     )
     db = Database(settings.database, database_url, None)
+    events: list[str] = []
+    asking = asyncio.Event()
     try:
         async with db.engine.connect() as first:
             await first.execute(text("SELECT 1"))
 
             async def second() -> None:
+                asking.set()
                 async with db.engine.connect() as conn:
+                    events.append("second got a connection")
                     await conn.execute(text("SELECT 1"))
 
             waiting = asyncio.create_task(second())
-            await asyncio.sleep(0.3)
+            await asyncio.wait_for(asking.wait(), timeout=30)
+            # Let the loop run until the second checkout would have been served by a free pool.
+            for _ in range(50):
+                await asyncio.sleep(0)
             assert not waiting.done()
-        await waiting
+            events.append("first returned its connection")
+        await asyncio.wait_for(waiting, timeout=30)
+        assert events == ["first returned its connection", "second got a connection"]
         assert db.counters.wait_count == 1
-        assert db.counters.wait_duration_s >= 0.25
+        assert db.counters.wait_duration_s > 0
         await db.ping()  # a free connection: no wait
         assert db.counters.wait_count == 1
     finally:
@@ -190,18 +199,34 @@ async def _raw(url: str) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
+async def _until_backend(url: str, pid: int, condition: str, timeout: float = 30.0) -> None:
+    """Poll pg_stat_activity until backend ``pid`` meets ``condition`` (no guessed sleeps)."""
+    async with _raw(url) as observer:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await observer.fetchval(
+            f"SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = $1 AND {condition}", pid
+        ):
+            assert asyncio.get_running_loop().time() < deadline, f"backend {pid}: {condition}"
+            await asyncio.sleep(0.02)
+
+
 async def test_db_activity_shows_a_running_statement(
     gql: GraphQLClient, admin_token: str, database_url: str
 ) -> None:
     async with _raw(database_url) as conn:
         pid = await conn.fetchval("SELECT pg_backend_pid()")
-        sleeper = asyncio.create_task(conn.execute("SELECT pg_sleep(1.5)"))
-        await asyncio.sleep(0.3)
+        # Long enough to outlast any slow request below; cancelled as soon as it has been seen.
+        sleeper = asyncio.create_task(conn.execute("SELECT pg_sleep(60)"))
+        running = "state = 'active' AND now() - query_start > '100ms'"
+        await _until_backend(database_url, pid, running)
         body = await gql(
             "{ dbActivity { pid database applicationName state query queryMs backendType } }",
             token=admin_token,
         )
-        await sleeper
+        async with _raw(database_url) as other:
+            assert await other.fetchval("SELECT pg_cancel_backend($1)", pid)
+        with pytest.raises(asyncpg.QueryCanceledError):
+            await sleeper
     assert "errors" not in body, body
     mine = [b for b in body["data"]["dbActivity"] if b["pid"] == pid]
     assert len(mine) == 1, body
@@ -223,7 +248,7 @@ async def test_db_locks_shows_a_blocked_backend_and_its_blocker(
         await holder.execute("LOCK TABLE login_attempts IN ACCESS EXCLUSIVE MODE")
         blocked = asyncio.create_task(waiter.fetchval("SELECT count(*) FROM login_attempts"))
         try:
-            await asyncio.sleep(0.3)
+            await _until_backend(database_url, waiter_pid, "wait_event_type = 'Lock'")
             body = await gql(
                 "{ dbLocks { pid lockType mode relation database waitingMs query blockedBy } }",
                 token=admin_token,

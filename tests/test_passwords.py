@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import threading
 import time
+from collections.abc import Awaitable, Callable
 
 import bcrypt
 import pytest
@@ -29,10 +32,31 @@ def test_passwords_longer_than_72_bytes_count_in_full() -> None:
         bcrypt.hashpw(long_a.encode(), bcrypt.gensalt(4))
 
 
-def test_prehash_is_44_ascii_bytes_without_nul() -> None:
+def test_passwords_of_any_script_and_length_count_in_full() -> None:
     for password in ("", "x", "ü" * 128, "\U0001f511" * 128):
-        pre = passwords._prehash(password)
-        assert len(pre) == 44 and b"\x00" not in pre and pre.isascii()
+        hashed = passwords.hash_password_sync(password, 4)
+        assert passwords.verify_password_sync(password, hashed)
+        assert not passwords.verify_password_sync(password[:-1] + "?", hashed)
+
+
+def _passwords_whose_sha256_starts_with_nul(count: int) -> list[str]:
+    found: list[str] = []
+    n = 0
+    while len(found) < count:
+        candidate = f"candidate-{n}"
+        if hashlib.sha256(candidate.encode()).digest()[0] == 0:
+            found.append(candidate)
+        n += 1
+    return found
+
+
+def test_digests_starting_with_nul_do_not_collide() -> None:
+    """Feeding bcrypt a raw SHA-256 digest would cut it at the first NUL byte, so every password
+    whose digest starts with NUL would match every other one."""
+    first, second = _passwords_whose_sha256_starts_with_nul(2)
+    hashed = passwords.hash_password_sync(first, 4)
+    assert passwords.verify_password_sync(first, hashed)
+    assert not passwords.verify_password_sync(second, hashed)
 
 
 def test_cost_is_read_and_old_costs_need_rehash() -> None:
@@ -47,8 +71,29 @@ def test_malformed_stored_hash_never_matches() -> None:
     assert passwords.verify_password_sync("x", "garbage") is False
 
 
-def test_thread_pool_is_capped_at_the_core_count() -> None:
-    assert passwords._executor._max_workers == (os.cpu_count() or 2)
+async def test_hashing_runs_at_most_one_thread_per_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A login storm cannot queue more concurrent hashing than the cores can do."""
+    cores = os.cpu_count() or 2
+    lock = threading.Lock()
+    running = 0
+    peak = 0
+    real_hashpw = bcrypt.hashpw
+
+    def counting_hashpw(password: bytes, salt: bytes) -> bytes:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            return real_hashpw(password, salt)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(bcrypt, "hashpw", counting_hashpw)
+    # Cost 10 takes tens of milliseconds: long enough for the threads to overlap.
+    await asyncio.gather(*[passwords.hash_password(f"password-{i}", 10) for i in range(3 * cores)])
+    assert peak == cores
 
 
 async def test_hashing_does_not_block_the_event_loop() -> None:
@@ -76,8 +121,25 @@ async def test_hashing_does_not_block_the_event_loop() -> None:
     assert max(gaps) < elapsed * 0.8  # a blocked loop would show one gap as long as the hash
 
 
+async def _fastest_of_three(check: Callable[[], Awaitable[bool]]) -> float:
+    """The fastest of three runs: load on the machine only ever makes a run slower."""
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        assert await check() is False
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
 async def test_dummy_check_costs_like_a_real_one() -> None:
-    assert await passwords.verify_dummy("anything", 4) is False
+    """An unknown account must answer as slowly as a known one with a wrong password."""
+    rounds = 10  # ~80 ms: far above the noise of a check that returns at once
+    real_hash = await passwords.hash_password("the real password", rounds)
+    await passwords.verify_dummy("warm up", rounds)  # its dummy hash is made once per cost
+
+    real = await _fastest_of_three(lambda: passwords.verify_password("wrong", real_hash))
+    dummy = await _fastest_of_three(lambda: passwords.verify_dummy("wrong", rounds))
+    assert dummy >= 0.5 * real, (dummy, real)
 
 
 def test_common_list_is_10000_entries_loaded_once() -> None:

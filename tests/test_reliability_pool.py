@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gql_api.db import Database
 from tests.conftest import MadeUser
@@ -31,6 +32,15 @@ async def _me(http: httpx.AsyncClient, token: str) -> tuple[float, dict[str, Any
 
 def _codes(body: dict[str, Any]) -> list[str]:
     return [e["extensions"]["code"] for e in body.get("errors") or []]
+
+
+async def _pool_waits(http: httpx.AsyncClient) -> float:
+    response = await http.get("/metrics")
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == "gql_api_db_pool_wait_count":
+                return float(sample.value)
+    raise AssertionError("no gql_api_db_pool_wait_count in /metrics")
 
 
 @pytest.mark.slow
@@ -68,10 +78,12 @@ async def test_pool_exhaustion_and_statement_timeout(
                 for _elapsed, body in results:
                     for error in body["errors"]:
                         assert "Traceback" not in error["message"]
-                # Nothing deadlocked: the very next request is served normally and quickly.
-                elapsed, body = await _me(http, user_token)
+                # Nothing deadlocked: the very next request is served normally, without waiting
+                # for a connection (the pool's wait counter does not move; no wall-clock bound).
+                waits_before = await _pool_waits(http)
+                _elapsed, body = await _me(http, user_token)
                 assert _codes(body) == [] and body["data"]["me"]["id"] == str(user.id)
-                assert elapsed < 1.0
+                assert await _pool_waits(http) == waits_before
             assert server.process.poll() is None
     finally:
         await locker.close()

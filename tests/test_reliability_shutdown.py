@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,37 @@ def _alive(pid: int, grace_s: float = 5.0) -> bool:
         time.sleep(0.05)
 
 
+def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll for a state (never sleep a guessed time): fails with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting until {what}"
+        time.sleep(0.05)
+
+
+def _backends_waiting_on_a_lock(dsn: str) -> int:
+    async def count() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                )
+            )
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())
+
+
+def _accepts(url: str) -> bool:
+    try:
+        httpx.get(f"{url}/healthz", timeout=2)
+    except httpx.TransportError:
+        return False
+    return True
+
+
 def _health(url: str) -> Any:
     return httpx.post(f"{url}/graphql", json={"query": "{ health { status } }"}, timeout=10).json()
 
@@ -127,12 +158,11 @@ def test_sigterm_finishes_in_flight_requests_and_stops_postgres(tmp_path: Path) 
 
         requester = threading.Thread(target=slow_request)
         requester.start()
-        time.sleep(0.5)  # the request is now waiting on the lock
+        _wait_until(lambda: _backends_waiting_on_a_lock(dsn) == 1, "the request waits on the lock")
         process.send_signal(signal.SIGTERM)
-        time.sleep(1.0)
-        with pytest.raises(httpx.TransportError):
-            httpx.get(f"{url}/healthz", timeout=2)  # no longer accepting
+        _wait_until(lambda: not _accepts(url), "the server stops accepting connections")
         assert process.poll() is None, "still finishing the in-flight request"
+        assert _backends_waiting_on_a_lock(dsn) == 1, "the request is still in flight"
         release.set()
         locker.join(10)
         requester.join(30)

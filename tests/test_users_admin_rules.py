@@ -65,7 +65,7 @@ async def test_last_active_admin_cannot_be_demoted_deactivated_or_deleted(
 
 
 async def test_last_admin_may_still_edit_its_names(
-    gql: GraphQLClient, admin: MadeUser, admin_token: str
+    gql: GraphQLClient, db: Database, admin: MadeUser, admin_token: str
 ) -> None:
     body = await gql(
         UPDATE,
@@ -73,6 +73,9 @@ async def test_last_admin_may_still_edit_its_names(
         token=admin_token,
     )
     assert "errors" not in body, body
+    assert body["data"]["updateUser"] == {"role": "ADMIN", "status": "ACTIVE"}
+    assert await scalar(db, "SELECT first_name FROM users WHERE id = :id", id=admin.id) == "Still"
+    assert await active_admins(db) == 1
 
 
 async def test_an_admin_may_step_down_when_another_remains(

@@ -272,9 +272,12 @@ async def test_create_user_validation(
     body = await gql(CREATE, {"input": new_user_input(**given)}, token=admin_token)
     assert error_codes(body) == ["BAD_USER_INPUT"], body
     assert field in body["errors"][0]["extensions"]["fields"]
-    assert await user_row(db, uuid.uuid4()) is None
+    # Nothing was written: the admin is still the only user, with the only profile.
     async with db.engine.connect() as conn:
-        assert (await conn.execute(text("SELECT count(*) FROM users"))).scalar_one() == 1
+        emails = (await conn.execute(text("SELECT email FROM users"))).scalars().all()
+        profiles = (await conn.execute(text("SELECT count(*) FROM user_profiles"))).scalar_one()
+    assert emails == ["admin@example.com"] and profiles == 1
+    assert await audit_rows(db, "user.created") == []
 
 
 # --- updateUser --------------------------------------------------------------------------------
@@ -446,6 +449,11 @@ async def test_user_can_update_only_itself(
 ) -> None:
     other = await insert_user(db, email="other@example.com", first_name="Otto")
     other_token = await session_token(db, settings, other)
-    await gql(UPDATE_ME, {"input": {"firstName": "Changed"}}, token=user_token)
+    body = await gql(UPDATE_ME, {"input": {"firstName": "Changed"}}, token=user_token)
+    assert "errors" not in body, body
+    assert body["data"]["updateMe"]["id"] == str(user.id)
+    assert body["data"]["updateMe"]["firstName"] == "Changed"
+    assert (await user_row(db, user.id) or {})["first_name"] == "Changed"
+    assert (await user_row(db, other.id) or {})["first_name"] == "Otto"
     body = await gql("{ me { firstName } }", token=other_token)
     assert body["data"]["me"]["firstName"] == "Otto"

@@ -75,6 +75,24 @@ async def test_admin_queries_permissions(
     assert "errors" not in body, body
 
 
+async def test_users_page_refuses_non_admins_in_every_shape(
+    gql: GraphQLClient, db: Database, admin: MadeUser, user_token: str
+) -> None:
+    """A second angle on the admin check of `users`: with variables and nested fields (the
+    planned executor's shape) and through a fragment (the generic executor's)."""
+    for query, variables in (
+        ("query($n: Int) { users(first: $n) { edges { node { email } } } }", {"n": 5}),
+        ("{ users(first: 5) { totalCount } }", None),
+        ("{ ...Q } fragment Q on Query { users { edges { node { email role } } } }", None),
+    ):
+        with count_statements(db) as statements:
+            body = await gql(query, variables, token=user_token)
+        assert error_codes(body) == ["FORBIDDEN"], (query, body)
+        assert body["data"] is None
+        assert admin.email not in str(body)
+        assert len(statements) <= 1, statements  # at most the bearer token's lookup
+
+
 PAGE_WITH_CHILDREN = """
 query($n: Int!) {
   users(first: $n) {
@@ -112,9 +130,54 @@ async def test_page_costs_the_same_statements_for_1_and_100_rows(
     assert len(statements) == 2
 
 
-async def test_sessions_of_listed_users_are_admin_only_data(
+LOGIN_WITH_SESSIONS = """
+mutation($i: LoginInput!) { login(input: $i) { user { id sessions { id } } session { id } } }
+"""
+REGISTER_WITH_SESSIONS = """
+mutation($i: RegisterInput!) { register(input: $i) { user { id sessions { id } } } }
+"""
+
+
+async def test_sessions_of_another_user_are_for_admins_only(
     gql: GraphQLClient, db: Database, admin_token: str, user: MadeUser, user_token: str
 ) -> None:
-    # A user reading itself sees its sessions; the data of others is behind `users` (admin).
+    # A user reading itself sees its sessions.
     body = await gql("{ me { sessions { current } } }", token=user_token)
     assert body["data"]["me"]["sessions"] == [{"current": True}]
+    # Signed in as `user`, logging in as `other` hands back a User that is not the viewer: its
+    # sessions are refused (the login itself still happens).
+    other = await insert_user(db, email="other@example.com")
+    credentials = {"i": {"email": other.email, "password": other.password}}
+    body = await gql(LOGIN_WITH_SESSIONS, credentials, token=user_token)
+    assert error_codes(body) == ["FORBIDDEN"], body
+    assert body["errors"][0]["path"] == ["login", "user", "sessions"]
+    assert body["data"] is None
+    # An admin reads the sessions of `other`, including the one that login created.
+    body = await gql(
+        "query($id: ID!) { user(id: $id) { sessions { id } } }",
+        {"id": str(other.id)},
+        token=admin_token,
+    )
+    assert "errors" not in body, body
+    assert len(body["data"]["user"]["sessions"]) == 1
+
+
+async def test_a_signed_in_user_cannot_read_the_sessions_of_an_account_it_registers(
+    gql: GraphQLClient, user_token: str, admin_token: str
+) -> None:
+    variables = {
+        "i": {
+            "email": "fresh@example.com",
+            "password": "tangerine-Velvet-42-orbit",
+            "firstName": "Fresh",
+            "lastName": "Account",
+        }
+    }
+    body = await gql(REGISTER_WITH_SESSIONS, variables, token=user_token)
+    assert error_codes(body) == ["FORBIDDEN"], body
+    assert body["errors"][0]["path"] == ["register", "user", "sessions"]
+    # An admin may read anyone's sessions, so the same request by an admin shows them.
+    variables["i"]["email"] = "fresh2@example.com"
+    body = await gql(REGISTER_WITH_SESSIONS, variables, token=admin_token)
+    assert "errors" not in body, body
+    assert len(body["data"]["register"]["user"]["sessions"]) == 1
