@@ -1,62 +1,162 @@
-"""The pool hands out live connections: one cut while idle is replaced, not handed out."""
+"""The pool hands out live connections: one cut while idle is replaced, not handed out; and the
+hot-path reads spare the transaction round trips.
+
+Observed from outside: an app with a pool of one connection on a database of its own, its
+backends in ``pg_stat_activity`` (``application_name = 'gql_api'``), cut with
+``pg_terminate_backend``, and its answers over HTTP.
+"""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import text
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
-from gql_api import db as db_module
+import asyncpg
+import httpx
+
+from gql_api import migrations
+from gql_api.app import create_app
 from gql_api.db import Database
-from tests.conftest import make_settings
+from tests.conftest import insert_user, make_settings, session_token
+
+# Longer than a pooled connection may sit idle before it is pinged on its next checkout (one
+# second: gql_api.db): only such a connection is checked, one in steady use is taken as alive.
+IDLE_BEFORE_CUT = "1.5 seconds"
+APP_BACKENDS = (
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+    "AND application_name = 'gql_api'"
+)
+
+
+@dataclass
+class OneConnectionApp:
+    http: httpx.AsyncClient
+    observer: asyncpg.Connection
+    token: str
+
+    async def graphql(self, query: str) -> dict[str, Any]:
+        response = await self.http.post(
+            "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def backends(self) -> list[int]:
+        return [row["pid"] for row in await self.observer.fetch(APP_BACKENDS)]
+
+    async def until(self, sql: str, what: str, timeout: float = 30.0) -> Any:
+        """Poll ``sql`` until it returns a true value (no guessed sleeps)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not (value := await self.observer.fetchval(sql)):
+            assert asyncio.get_running_loop().time() < deadline, f"timed out waiting: {what}"
+            await asyncio.sleep(0.05)
+        return value
+
+    async def cut_the_idle_connection(self) -> int:
+        """Wait until the app's one connection has sat idle long enough to be pinged, cut it
+        (as a server restart, a proxy or an admin would), and wait until it is gone."""
+        pid = await self.until(
+            f"SELECT pid FROM ({APP_BACKENDS} AND state = 'idle' "
+            f"AND clock_timestamp() - state_change > interval '{IDLE_BEFORE_CUT}') AS idle",
+            "the app's connection idle",
+        )
+        assert await self.backends() == [pid]
+        assert await self.observer.fetchval("SELECT pg_terminate_backend($1)", pid)
+        await self.until(f"SELECT NOT EXISTS ({APP_BACKENDS})", "the cut connection gone")
+        return int(pid)
+
+
+@asynccontextmanager
+async def one_connection_app(
+    fresh_database: Callable[[], Awaitable[str]],
+) -> AsyncIterator[OneConnectionApp]:
+    """The app (with a pool of one connection) on a migrated database of its own, an admin's
+    token, and a connection to watch it from."""
+    url = await fresh_database()
+    setup = Database(make_settings(url).database, url, None)
+    try:
+        await migrations.upgrade(setup.engine, "head")
+        admin = await insert_user(setup, email="admin@example.com", role="admin")
+        token = await session_token(setup, make_settings(url), admin)
+    finally:
+        await setup.dispose()
+    settings = make_settings(
+        url, database={"max_open_conns": 1, "max_idle_conns": 1, "cleanup_interval": "0"}
+    )
+    app = create_app(settings)
+    observer = await asyncpg.connect(url)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40002))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                yield OneConnectionApp(http, observer, token)
+    finally:
+        await observer.close()
 
 
 async def test_a_connection_cut_while_idle_is_replaced(
-    database_url: str, db: Database, monkeypatch: pytest.MonkeyPatch
+    fresh_database: Callable[[], Awaitable[str]],
 ) -> None:
-    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_S", 0.0)
-    settings = make_settings(database_url, database={"max_open_conns": 1, "max_idle_conns": 1})
-    database = Database(settings.database, database_url, None)
-    try:
-        async with database.read() as conn:
-            first_pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        # Somebody (a restart, a proxy, an admin) cuts the pooled connection while it is idle.
-        async with db.engine.connect() as other:
-            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
-        async with database.read() as conn:
-            second_pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        assert second_pid != first_pid
-    finally:
-        await database.dispose()
+    """``/readyz`` pings and reads the schema revision through SQLAlchemy's execution."""
+    async with one_connection_app(fresh_database) as app:
+        assert (await app.http.get("/readyz")).json()["status"] == "ready"
+        cut = await app.cut_the_idle_connection()
+        # Handed out unchecked, the dead connection would answer 503 "unavailable".
+        response = await app.http.get("/readyz")
+        assert response.status_code == 200 and response.json()["status"] == "ready"
+        replacement = await app.backends()
+        assert len(replacement) == 1 and replacement != [cut]
 
 
 async def test_a_direct_read_gets_a_live_connection_too(
-    database_url: str, db: Database, monkeypatch: pytest.MonkeyPatch
+    fresh_database: Callable[[], Awaitable[str]],
 ) -> None:
-    """The reads that skip SQLAlchemy's execution (gql_api.reads) still take the pool's
-    connections, pings included."""
-    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_S", 0.0)
-    settings = make_settings(database_url, database={"max_open_conns": 1, "max_idle_conns": 1})
-    database = Database(settings.database, database_url, None)
-    pid = text("SELECT pg_backend_pid() AS pid")
-    try:
-        assert database.reader.direct
-        first_pid = (await database.fetch(pid))[0].pid
-        async with db.engine.connect() as other:
-            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
-        second_pid = (await database.fetch(pid))[0].pid
-        assert second_pid != first_pid
-        assert database.counters.invalidated >= 1
-    finally:
-        await database.dispose()
+    """The token check (a hot read straight on asyncpg, not behind PgBouncer) still takes the
+    pool's connections, pings included."""
+    async with one_connection_app(fresh_database) as app:
+        me = await app.graphql("{ me { email } }")
+        assert me == {"data": {"me": {"email": "admin@example.com"}}}
+        cut = await app.cut_the_idle_connection()
+        # Handed out unchecked, the dead connection would fail the token check: an error.
+        assert await app.graphql("{ me { email } }") == me
+        replacement = await app.backends()
+        assert len(replacement) == 1 and replacement != [cut]
+        stats = await app.graphql("{ dbPoolStats { invalidatedTotal openedTotal } }")
+        assert "errors" not in stats, stats
+        assert stats["data"]["dbPoolStats"]["invalidatedTotal"] >= 1
+        assert stats["data"]["dbPoolStats"]["openedTotal"] >= 2
 
 
-async def test_reads_need_no_transaction_round_trips(db: Database) -> None:
-    """Hot-path reads run outside a transaction (no BEGIN/ROLLBACK round trips)."""
-    async with db.read() as conn:
-        await conn.execute(text("SELECT 1"))
-        raw = await conn.get_raw_connection()
-        assert raw.driver_connection.is_in_transaction() is False
-    async with db.session() as session:  # unit-of-work sessions still open transactions
-        await session.execute(text("SELECT 1"))
-        raw = await (await session.connection()).get_raw_connection()
-        assert raw.driver_connection.is_in_transaction() is True
+async def test_reads_need_no_transaction_round_trips(
+    fresh_database: Callable[[], Awaitable[str]],
+) -> None:
+    """Hot-path reads (token check, the viewer's row) send no BEGIN/COMMIT/ROLLBACK; a unit of
+    work (a mutation) still runs in a transaction. Counted by pg_stat_statements."""
+    async with one_connection_app(fresh_database) as app:
+        await app.observer.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+
+        async def transaction_statements() -> int:
+            return int(
+                await app.observer.fetchval(
+                    "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s "
+                    "JOIN pg_database d ON d.oid = s.dbid AND d.datname = current_database() "
+                    "WHERE s.query ~* '^\\s*(BEGIN|START TRANSACTION|COMMIT|ROLLBACK|END)\\M'"
+                )
+            )
+
+        # The engine's first connection runs SQLAlchemy's one-time dialect set-up (in a
+        # transaction): warm up before counting.
+        assert "errors" not in await app.graphql("{ me { email } }")
+        before = await transaction_statements()
+        for _ in range(3):
+            body = await app.graphql("{ me { email firstName } }")
+            assert body["data"]["me"]["email"] == "admin@example.com", body
+        assert await transaction_statements() == before
+
+        body = await app.graphql('mutation { updateMe(input: { firstName: "Ada" }) { firstName } }')
+        assert body == {"data": {"updateMe": {"firstName": "Ada"}}}
+        assert await transaction_statements() >= before + 2  # BEGIN ... COMMIT

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -309,11 +309,19 @@ async def test_db_size_reports_database_and_tables(
     assert users["totalBytes"] >= users["tableBytes"] + users["indexBytes"]
 
 
-async def test_read_replica_serves_read_only_queries(database_url: str) -> None:
-    """With ``read_replica_url`` set (here: the same server), dbSize reads through it."""
-    settings = make_settings(database_url, database={"read_replica_url": database_url})
+async def test_read_replica_serves_read_only_queries(
+    database_url: str, fresh_database: Callable[[], Awaitable[str]]
+) -> None:
+    """With ``read_replica_url`` set (here another database of the same schema), dbSize reads
+    through it, while the token check stays on the primary (the admin exists only there)."""
+    replica_url = await fresh_database()
+    replica = Database(make_settings(replica_url).database, replica_url, None)
+    try:
+        await migrations.upgrade(replica.engine, "head")
+    finally:
+        await replica.dispose()
+    settings = make_settings(database_url, database={"read_replica_url": replica_url})
     db = Database(settings.database, database_url, None)
-    assert db.read_engine is not db.engine
     try:
         await migrations.upgrade(db.engine, "head")
         admin = await insert_user(db, role="admin")
@@ -329,10 +337,7 @@ async def test_read_replica_serves_read_only_queries(database_url: str) -> None:
                 )
         body: dict[str, Any] = response.json()
         assert "errors" not in body, body
+        assert body["data"]["dbSize"]["name"] == urlsplit(replica_url).path.lstrip("/")
         assert "users" in {t["name"] for t in body["data"]["dbSize"]["tables"]}
-        replica_pool: Any = db.read_engine.sync_engine.pool
-        assert replica_pool.checkedin() >= 1  # the replica engine answered
-        async with db.read_session() as session:
-            assert (await session.execute(text("SELECT 1"))).scalar_one() == 1
     finally:
         await db.dispose()

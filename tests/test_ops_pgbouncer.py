@@ -85,13 +85,16 @@ async def bouncer_url(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
         text=True,
     )
     try:
-        for _ in range(100):
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
             if process.poll() is not None:
                 pytest.fail(f"pgbouncer exited: {process.stderr.read() if process.stderr else ''}")
             try:
                 with socket.create_connection(("127.0.0.1", listen), timeout=0.2):
                     break
             except OSError:
+                if asyncio.get_running_loop().time() > deadline:
+                    pytest.fail(f"pgbouncer did not listen on 127.0.0.1:{listen} in 30 s")
                 await asyncio.sleep(0.05)
         yield f"postgresql://postgres@127.0.0.1:{listen}/{dbname}"
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -13,10 +14,7 @@ from gql_api.auth.current import Viewer
 from gql_api.auth.events import RequestMeta
 from gql_api.config import Settings
 from gql_api.db import Database
-from gql_api.graphql.errors import Conflict, Forbidden
 from gql_api.models import User
-from gql_api.repositories import profiles
-from gql_api.repositories import users as user_repo
 from gql_api.users import admin as admin_service
 from tests.conftest import GraphQLClient, MadeUser, error_codes, insert_user, session_token
 
@@ -121,49 +119,58 @@ async def test_two_admins_removing_each_other_at_once_leave_one(
         assert await scalar(db, "SELECT count(*) FROM audit_logs") == 1
 
 
+@pytest.mark.parametrize("crosswise", [True, False])
+async def test_concurrent_demotions_race_at_the_lock(
+    gql: GraphQLClient, db: Database, settings: Settings, database_url: str, crosswise: bool
+) -> None:
+    """Both requests are held where they lock the admins (the rows are locked from outside), so
+    both are past authentication and have read nothing yet: they really race (without the hold,
+    one request may simply finish first)."""
+    one = await insert_user(db, email="one@example.com", role="admin")
+    two = await insert_user(db, email="two@example.com", role="admin")
+    tokens = [await session_token(db, settings, u) for u in (one, two)]
+    # crosswise: each demotes the other; otherwise each steps down itself.
+    targets = [two.id, one.id] if crosswise else [one.id, two.id]
+    holder = await asyncpg.connect(database_url)
+    try:
+        hold = holder.transaction()
+        await hold.start()
+        await holder.execute(
+            "SELECT id FROM users WHERE role = 'admin' AND status = 'active' ORDER BY id FOR UPDATE"
+        )
+        requests = [
+            asyncio.create_task(
+                gql(UPDATE, {"id": str(target), "input": {"role": "USER"}}, token=token)
+            )
+            for target, token in zip(targets, tokens, strict=True)
+        ]
+        deadline = asyncio.get_running_loop().time() + 30
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'gql_api' AND wait_event_type = 'Lock'"
+        )
+        while await holder.fetchval(waiting) < 2:
+            assert not any(r.done() for r in requests), [r.result() for r in requests if r.done()]
+            assert asyncio.get_running_loop().time() < deadline, "both requests at the lock"
+            await asyncio.sleep(0.02)
+        await hold.commit()
+        bodies = await asyncio.wait_for(asyncio.gather(*requests), timeout=30)
+    finally:
+        await holder.close()
+    codes = sorted(tuple(error_codes(b)) for b in bodies)
+    # One wins; the other finds itself no longer an admin, or the last one.
+    assert codes == [(), ("FORBIDDEN",) if crosswise else ("CONFLICT",)], bodies
+    assert await active_admins(db) == 1
+
+
+# --- atomic create -----------------------------------------------------------------------------
+
+
 async def _viewer(db: Database, user: MadeUser) -> Viewer:
     async with db.session() as session:
         row = await session.get(User, user.id)
     assert row is not None
     return Viewer(user=row, session_id=None)
-
-
-@pytest.mark.parametrize("crosswise", [True, False])
-async def test_concurrent_demotions_race_at_the_lock(
-    db: Database, monkeypatch: pytest.MonkeyPatch, crosswise: bool
-) -> None:
-    """Both transactions are held at a barrier just before they lock the admins, so both have
-    read nothing yet and really race (over HTTP one request may simply finish first)."""
-    one = await insert_user(db, email="one@example.com", role="admin")
-    two = await insert_user(db, email="two@example.com", role="admin")
-    viewers = [await _viewer(db, one), await _viewer(db, two)]
-    barrier = asyncio.Barrier(2)
-    lock = user_repo.lock_active_admin_ids
-
-    async def lock_together(session: Any) -> Any:
-        await barrier.wait()
-        return await lock(session)
-
-    monkeypatch.setattr(user_repo, "lock_active_admin_ids", lock_together)
-    # crosswise: each demotes the other; otherwise each steps down itself.
-    targets = [two.id, one.id] if crosswise else [one.id, two.id]
-    results = await asyncio.gather(
-        *(
-            admin_service.update_user(
-                db, actor=viewer, user_id=target, values={"role": "user"}, meta=RequestMeta()
-            )
-            for viewer, target in zip(viewers, targets, strict=True)
-        ),
-        return_exceptions=True,
-    )
-    errors = [r for r in results if isinstance(r, Exception)]
-    assert len(errors) == 1, results
-    expected = Forbidden if crosswise else Conflict
-    assert isinstance(errors[0], expected), errors
-    assert await active_admins(db) == 1
-
-
-# --- atomic create -----------------------------------------------------------------------------
 
 
 async def test_create_with_a_profile_the_database_rejects_leaves_no_user(
@@ -186,25 +193,41 @@ async def test_create_with_a_profile_the_database_rejects_leaves_no_user(
 
 
 async def test_create_through_the_api_when_the_profile_write_fails(
-    gql: GraphQLClient, db: Database, admin_token: str, monkeypatch: pytest.MonkeyPatch
+    gql: GraphQLClient, db: Database, admin_token: str
 ) -> None:
-    async def failing_upsert(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("profile storage failed")
-
-    monkeypatch.setattr(profiles, "upsert", failing_upsert)
-    body = await gql(
-        CREATE,
-        {
-            "input": {
-                "email": "atomic@example.com",
-                "password": "a sufficiently long passphrase",
-                "firstName": "Atomic",
-                "lastName": "Create",
-                "profile": {"bio": "hello"},
-            }
-        },
-        token=admin_token,
-    )
+    # The database refuses the profile's values (not the empty profile every new user gets) with
+    # an error no rule expects (a trigger's own): the user row written before them must go too.
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE FUNCTION test_refuse_profiles() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'profile storage failed'; END $$"
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE TRIGGER test_refuse_profiles BEFORE INSERT OR UPDATE ON user_profiles "
+                "FOR EACH ROW WHEN (NEW.bio IS NOT NULL) EXECUTE FUNCTION test_refuse_profiles()"
+            )
+        )
+    try:
+        body = await gql(
+            CREATE,
+            {
+                "input": {
+                    "email": "atomic@example.com",
+                    "password": "a sufficiently long passphrase",
+                    "firstName": "Atomic",
+                    "lastName": "Create",
+                    "profile": {"bio": "hello"},
+                }
+            },
+            token=admin_token,
+        )
+    finally:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("DROP TRIGGER test_refuse_profiles ON user_profiles"))
+            await conn.execute(text("DROP FUNCTION test_refuse_profiles()"))
     assert error_codes(body) == ["INTERNAL_SERVER_ERROR"]
     assert "profile storage failed" not in str(body)
     assert await scalar(db, "SELECT count(*) FROM users WHERE email = 'atomic@example.com'") == 0
