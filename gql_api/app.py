@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gql_api import __version__, metrics, migrations
+from gql_api import __version__, graphiql, metrics, migrations
 from gql_api.config import Settings, ensure_jwt_secret, load_settings
+from gql_api.cors import CORS_HEADERS, ExplainedCORSMiddleware
 from gql_api.db import Database
 from gql_api.graphql.context import Context, make_context
 from gql_api.graphql.fast_lane import PREBUILT_CONTEXT, PlannedQueryLane
@@ -164,6 +164,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         subscription_protocols=(),
     )
     app.include_router(router, prefix="/graphql")
+    if settings.graphiql_enabled:
+        graphiql.mount_assets(app)  # the page's scripts and styles, from this package
     app.state.graphql_router = router
 
     @app.get("/healthz", include_in_schema=False)
@@ -202,22 +204,18 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             return refusal
         return Response(await metrics.render(state["db"]), media_type=metrics.CONTENT_TYPE)
 
-    if settings.server.cors_origins:
-        # Browsers may call us only from the configured origins; no wildcard with credentials.
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.server.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=[
-                "Authorization",
-                "Content-Type",
-                "X-Request-ID",
-                "Apollo-Require-Preflight",
-            ],
-            expose_headers=["X-Request-ID"],
-            allow_credentials=False,
-            max_age=600,
-        )
+    # Always installed, so a refused preflight is a 400 that names the origin (gql_api.cors),
+    # not the 405 of a route that knows only GET and POST.
+    app.add_middleware(
+        ExplainedCORSMiddleware,
+        allow_origins=settings.server.cors_origins,
+        allow_origin_regex=settings.cors_origin_pattern,
+        allow_methods=["GET", "POST"],
+        allow_headers=list(CORS_HEADERS),
+        expose_headers=["X-Request-ID"],
+        allow_credentials=False,  # tokens travel in the Authorization header, not cookies
+        max_age=600,
+    )
     # Planned queries skip FastAPI's routing and Strawberry's view (see gql_api.graphql.fast_lane).
     app.add_middleware(PlannedQueryLane, router=router, settings=settings, state=state)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.server.max_body_bytes)

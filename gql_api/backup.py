@@ -10,6 +10,10 @@ older server. Their archives and restore scripts, however, use what only newer s
 - restores into a server older than 17 go through a plain SQL script made by the wheel's
   ``pg_restore`` (which reads every archive version), with the settings that server does not
   know left out, fed to ``psql`` in one transaction.
+
+``restore`` also takes a plain SQL dump (what ``pg_dump > file.sql`` makes): a custom-format
+archive starts with ``PGDMP``, anything else is fed to ``psql`` with ``ON_ERROR_STOP``, in one
+transaction, so a failing script leaves the database as it was.
 """
 
 from __future__ import annotations
@@ -111,8 +115,38 @@ def _readable(pg_restore: str, source: Path) -> bool:
     return subprocess.run(listing, capture_output=True, check=False).returncode == 0
 
 
+CUSTOM_FORMAT_MAGIC = b"PGDMP"
+
+
+def is_custom_format(source: Path) -> bool:
+    with source.open("rb") as handle:
+        return handle.read(len(CUSTOM_FORMAT_MAGIC)) == CUSTOM_FORMAT_MAGIC
+
+
+def _psql_script(url: str, script: str) -> None:
+    psql = find_tool("psql")
+    _run(
+        [
+            psql,
+            "--no-psqlrc",
+            "--quiet",
+            "--single-transaction",
+            "--set=ON_ERROR_STOP=1",
+            f"--dbname={url}",
+        ],
+        "psql",
+        stdin=script,
+    )
+
+
 def restore(url: str, source: Path, *, server_major: int) -> None:
-    """Restore ``source`` into ``url`` in one transaction, replacing the objects it holds."""
+    """Restore ``source`` (a custom-format archive or a plain SQL dump) into ``url`` in one
+    transaction, replacing the objects it holds."""
+    if not is_custom_format(source):
+        # A plain dump replaces nothing by itself (unless made with --clean): restore it into
+        # an empty database. Settings newer than the server are left out, as below.
+        _psql_script(url, _NEWER_SETTINGS.sub("", source.read_text(encoding="utf-8")))
+        return
     options = ["--no-owner", "--clean", "--if-exists"]
     first = find_tool("pg_restore", server_major)
     # A tool no newer than the server (or a server that knows all the tool sets) restores
@@ -128,16 +162,4 @@ def restore(url: str, source: Path, *, server_major: int) -> None:
         )
         return
     script = _run([newest, *options, "--file=-", str(source)], "pg_restore")
-    psql = find_tool("psql")
-    _run(
-        [
-            psql,
-            "--no-psqlrc",
-            "--quiet",
-            "--single-transaction",
-            "--set=ON_ERROR_STOP=1",
-            f"--dbname={url}",
-        ],
-        "psql",
-        stdin=_NEWER_SETTINGS.sub("", script),
-    )
+    _psql_script(url, _NEWER_SETTINGS.sub("", script))

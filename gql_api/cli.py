@@ -1,8 +1,9 @@
 """``gql-api``: serve, migrate, seed, db (backup | restore | shell | cleanup), export-schema.
 
 Every command that needs a database uses the configured one or, with none configured, the same
-embedded data directory as ``serve`` (starting the server when needed). Failures exit non-zero
-with one clear line on stderr.
+embedded data directory as ``serve`` (starting the server when needed), and says which on one
+line of stderr. Failures exit non-zero with one clear line on stderr. Destructive commands
+(``migrate down``, ``db restore --force``) ask on a terminal and need ``--yes`` otherwise.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gql_api import __version__, migrations
-from gql_api.config import ConfigError, Environment, Settings, load_settings
+from gql_api.config import ConfigError, Environment, Settings, load_settings, redact_url
 from gql_api.db import Database, libpq_url
+
+if TYPE_CHECKING:
+    from gql_api.seed import SeededAccount
 
 T = TypeVar("T")
 
@@ -30,8 +34,34 @@ class CommandError(Exception):
     """A command failed for a reason the user can act on."""
 
 
-def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
-    return load_settings(config_file=getattr(args, "config", None), **overrides)
+def _settings(args: argparse.Namespace, *, announce: bool = True, **overrides: Any) -> Settings:
+    settings = load_settings(config_file=getattr(args, "config", None), **overrides)
+    if announce:
+        # A relative data_dir depends on the working directory: say which one this command uses.
+        print(f"gql-api: {_database_location(settings)}", file=sys.stderr, flush=True)
+    return settings
+
+
+def _data_dir(settings: Settings) -> Path:
+    return settings.database.data_dir.expanduser().resolve()
+
+
+def _database_location(settings: Settings) -> str:
+    server = settings.database.server_url()
+    if server is not None:
+        return f"database {redact_url(server)} ({settings.env.value})"
+    return f"data directory {_data_dir(settings)} (embedded PostgreSQL, {settings.env.value})"
+
+
+def _confirm(args: argparse.Namespace, question: str) -> None:
+    """Ask before destroying data: on a terminal interactively, otherwise only with --yes."""
+    if getattr(args, "yes", False):
+        return
+    if not sys.stdin.isatty():
+        raise CommandError(f"{question}: refused without a terminal to ask on; pass --yes")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in {"y", "yes"}:
+        raise CommandError("cancelled")
 
 
 def _run_with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
@@ -91,31 +121,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     db = Database.from_settings(settings)
 
-    async def prepare() -> None:
+    from gql_api.seed import DEFAULT_ADMIN_EMAIL, count_users, seed_defaults
+
+    async def prepare() -> SeededAccount | None:
+        """Migrate and, on an empty database, create the first admin (returned with its
+        one-time password)."""
         try:
             if not args.no_migrate:
                 await migrations.upgrade(db.engine, "head")
-            from gql_api.seed import count_users, seed_defaults
 
             if await count_users(db) == 0:
                 accounts = await seed_defaults(
                     db,
                     admin_password=os.environ.get("USER_SERVICE_ADMIN_PASSWORD"),
-                    admin_email=os.environ.get("USER_SERVICE_ADMIN_EMAIL", "admin@api-server.com"),
+                    admin_email=os.environ.get("USER_SERVICE_ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL),
                     rounds=settings.auth.bcrypt_rounds,
                     with_test_users=False,
                 )
-                for account in accounts:
-                    if account.password:
-                        print(
-                            f"Created the first admin: {account.email} / {account.password}\n"
-                            "  (shown once: change it after signing in)",
-                            flush=True,
-                        )
+                return next((a for a in accounts if a.password), None)
+            return None
         finally:
             await db.dispose()
 
-    asyncio.run(prepare())
+    first_admin = asyncio.run(prepare())
 
     # Workers (and the single in-process server) find the database through the environment, so
     # they all use the server this process started or found.
@@ -126,8 +154,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gql_api.config import ensure_jwt_secret
 
     ensure_jwt_secret(settings, secret_file_for(settings))
-    where = f"http://{settings.server.host}:{settings.server.port}/graphql"
-    print(f"gql_api {__version__}: GraphQL at {where} ({db.describe()})", flush=True)
+    print(_banner(settings, db, first_admin), flush=True)
     grace = int(settings.server.shutdown_grace_period.total_seconds())
     # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal with the
     # handlers that were in place before it started. Ours turns that into a normal exit, so the
@@ -160,7 +187,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 proxy_headers=False,
             )
         else:
-            app = create_app(_settings(args))
+            app = create_app(_settings(args, announce=False))
             uvicorn.run(
                 app,
                 host=settings.server.host,
@@ -176,6 +203,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
             listener.stop()
         db.stop_embedded()
     return 0
+
+
+def _banner(settings: Settings, db: Database, first_admin: SeededAccount | None) -> str:
+    """What a person needs from a start: where the data lives, the URL, and (on the first start
+    only) the admin's one-time password, boxed so that it is not lost in the log lines."""
+    where = f"http://{settings.server.host}:{settings.server.port}/graphql"
+    if settings.database.embedded:
+        from gql_api.embedded import setup_log_path
+
+        data = f"{_data_dir(settings)} (embedded PostgreSQL; its set-up log: "
+        data += f"{setup_log_path(settings.database.data_dir)})"
+    else:
+        data = db.describe()
+    lines = [f"gql_api {__version__} ({settings.env.value})", f"  data:    {data}"]
+    lines.append(f"  GraphQL: {where}")
+    if first_admin is not None:
+        inner = [
+            "First admin created; the password is shown only once:",
+            f"  e-mail:   {first_admin.email}",
+            f"  password: {first_admin.password}",
+            "Sign in with the login mutation, then change the password.",
+        ]
+        width = max(len(line) for line in inner)
+        lines.append("+" + "-" * (width + 2) + "+")
+        lines.extend(f"| {line.ljust(width)} |" for line in inner)
+        lines.append("+" + "-" * (width + 2) + "+")
+    return "\n".join(lines)
 
 
 def _exit_after_shutdown(signum: int, frame: object) -> None:
@@ -205,6 +259,13 @@ def _prepare_multiprocess_metrics() -> None:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if args.action == "down":
+        _confirm(
+            args,
+            f"revert the schema of {_database_location(settings)} to "
+            f"{args.revision or 'the previous revision'} (a running service answers "
+            "SERVICE_UNAVAILABLE until it is migrated up again, and dropped data is lost)",
+        )
     if args.action == "history":
         for rev in migrations.history():
             print(f"{rev['down_revision'] or '<base>'} -> {rev['revision']}: {rev['message']}")
@@ -231,6 +292,9 @@ def cmd_seed(args: argparse.Namespace) -> int:
     settings = _settings(args)
     from gql_api.seed import seed_defaults
 
+    if args.test_users and settings.is_production:
+        raise CommandError("--test-users is refused in production (accounts with known names)")
+
     async def work(db: Database) -> None:
         await _migrate_if_development(settings, db)
         accounts = await seed_defaults(
@@ -238,6 +302,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
             admin_email=args.admin_email,
             admin_password=args.admin_password or os.environ.get("USER_SERVICE_ADMIN_PASSWORD"),
             rounds=settings.auth.bcrypt_rounds,
+            with_test_users=args.test_users,
         )
         for account in accounts:
             if account.password is None:
@@ -308,7 +373,17 @@ def cmd_db(args: argparse.Namespace) -> int:
                     "the target database is not empty: restore into an empty database, "
                     "or pass --force to replace its contents"
                 )
-            backup.restore(url, source, server_major=major)
+            if not empty:
+                _confirm(args, f"replace the contents of {_database_location(settings)}")
+            try:
+                backup.restore(url, source, server_major=major)
+            except backup.BackupError as exc:
+                if empty or backup.is_custom_format(source):
+                    raise
+                raise CommandError(
+                    f"{exc} (a plain SQL dump replaces existing objects only when made with "
+                    "pg_dump --clean; or restore it into an empty database)"
+                ) from None
             print(f"restored {source}")
     except backup.BackupError as exc:
         raise CommandError(str(exc)) from None
@@ -387,9 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply or revert migrations")
     migrate.add_argument("action", choices=["up", "down", "status", "history"])
     migrate.add_argument("revision", nargs="?", help="target revision (up: head, down: -1)")
+    migrate.add_argument("--yes", action="store_true", help="do not ask before `down`")
     migrate.set_defaults(handler=cmd_migrate)
 
-    seed = commands.add_parser("seed", help="create the admin and test users (idempotent)")
+    seed = commands.add_parser("seed", help="create the admin (and test users) (idempotent)")
+    seed.add_argument(
+        "--test-users",
+        action="store_true",
+        help="also user1@test.com and user2@test.com (not in production)",
+    )
     seed.add_argument("--admin-email", default="admin@api-server.com")
     seed.add_argument("--admin-password", help="default: USER_SERVICE_ADMIN_PASSWORD or generated")
     seed.add_argument("--users", type=int, default=0, help="also bulk-load N users")
@@ -402,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore = db_actions.add_parser("restore", help="restore a dump into an empty database")
     restore.add_argument("file")
     restore.add_argument("--force", action="store_true", help="replace a non-empty database")
+    restore.add_argument("--yes", action="store_true", help="do not ask before replacing")
     db_actions.add_parser("shell", help="psql on the database")
     db_actions.add_parser(
         "cleanup", help="remove expired sessions, tokens, attempts and idle persisted queries"

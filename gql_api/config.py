@@ -1,11 +1,12 @@
 """Settings: a YAML file, then ``USER_SERVICE_*`` variables, then ``DATABASE_URL``.
 
 The file is chosen by ``--config PATH`` or by ``USER_SERVICE_ENV`` (development |
-production | test), which selects ``configs/<env>/config.yaml``. Every key of every section can
-be overridden by ``USER_SERVICE_<SECTION>_<KEY>``, written either with the underscores of the
-key (``USER_SERVICE_DATABASE_MAX_OPEN_CONNS``) or without them, as the seed service spells them
-(``USER_SERVICE_DATABASE_MAXOPENCONNS``). Durations are written ``30m``, ``5m``, ``10s``,
-``1h30m`` or ``250ms``.
+production | test; unset means development), which selects ``configs/<env>/config.yaml`` below
+the working directory (or ``USER_SERVICE_CONFIG_DIR``); a missing file means the defaults.
+Every key of every section can be overridden by ``USER_SERVICE_<SECTION>_<KEY>``, written
+either with the underscores of the key (``USER_SERVICE_DATABASE_MAX_OPEN_CONNS``) or without
+them, as the seed service spells them (``USER_SERVICE_DATABASE_MAXOPENCONNS``). Durations are
+written ``30m``, ``5m``, ``10s``, ``1h30m`` or ``250ms``.
 
 Nothing here does I/O at import time: :func:`load_settings` reads the file and the environment.
 """
@@ -15,7 +16,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 ENV_PREFIX = "USER_SERVICE_"
 MIN_JWT_SECRET_BYTES = 32
+DEV_CORS_ORIGIN_REGEX = r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?"
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
@@ -90,10 +93,10 @@ class DatabaseSettings(_Section):
     port: int = Field(5432, ge=1, le=65535)
     username: str = "postgres"
     password: str = ""
-    database: str = "user_service"
+    database: str = "api_server"  # the guide's `psql -d api_server`
     sslmode: SSLMode = SSLMode.DISABLE
     max_open_conns: int = Field(25, ge=1, le=10_000)
-    max_idle_conns: int = Field(10, ge=0, le=10_000)
+    max_idle_conns: int = Field(5, ge=0, le=10_000)
     conn_max_lifetime: Duration = timedelta(minutes=30)
     conn_max_idle_time: Duration = timedelta(minutes=5)
     pool_timeout: Duration = timedelta(seconds=10)
@@ -146,6 +149,10 @@ class ServerSettings(_Section):
     workers: int = Field(1, ge=1, le=64)
     graphiql: bool | None = None  # None: on in development, off in production
     cors_origins: list[str] = []
+    # Origins allowed by pattern as well (Starlette's allow_origin_regex). None: in development
+    # any port of http://localhost and http://127.0.0.1 (a frontend's dev server), in
+    # production none (an explicit cors_origins list only).
+    cors_origin_regex: str | None = None
     trusted_proxies: list[str] = []
     shutdown_grace_period: Duration = timedelta(seconds=20)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
@@ -180,6 +187,20 @@ class AuthSettings(_Section):
     mail_window: Duration = timedelta(hours=1)
     # Signing in on more devices than this revokes the least recently used session.
     max_sessions_per_user: int = Field(10, ge=1, le=1000)
+    # Second factor (gql_api/auth/mfa.py). The key TOTP secrets are encrypted with (through
+    # HKDF); not the JWT secret. Required in production; elsewhere generated and kept next to
+    # the JWT secret file (in memory only for the test environment).
+    mfa_encryption_key: str | None = Field(None, repr=False)
+    mfa_issuer: str = Field("gql_api", min_length=1, max_length=64)
+    mfa_challenge_ttl: Duration = timedelta(minutes=5)
+    mfa_max_attempts_per_challenge: int = Field(5, ge=1, le=100)
+    # Wrong codes per account in login_failure_window, over all challenges and replicas.
+    mfa_max_failures_per_account: int = Field(10, ge=1)
+    # Enrolling, regenerating codes: the session must have signed in this recently, or the
+    # call must carry the password.
+    mfa_reauth_window: Duration = timedelta(minutes=5)
+    # Admins without a factor may only enrol one until they have it.
+    require_mfa_for_admins: bool = False
 
 
 class MailSettings(_Section):
@@ -241,6 +262,10 @@ class LoggingSettings(_Section):
     format: Literal["auto", "json", "text"] = "auto"
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Settings(BaseSettings):
     """All settings of one process; built by :func:`load_settings`."""
 
@@ -253,6 +278,9 @@ class Settings(BaseSettings):
     mail: MailSettings = MailSettings()
     graphql: GraphQLSettings = GraphQLSettings()
     logging: LoggingSettings = LoggingSettings()
+    # Not configuration: the time the second factor's checks see (TOTP steps, challenge expiry,
+    # re-authentication), so that tests inject it instead of sleeping.
+    clock: Callable[[], datetime] = Field(default=utc_now, exclude=True, repr=False)
 
     @property
     def is_production(self) -> bool:
@@ -263,6 +291,12 @@ class Settings(BaseSettings):
         if self.server.graphiql is not None:
             return self.server.graphiql
         return not self.is_production
+
+    @property
+    def cors_origin_pattern(self) -> str | None:
+        if self.server.cors_origin_regex is not None:
+            return self.server.cors_origin_regex or None  # "" turns the default off
+        return None if self.is_production else DEV_CORS_ORIGIN_REGEX
 
     @property
     def introspection_policy(self) -> str:
@@ -333,6 +367,10 @@ def config_path_for(env: str, root: Path | None = None) -> Path:
     return base / env / "config.yaml"
 
 
+def _config_root(environ: dict[str, str]) -> Path:
+    return Path(environ.get("USER_SERVICE_CONFIG_DIR", "configs"))
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -376,10 +414,12 @@ def load_settings(
     data: dict[str, Any] = {}
     if config_file is None and f"{ENV_PREFIX}CONFIG" in env_vars:
         config_file = env_vars[f"{ENV_PREFIX}CONFIG"]
+    # No environment chosen means development, and its file is read like any other's.
+    file_env = env_name or Environment.DEVELOPMENT.value
     if config_file is not None:
         data = _read_yaml(Path(config_file))
-    elif env_name is not None and config_path_for(env_name).is_file():
-        data = _read_yaml(config_path_for(env_name))
+    elif (chosen := config_path_for(file_env, _config_root(env_vars))).is_file():
+        data = _read_yaml(chosen)
     if env_name is not None:
         data["env"] = env_name
 
@@ -410,10 +450,29 @@ def _check_secrets(settings: Settings) -> None:
             "configuration error: auth.jwt_secret is missing: production needs "
             f"{ENV_PREFIX}AUTH_JWT_SECRET of at least {MIN_JWT_SECRET_BYTES} bytes"
         )
+    mfa_key = settings.auth.mfa_encryption_key
+    if mfa_key is not None and len(mfa_key.encode()) < MIN_JWT_SECRET_BYTES:
+        raise ConfigError(
+            "configuration error: auth.mfa_encryption_key is too short "
+            f"({len(mfa_key.encode())} bytes): use at least {MIN_JWT_SECRET_BYTES} random bytes"
+        )
+    if mfa_key is not None and mfa_key == secret:
+        raise ConfigError(
+            "configuration error: auth.mfa_encryption_key must differ from auth.jwt_secret"
+        )
+    if settings.is_production and mfa_key is None:
+        raise ConfigError(
+            "configuration error: auth.mfa_encryption_key is missing: production needs "
+            f"{ENV_PREFIX}AUTH_MFA_ENCRYPTION_KEY of at least {MIN_JWT_SECRET_BYTES} bytes"
+        )
 
 
 def ensure_jwt_secret(settings: Settings, secret_file: Path) -> str:
-    """The JWT secret: configured, or (outside production) generated once and kept on disk."""
+    """The JWT secret: configured, or (outside production) generated once and kept on disk.
+
+    The MFA encryption key is settled here too (:func:`ensure_mfa_encryption_key`), next to the
+    JWT secret file, because every entry point (app, CLI, workers) already calls this."""
+    ensure_mfa_encryption_key(settings, secret_file.with_name(MFA_KEY_FILE_NAME))
     if settings.auth.jwt_secret:
         return settings.auth.jwt_secret
     if settings.is_production:  # _check_secrets already refused this; defence in depth
@@ -430,6 +489,34 @@ def ensure_jwt_secret(settings: Settings, secret_file: Path) -> str:
         handle.write(secret)
     settings.auth.jwt_secret = secret
     return secret
+
+
+MFA_KEY_FILE_NAME = "mfa_encryption_key"
+
+
+def ensure_mfa_encryption_key(settings: Settings, key_file: Path) -> str:
+    """The MFA encryption key: configured; in the test environment a random one per process (no
+    file); else (development) generated once and kept in ``key_file``. Losing it makes every
+    enrolled TOTP factor unusable, so development keeps it like the JWT secret."""
+    if settings.auth.mfa_encryption_key:
+        return settings.auth.mfa_encryption_key
+    if settings.is_production:  # _check_secrets already refused this; defence in depth
+        raise ConfigError("configuration error: auth.mfa_encryption_key is missing")
+    if settings.env == Environment.TEST:
+        settings.auth.mfa_encryption_key = secrets.token_urlsafe(48)
+        return settings.auth.mfa_encryption_key
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    if key_file.is_file():
+        key = key_file.read_text(encoding="utf-8").strip()
+        if len(key.encode()) >= MIN_JWT_SECRET_BYTES:
+            settings.auth.mfa_encryption_key = key
+            return key
+    key = secrets.token_urlsafe(48)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key)
+    settings.auth.mfa_encryption_key = key
+    return key
 
 
 def redact_url(url: str) -> str:

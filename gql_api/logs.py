@@ -149,6 +149,8 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "user_id",
     "duration_ms",
     "taskName",
+    # uvicorn repeats its message with ANSI colour codes here, for its own formatter only.
+    "color_message",
 }
 
 
@@ -205,9 +207,11 @@ class TextFormatter(logging.Formatter):
 
 DEV_UNSCRUBBED = ("gql_api.mailer",)
 
+# database.log_level follows GORM's levels, as the seed service's guide does: "info" (and
+# "debug") log every SQL statement (sqlalchemy.engine logs them at INFO, parameters hidden).
 _SQL_LEVELS = {
-    "debug": logging.INFO,  # sqlalchemy.engine logs statements at INFO (parameters hidden)
-    "info": logging.WARNING,
+    "debug": logging.INFO,
+    "info": logging.INFO,
     "warn": logging.WARNING,
     "warning": logging.WARNING,
     "error": logging.ERROR,
@@ -238,6 +242,10 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logg
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # Alembic announces its context on every revision check (each /readyz): debug only.
+    # gql_api.migrations logs one line of its own when it changes the schema.
+    debugging = settings.logging.level == "debug"
+    logging.getLogger("alembic").setLevel(logging.INFO if debugging else logging.WARNING)
     return handler
 
 

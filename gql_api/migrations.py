@@ -6,6 +6,7 @@ service's own engine, so alembic sees exactly the database the service uses.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alembic import command
+
+log = logging.getLogger(__name__)
 
 # An advisory lock key so that two processes never migrate one database at once.
 _MIGRATION_LOCK_KEY = 0x67716C5F617069  # "gql_api"
@@ -47,10 +50,15 @@ def head_revision() -> str | None:
 def _run(connection: Connection, action: str, revision: str) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
+    before = _current(connection)
     if action == "upgrade":
         command.upgrade(cfg, revision)
     else:
         command.downgrade(cfg, revision)
+    after = _current(connection)
+    if after != before:
+        # One line instead of alembic's per-revision INFO lines (configure_logging quiets them).
+        log.info("database schema migrated from %s to %s", before or "<base>", after or "<base>")
 
 
 async def _migrate(engine: AsyncEngine, action: str, revision: str) -> None:

@@ -24,10 +24,11 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import INET, JSONB, UUID
+from sqlalchemy.dialects.postgresql import CITEXT, INET, JSONB, UUID
 from sqlmodel import Field, SQLModel
 
 metadata = SQLModel.metadata
@@ -84,7 +85,9 @@ class User(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("role IN ('user', 'admin')", name="ck_users_role"),
         CheckConstraint("status IN ('active', 'inactive')", name="ck_users_status"),
-        Index("idx_users_email_lower", func.lower(text("email")), unique=True),
+        # CITEXT (migration 0011): case-insensitive uniqueness that the guide's
+        # `ON CONFLICT (email)` can name.
+        UniqueConstraint("email", name="users_email_key"),
         Index("idx_users_status", "status"),
         Index("idx_users_role", "role"),
         Index("idx_users_created_at", "created_at"),
@@ -101,11 +104,11 @@ class User(SQLModel, table=True):
             text("id"),
         ),
         # Case-insensitive substring search (ILIKE '%term%') through pg_trgm, one per column.
+        # pg_trgm's operator class is for text: the index (and the search) cast CITEXT to it.
         Index(
             "idx_users_email_trgm",
-            "email",
+            text("(email::text) gin_trgm_ops"),
             postgresql_using="gin",
-            postgresql_ops={"email": "gin_trgm_ops"},
         ),
         Index(
             "idx_users_first_name_trgm",
@@ -122,7 +125,7 @@ class User(SQLModel, table=True):
     )
 
     id: uuid.UUID | None = _uuid_pk()
-    email: str = Field(sa_column=Column(String(255), nullable=False))
+    email: str = Field(sa_column=Column(CITEXT, nullable=False))
     password_hash: str = Field(sa_column=Column(String(255), nullable=False))
     first_name: str = Field(sa_column=Column(String(100), nullable=False))
     last_name: str = Field(sa_column=Column(String(100), nullable=False))
@@ -172,6 +175,8 @@ class UserSession(SQLModel, table=True):
     revoked_at: datetime | None = _timestamp()
     revoked_reason: str | None = Field(default=None, sa_column=Column(String(50)))
     created_at: datetime | None = _created_at()
+    # The guide's column, kept by the update_updated_at_column() trigger (migration 0011).
+    updated_at: datetime | None = _created_at()
 
 
 class UserProfile(SQLModel, table=True):
@@ -292,17 +297,96 @@ class PersistedQuery(SQLModel, table=True):
     )
 
 
-SECRET_COLUMNS = frozenset({"password_hash", "token_hash", "previous_token_hash"})
+class MfaFactorKind(StrEnum):
+    TOTP = "totp"
+    WEBAUTHN = "webauthn"
+
+
+class UserMfaFactor(SQLModel, table=True):
+    """One second factor of a user (rows of their own, so WebAuthn keys can join TOTP later).
+
+    ``confirmed_at`` is NULL while an enrolment is pending; ``last_used_step`` is the TOTP time
+    step last accepted, so a code is never accepted twice. ``secret_ciphertext`` is encrypted
+    with a key derived from ``auth.mfa_encryption_key`` (gql_api/auth/mfa_crypto.py)."""
+
+    __tablename__ = "user_mfa_factors"
+    __table_args__ = (
+        CheckConstraint("kind IN ('totp', 'webauthn')", name="ck_user_mfa_factors_kind"),
+        Index("idx_user_mfa_factors_user_id", "user_id"),
+        # One TOTP factor per user, pending or confirmed: a new enrolment replaces a pending one.
+        Index(
+            "idx_user_mfa_factors_one_totp",
+            "user_id",
+            unique=True,
+            postgresql_where=text("kind = 'totp'"),
+        ),
+    )
+
+    id: uuid.UUID | None = _uuid_pk()
+    user_id: uuid.UUID = _user_fk()
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    secret_ciphertext: str | None = Field(default=None, sa_column=Column(Text))
+    confirmed_at: datetime | None = _timestamp()
+    last_used_at: datetime | None = _timestamp()
+    last_used_step: int | None = Field(default=None, sa_column=Column(BigInteger))
+    created_at: datetime | None = _created_at()
+
+
+class UserMfaRecoveryCode(SQLModel, table=True):
+    """Single-use recovery codes, stored as keyed hashes (never the code itself)."""
+
+    __tablename__ = "user_mfa_recovery_codes"
+    __table_args__ = (Index("idx_user_mfa_recovery_codes_user_id", "user_id"),)
+
+    id: uuid.UUID | None = _uuid_pk()
+    user_id: uuid.UUID = _user_fk()
+    code_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    used_at: datetime | None = _timestamp()
+    created_at: datetime | None = _created_at()
+
+
+class MfaChallenge(SQLModel, table=True):
+    """The second step of a login: a hashed single-use token that remembers the first step's
+    device, address and user agent, so the session verifyMfa creates carries them."""
+
+    __tablename__ = "mfa_challenges"
+    __table_args__ = (
+        Index("idx_mfa_challenges_token_hash", "token_hash", unique=True),
+        Index("idx_mfa_challenges_user_id", "user_id"),
+        Index("idx_mfa_challenges_expires_at", "expires_at"),
+    )
+
+    id: uuid.UUID | None = _uuid_pk()
+    user_id: uuid.UUID = _user_fk()
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    attempts: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
+    device_info: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    ip_address: str | None = Field(default=None, sa_column=Column(INET))
+    user_agent: str | None = Field(default=None, sa_column=Column(Text))
+    consumed_at: datetime | None = _timestamp()
+    created_at: datetime | None = _created_at()
+
+
+SECRET_COLUMNS = frozenset(
+    {"password_hash", "token_hash", "previous_token_hash", "secret_ciphertext", "code_hash"}
+)
 
 __all__ = [
     "SECRET_COLUMNS",
     "AuditLog",
     "LoginAttempt",
+    "MfaChallenge",
+    "MfaFactorKind",
     "OneTimeToken",
     "PersistedQuery",
     "Role",
     "TokenPurpose",
     "User",
+    "UserMfaFactor",
+    "UserMfaRecoveryCode",
     "UserProfile",
     "UserSession",
     "UserStatus",

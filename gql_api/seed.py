@@ -1,4 +1,6 @@
-"""Seed data: a first admin and the two test users of the seed service (idempotent)."""
+"""Seed data as the guide has it (idempotent): the admin ``admin@api-server.com`` ("System
+Administrator") and, on request in development, the test users ``user1@test.com`` and
+``user2@test.com`` ("Test User1", "Test User2": role user, e-mail not verified)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ from gql_api.db import Database
 from gql_api.models import Role, User, UserProfile
 
 DEFAULT_ADMIN_EMAIL = "admin@api-server.com"
+ADMIN_NAME = ("System", "Administrator")
 TEST_USERS = (
-    ("john.doe@example.com", "John", "Doe"),
-    ("jane.smith@example.com", "Jane", "Smith"),
+    ("user1@test.com", "Test", "User1"),
+    ("user2@test.com", "Test", "User2"),
 )
 
 
@@ -37,7 +40,15 @@ async def count_users(db: Database) -> int:
 
 
 async def _ensure_user(
-    db: Database, *, email: str, password: str, first: str, last: str, role: Role, rounds: int
+    db: Database,
+    *,
+    email: str,
+    password: str,
+    first: str,
+    last: str,
+    role: Role,
+    rounds: int,
+    verified: bool,
 ) -> bool:
     """Insert the user and its profile unless the e-mail exists; True when it was created."""
     password_hash = await hash_password(password, rounds)
@@ -50,10 +61,11 @@ async def _ensure_user(
                 first_name=first,
                 last_name=last,
                 role=role.value,
-                email_verified=True,
-                email_verified_at=func.now(),
+                email_verified=verified,
+                email_verified_at=func.now() if verified else None,
             )
-            .on_conflict_do_nothing(index_elements=[func.lower(User.email)])  # type: ignore[arg-type]
+            # The column is CITEXT: this conflicts with any spelling of the address.
+            .on_conflict_do_nothing(index_elements=[col(User.email)])
             .returning(col(User.id))
         )
         user_id = (await session.execute(statement)).scalar_one_or_none()
@@ -69,7 +81,7 @@ async def seed_defaults(
     admin_email: str = DEFAULT_ADMIN_EMAIL,
     admin_password: str | None = None,
     rounds: int = 12,
-    with_test_users: bool = True,
+    with_test_users: bool = False,
 ) -> list[SeededAccount]:
     """Create the admin (and test users) where missing; report passwords only for new accounts."""
     accounts: list[SeededAccount] = []
@@ -78,10 +90,11 @@ async def seed_defaults(
         db,
         email=admin_email,
         password=password,
-        first="Admin",
-        last="User",
+        first=ADMIN_NAME[0],
+        last=ADMIN_NAME[1],
         role=Role.ADMIN,
         rounds=rounds,
+        verified=True,
     )
     accounts.append(SeededAccount(admin_email, password if created else None, Role.ADMIN.value))
     if with_test_users:
@@ -95,6 +108,7 @@ async def seed_defaults(
                 last=last,
                 role=Role.USER,
                 rounds=rounds,
+                verified=False,
             )
             accounts.append(SeededAccount(email, password if created else None, Role.USER.value))
     return accounts

@@ -31,6 +31,7 @@ from gql_api.db import Database
 from gql_api.embedded import EmbeddedServer, start_embedded
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40  # only ever used by the test suite
+TEST_MFA_KEY = "test-mfa-key-" + "m" * 40  # only ever used by the test suite
 TEST_PASSWORD = "correct horse battery staple"
 BCRYPT_TEST_ROUNDS = 4  # tests only; the product defaults to 12
 
@@ -108,7 +109,11 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     """Settings for tests: the given database, a fixed secret, bcrypt cost 4."""
     base: dict[str, Any] = {
         "database": {"url": database_url, "max_open_conns": 20, "max_idle_conns": 5},
-        "auth": {"jwt_secret": TEST_JWT_SECRET, "bcrypt_rounds": BCRYPT_TEST_ROUNDS},
+        "auth": {
+            "jwt_secret": TEST_JWT_SECRET,
+            "mfa_encryption_key": TEST_MFA_KEY,
+            "bcrypt_rounds": BCRYPT_TEST_ROUNDS,
+        },
         "logging": {"level": "warning"},
     }
     for section, values in overrides.items():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import BCRYPT_TEST_ROUNDS, TEST_JWT_SECRET
+from tests.conftest import BCRYPT_TEST_ROUNDS, TEST_JWT_SECRET, TEST_MFA_KEY
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -67,6 +67,7 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
         USER_SERVICE_ENV="test",
         USER_SERVICE_DATABASE_URL=database_url,
         USER_SERVICE_AUTH_JWT_SECRET=TEST_JWT_SECRET,
+        USER_SERVICE_AUTH_MFA_ENCRYPTION_KEY=TEST_MFA_KEY,
         USER_SERVICE_AUTH_BCRYPTROUNDS=str(BCRYPT_TEST_ROUNDS),
         USER_SERVICE_CONFIG_DIR=str(REPO / "configs"),
     )

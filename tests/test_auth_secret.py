@@ -30,7 +30,13 @@ def test_short_secret_is_refused_everywhere() -> None:
 
 
 def test_32_bytes_are_enough() -> None:
-    settings = load_settings(environ=_env("production", USER_SERVICE_AUTH_JWT_SECRET="s" * 32))
+    settings = load_settings(
+        environ=_env(
+            "production",
+            USER_SERVICE_AUTH_JWT_SECRET="s" * 32,
+            USER_SERVICE_AUTH_MFA_ENCRYPTION_KEY="k" * 32,
+        )
+    )
     assert settings.auth.jwt_secret == "s" * 32
 
 

@@ -36,11 +36,12 @@ async def test_seed_is_idempotent(
 ) -> None:
     url = await fresh_database()
     await scratch_env(url)
-    assert await _cli(["seed", "--admin-password", "an admin password 123"]) == 0
+    seed = ["seed", "--test-users"]
+    assert await _cli([*seed, "--admin-password", "an admin password 123"]) == 0
     first = capsys.readouterr().out
     assert "created: admin@api-server.com (admin)" in first
     assert first.count("created:") == 3
-    assert await _cli(["seed"]) == 0
+    assert await _cli(seed) == 0
     second = capsys.readouterr().out
     assert second.count("exists:") == 3 and "created" not in second
 
@@ -51,8 +52,8 @@ async def test_seed_is_idempotent(
     await database.dispose()
     assert [tuple(r) for r in rows] == [
         ("admin@api-server.com", "admin"),
-        ("jane.smith@example.com", "user"),
-        ("john.doe@example.com", "user"),
+        ("user1@test.com", "user"),
+        ("user2@test.com", "user"),
     ]
     assert profiles == 3
 
@@ -76,9 +77,9 @@ async def test_migrate_down_and_status(
     await scratch_env(await fresh_database())
     assert await _cli(["migrate", "up"]) == 0
     assert "(at head)" in capsys.readouterr().out
-    assert await _cli(["migrate", "down"]) == 0
+    assert await _cli(["migrate", "down", "--yes"]) == 0
     assert "head is" in capsys.readouterr().out
-    assert await _cli(["migrate", "down", "base"]) == 0
+    assert await _cli(["migrate", "down", "base", "--yes"]) == 0
     assert "current revision: <base>" in capsys.readouterr().out
     assert await _cli(["migrate", "history"]) == 0
     assert "<base> -> 0001" in capsys.readouterr().out
@@ -151,9 +152,9 @@ def test_serve_on_an_empty_embedded_data_directory(tmp_path: Path) -> None:
             output, _ = process.communicate(timeout=60)
         assert process.returncode == 0, output
         if attempt == 0:
-            assert "Created the first admin: admin@api-server.com" in output
+            assert "e-mail:   admin@api-server.com" in output
         else:
-            assert "Created the first admin" not in output  # not an empty database any more
+            assert "First admin created" not in output  # not an empty database any more
         # The embedded server was stopped with the service.
         assert not (tmp_path / "data" / "pgdata" / "postmaster.pid").exists(), output
     assert (tmp_path / "data" / "jwt_secret").is_file()

@@ -128,7 +128,7 @@ def test_sigterm_finishes_in_flight_requests_and_stops_postgres(tmp_path: Path) 
             "register"
         ]["accessToken"]
         pid, socket_dir, port = _postmaster(data_dir)
-        dsn = f"postgresql://postgres@/user_service?host={socket_dir}&port={port}"
+        dsn = f"postgresql://postgres@/api_server?host={socket_dir}&port={port}"
 
         async def hold_lock(locked: threading.Event, release: threading.Event) -> None:
             conn = await asyncpg.connect(dsn)

@@ -5,7 +5,10 @@ checked. Some names contain "password" or "token" without exposing a stored secr
 allowed explicitly, each for a reason:
 
 - ``AuthPayload.accessToken``, ``.refreshToken``, ``.tokenType``: tokens issued to the caller in
-  this response (only their SHA-256 is stored), and the word "Bearer".
+  this response (only their SHA-256 is stored), and the word "Bearer"; the same on
+  ``LoginPayload``, which ``login`` answers.
+- ``MfaChallenge.challengeToken`` and the argument ``challengeToken``: the single-use token of a
+  sign-in's second step, issued in this response (only a keyed hash is stored).
 - ``User.passwordChangedAt``: a timestamp.
 - arguments and input fields ``password``, ``newPassword``, ``currentPassword``, ``token``,
   ``refreshToken``: what the client sends; nothing is read back through them.
@@ -28,9 +31,20 @@ ALLOWED_OUTPUT_FIELDS = {
     ("AuthPayload", "accessToken"),
     ("AuthPayload", "refreshToken"),
     ("AuthPayload", "tokenType"),
+    ("LoginPayload", "accessToken"),
+    ("LoginPayload", "refreshToken"),
+    ("LoginPayload", "tokenType"),
+    ("MfaChallenge", "challengeToken"),
     ("User", "passwordChangedAt"),
 }
-ALLOWED_INPUT_NAMES = {"password", "newPassword", "currentPassword", "token", "refreshToken"}
+ALLOWED_INPUT_NAMES = {
+    "password",
+    "newPassword",
+    "currentPassword",
+    "token",
+    "refreshToken",
+    "challengeToken",
+}
 ALLOWED_OPERATIONS = {"refreshToken", "changePassword", "requestPasswordReset", "resetPassword"}
 FORBIDDEN_NAMES = {"passwordhash", "tokenhash", "previoustokenhash", "password_hash", "token_hash"}
 
@@ -104,6 +118,7 @@ async def test_the_user_types_list_exactly_the_issue_fields(gql: GraphQLClient) 
         "updatedAt",
         "profile",
         "sessions",
+        "mfa",
     }
     assert by_name["Profile"] == {
         "bio",

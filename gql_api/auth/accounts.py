@@ -7,19 +7,22 @@ connection or row lock is held while bcrypt runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from gql_api import metrics
-from gql_api.config import AuthSettings
+from gql_api.config import AuthSettings, utc_now
 from gql_api.db import Database
 from gql_api.graphql.errors import BadUserInput, Conflict, RateLimited, Unauthenticated
 from gql_api.models import TokenPurpose, UserStatus
 from gql_api.repositories import login_attempts
+from gql_api.repositories import mfa as mfa_repo
 from gql_api.repositories import one_time_tokens as token_repo
 from gql_api.repositories import sessions as session_repo
 from gql_api.repositories import users as user_repo
 
-from . import limits
+from . import limits, mfa
 from . import sessions as session_policy
 from .current import Viewer
 from .events import RequestMeta, record
@@ -76,8 +79,10 @@ async def login(
     password: str,
     device_info: dict[str, Any] | None,
     meta: RequestMeta,
-) -> IssuedTokens:
-    """Check the password and start a session.
+    clock: Callable[[], datetime] = utc_now,
+) -> IssuedTokens | mfa.Challenge:
+    """Check the password and start a session; for an account with a second factor, open a
+    challenge instead (``auth.mfa``): the session starts when ``verifyMfa`` completes it.
 
     Unknown e-mail, wrong password and inactive account give one error after one bcrypt check
     each (a dummy hash for unknown e-mails), so neither the answer nor its timing tells them
@@ -121,6 +126,19 @@ async def login(
             await user_repo.upgrade_password_hash(
                 session, user_id=found.id, old_hash=found.password_hash, new_hash=upgraded
             )
+        if await mfa_repo.has_confirmed_factor(session, user_id=found.id):
+            challenge = await mfa.open_challenge(
+                session, settings, user=found, device_info=device_info, meta=meta, now=clock()
+            )
+            await record(
+                session,
+                meta,
+                "auth.login_mfa_required",
+                actor_id=found.id,
+                target_id=found.id,
+                changes={"rehashed": upgraded is not None},
+            )
+            return challenge
         user = await user_repo.record_login(session, user_id=found.id) or found
         issued = await session_policy.start(
             session, settings, user=user, meta=meta, device_info=device_info

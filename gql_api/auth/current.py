@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, func, select
 from gql_api.config import AuthSettings
 from gql_api.db import Database
 from gql_api.graphql.errors import Unauthenticated
-from gql_api.models import User, UserSession, UserStatus, metadata
+from gql_api.models import User, UserMfaFactor, UserSession, UserStatus, metadata
 
 from .tokens import InvalidToken, decode_access_token
 
@@ -36,11 +36,23 @@ VIEWER_BY_SESSION = (
 )
 
 
+# Whether a user has a confirmed second factor (auth.require_mfa_for_admins; admins only).
+_factors = metadata.tables[UserMfaFactor.__tablename__]
+HAS_CONFIRMED_FACTOR = (
+    select(_factors.c.id)
+    .where(_factors.c.user_id == bindparam("user_id"), _factors.c.confirmed_at.is_not(None))
+    .limit(1)
+)
+
+
 @dataclass(frozen=True)
 class Viewer:
     # The users row (attribute access by column name, as on the ORM model).
     user: Any
     session_id: uuid.UUID
+    # An admin without a second factor while auth.require_mfa_for_admins is on: it may enrol
+    # one, and use no admin power until it has (Context.require_admin).
+    mfa_enrollment_required: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -67,4 +79,7 @@ async def authenticate(db: Database, settings: AuthSettings, token: str) -> View
     )
     if not rows:
         raise Unauthenticated("Session revoked or expired")
-    return Viewer(user=rows[0], session_id=claims.session_id)
+    enrol = False
+    if settings.require_mfa_for_admins and rows[0].role == "admin":
+        enrol = not await db.fetch(HAS_CONFIRMED_FACTOR, {"user_id": claims.user_id})
+    return Viewer(user=rows[0], session_id=claims.session_id, mfa_enrollment_required=enrol)

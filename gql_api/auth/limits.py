@@ -1,5 +1,6 @@
-"""Brute-force limits: failed logins per account and per address, registrations per address,
-and password-reset and verification mails per recipient and per requesting address.
+"""Brute-force limits: failed logins per account and per address, wrong second-factor codes
+per account, registrations per address, and password-reset and verification mails per
+recipient and per requesting address.
 
 Counted in PostgreSQL (``login_attempts``) so that every replica sees the same numbers. The
 attempt is recorded and committed before the password is checked and counts only the attempts
@@ -28,6 +29,7 @@ from gql_api.repositories import login_attempts
 from gql_api.repositories.login_attempts import (
     LOGIN,
     MAIL_REQUEST,
+    MFA,
     REGISTER,
     RESET_MAIL,
     VERIFY_MAIL,
@@ -105,6 +107,20 @@ async def admit_login(
         ip_address=ip_address,
         window=settings.login_failure_window,
         limits=limits,
+    )
+
+
+async def admit_mfa(db: Database, settings: AuthSettings, *, email: str) -> int:
+    """Record a second-factor code attempt of the account (a failure until marked succeeded)
+    and return its id, or raise :class:`RateLimited` past ``mfa_max_failures_per_account``
+    wrong codes in ``login_failure_window``, whichever challenge they were made on."""
+    return await _admit(
+        db,
+        kind=MFA,
+        email=email,
+        ip_address=None,
+        window=settings.login_failure_window,
+        limits=[("email", email, settings.mfa_max_failures_per_account)],
     )
 
 

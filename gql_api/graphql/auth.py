@@ -7,13 +7,13 @@ BAD_USER_INPUT with ``fields``), then call the flows in ``gql_api.auth``. They h
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
 
 from gql_api import validation
-from gql_api.auth import accounts, limits, recovery, revocation
+from gql_api.auth import accounts, limits, mfa, recovery, revocation
 from gql_api.auth import sessions as session_policy
 from gql_api.auth.events import RequestMeta
 from gql_api.auth.sessions import IssuedTokens
@@ -21,6 +21,9 @@ from gql_api.graphql.context import Context
 from gql_api.graphql.errors import BadUserInput
 from gql_api.graphql.ids import parse_uuid
 from gql_api.graphql.types import Session, User
+
+if TYPE_CHECKING:
+    from gql_api.graphql.mfa import MfaChallenge
 
 
 @strawberry.input
@@ -60,6 +63,50 @@ class AuthPayload:
             expires_in=issued.expires_in,
             user=User.from_row(issued.user),
             session=Session.from_row(issued.session, issued.session.id),
+        )
+
+
+@strawberry.type(
+    description="What `login` answers: the tokens, or for an account with a second factor no "
+    "tokens but `mfaRequired` (complete it with `verifyMfa`). The token fields are those of "
+    "AuthPayload, so documents written for accounts without a factor keep working."
+)
+class LoginPayload:
+    access_token: str | None = strawberry.field(
+        description="Send as `Authorization: Bearer <token>`; null when `mfaRequired` is set."
+    )
+    refresh_token: str | None
+    token_type: str | None
+    expires_in: int | None
+    user: User | None
+    session: Session | None
+    mfa_required: Annotated[MfaChallenge, strawberry.lazy("gql_api.graphql.mfa")] | None = (
+        strawberry.field(description="Set when a second factor must complete the sign-in.")
+    )
+
+    @classmethod
+    def from_result(cls, result: IssuedTokens | mfa.Challenge) -> LoginPayload:
+        if isinstance(result, mfa.Challenge):
+            from gql_api.graphql.mfa import MfaChallenge
+
+            return cls(
+                access_token=None,
+                refresh_token=None,
+                token_type=None,
+                expires_in=None,
+                user=None,
+                session=None,
+                mfa_required=MfaChallenge.from_challenge(result),
+            )
+        tokens = AuthPayload.from_issued(result)
+        return cls(
+            access_token=tokens.access_token,
+            refresh_token=tokens.refresh_token,
+            token_type=tokens.token_type,
+            expires_in=tokens.expires_in,
+            user=tokens.user,
+            session=tokens.session,
+            mfa_required=None,
         )
 
 
@@ -111,8 +158,11 @@ class AuthMutation:
         )
         return AuthPayload.from_issued(issued)
 
-    @strawberry.mutation(description="Sign in with e-mail and password; starts a session.")
-    async def login(self, info: Info, input: LoginInput) -> AuthPayload:
+    @strawberry.mutation(
+        description="Sign in with e-mail and password; starts a session, or for an account "
+        "with a second factor answers `mfaRequired` (then `verifyMfa`)."
+    )
+    async def login(self, info: Info, input: LoginInput) -> LoginPayload:
         ctx = info.context
         data = _clean(
             {
@@ -121,15 +171,16 @@ class AuthMutation:
                 "deviceInfo": lambda: validation.device_info(input.device_info),
             }
         )
-        issued = await accounts.login(
+        result = await accounts.login(
             ctx.db,
             ctx.settings.auth,
             email=data["email"],
             password=data["password"],
             device_info=data["deviceInfo"],
             meta=_meta(ctx),
+            clock=ctx.settings.clock,
         )
-        return AuthPayload.from_issued(issued)
+        return LoginPayload.from_result(result)
 
     @strawberry.mutation(
         description="Exchange a refresh token for new tokens; the old refresh token is rotated."

@@ -23,6 +23,10 @@ log = logging.getLogger("gql_api.errors")
 # insufficient resources such as too many connections (53).
 _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53")
 _STATEMENT_TIMEOUT = "57014"  # query_canceled: statement_timeout
+# undefined_table: the schema is behind the code (a `gql-api migrate down`, or a deploy that has
+# not migrated yet); the service answers again once the migrations are applied.
+_UNDEFINED_TABLE = "42P01"
+_MIGRATIONS_PENDING = "The database schema is not up to date (migrations pending): try again later"
 # How far down a chain of wrapped exceptions to look (SQLAlchemy wraps the driver's error in an
 # emulated DBAPI error, which its own DBAPIError may wrap again).
 _MAX_CHAIN = 8
@@ -70,6 +74,8 @@ def _classify_one(error: BaseException) -> AppError | None:
             return QueryTimeout()
         if sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
             return ServiceUnavailable()
+        if sqlstate == _UNDEFINED_TABLE:
+            return ServiceUnavailable(_MIGRATIONS_PENDING)
         return None
     # asyncpg's InterfaceError covers a connection that is closed or was lost
     # (ConnectionDoesNotExistError); OSError covers refused and reset sockets and, since

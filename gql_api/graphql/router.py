@@ -18,13 +18,13 @@ import orjson
 from cross_web import HTTPException
 from fastapi.routing import APIWebSocketRoute
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from strawberry.fastapi import GraphQLRouter as StrawberryRouter
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
-from gql_api import metrics
+from gql_api import graphiql, metrics
 from gql_api.config import Settings
 from gql_api.graphql.cost import list_bounds
 from gql_api.graphql.fastpath import FastPath, Plan, Unsupported
@@ -67,6 +67,10 @@ class GraphQLRouter(StrawberryRouter[Any, None]):
         if "extensions" in request.query_params:
             return False
         return bool(super().should_render_graphql_ide(request))
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        # Not Strawberry's page, which loads its assets from a CDN: gql_api.graphiql.
+        return graphiql.page_response()
 
     def decode_json(self, data: str | bytes) -> object:
         # orjson refuses invalid UTF-8 and nesting deeper than 1,024 levels with a

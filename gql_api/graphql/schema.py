@@ -17,13 +17,14 @@ from gql_api.graphql.health import HealthQuery
 from gql_api.graphql.json_scalar import SCALAR_OVERRIDES
 from gql_api.graphql.limits import PolicyExecutionContext
 from gql_api.graphql.masking import MaskUnexpectedErrors
+from gql_api.graphql.mfa import MfaMutation
 from gql_api.graphql.ops import OpsQuery
 from gql_api.graphql.user_mutations import UserMutation
 from gql_api.graphql.users import UserQuery
 
 # Each domain module contributes its Query/Mutation types here.
 QUERY_TYPES: tuple[type, ...] = (HealthQuery, UserQuery, AuditQuery, OpsQuery)
-MUTATION_TYPES: tuple[type, ...] = (AuthMutation, UserMutation)
+MUTATION_TYPES: tuple[type, ...] = (AuthMutation, MfaMutation, UserMutation)
 
 
 class Schema(strawberry.Schema):

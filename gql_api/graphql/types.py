@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -23,6 +23,7 @@ from gql_api.graphql.rows import Column, Computed, Relation, RowType, row_type
 
 if TYPE_CHECKING:
     from gql_api.graphql.context import Context
+    from gql_api.graphql.mfa import MfaStatus
 
 
 @strawberry.enum
@@ -166,6 +167,14 @@ class User:
         check_can_see_sessions(viewer, self.uid)
         rows = await info.context.loaders.sessions_by_user_id.load(self.uid)
         return [Session.from_row(r, viewer.session_id) for r in rows]
+
+    @strawberry.field(description="Second factors; visible to the user itself and admins.")
+    async def mfa(
+        self, info: strawberry.Info[Context, None]
+    ) -> Annotated[MfaStatus, strawberry.lazy("gql_api.graphql.mfa")]:
+        from gql_api.graphql.mfa import resolve_user_mfa
+
+        return await resolve_user_mfa(info, self.uid)
 
 
 USER_ROWS = row_type(

@@ -58,6 +58,9 @@ class UserFilter:
     )
     created_after: datetime | None = strawberry.field(default=None, description="Exclusive.")
     created_before: datetime | None = strawberry.field(default=None, description="Exclusive.")
+    mfa_enabled: bool | None = strawberry.field(
+        default=None, description="Has (true) or lacks (false) a confirmed second factor."
+    )
 
     def to_filter(self) -> user_listing.UserFilter:
         search = None
@@ -73,6 +76,7 @@ class UserFilter:
             search=search or None,
             created_after=_moment(self.created_after, "filter.createdAfter"),
             created_before=_moment(self.created_before, "filter.createdBefore"),
+            mfa_enabled=self.mfa_enabled,
         )
 
 

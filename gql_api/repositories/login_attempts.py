@@ -28,6 +28,8 @@ REGISTER = "register"
 MAIL_REQUEST = "mail_request"
 RESET_MAIL = "reset_mail"
 VERIFY_MAIL = "verify_mail"
+# Wrong second-factor codes (TOTP or recovery), by the account's e-mail.
+MFA = "mfa"
 
 
 STALE_AFTER = timedelta(seconds=60)

@@ -16,7 +16,9 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Table,
+    Text,
     and_,
+    cast,
     func,
     literal,
     literal_column,
@@ -25,10 +27,11 @@ from sqlalchemy import (
 )
 
 from gql_api.db import Database
-from gql_api.models import User
+from gql_api.models import User, UserMfaFactor
 from gql_api.repositories.keyset import Position, seek, trim
 
 users: Table = User.__table__  # type: ignore[attr-defined]
+factors: Table = UserMfaFactor.__table__  # type: ignore[attr-defined]
 
 # Every column of the GraphQL User type; password_hash is deliberately absent.
 PUBLIC_COLUMNS = tuple(c for c in users.c if c.name != "password_hash")
@@ -80,6 +83,7 @@ class UserFilter:
     search: str | None = None  # case-insensitive substring of email, first or last name
     created_after: datetime | None = None  # exclusive
     created_before: datetime | None = None  # exclusive
+    mfa_enabled: bool | None = None  # has a confirmed second factor
 
     def conditions(self) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = []
@@ -94,7 +98,8 @@ class UserFilter:
             # Three ILIKEs OR-ed: PostgreSQL combines the three trigram GIN indexes (BitmapOr).
             where.append(
                 or_(
-                    users.c.email.ilike(pattern, escape="\\"),
+                    # As text, like its trigram index (pg_trgm has no CITEXT operator class).
+                    cast(users.c.email, Text).ilike(pattern, escape="\\"),
                     users.c.first_name.ilike(pattern, escape="\\"),
                     users.c.last_name.ilike(pattern, escape="\\"),
                 )
@@ -103,6 +108,15 @@ class UserFilter:
             where.append(users.c.created_at > self.created_after)
         if self.created_before is not None:
             where.append(users.c.created_at < self.created_before)
+        if self.mfa_enabled is not None:
+            # EXISTS over idx_user_mfa_factors_user_id: one index probe per candidate row.
+            has_factor = (
+                select(literal(1))
+                .select_from(factors)
+                .where(factors.c.user_id == users.c.id, factors.c.confirmed_at.is_not(None))
+                .exists()
+            )
+            where.append(has_factor if self.mfa_enabled else ~has_factor)
         return where
 
 

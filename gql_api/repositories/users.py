@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from gql_api.models import Role, User, UserProfile, UserStatus
 from gql_api.repositories import sessions
@@ -21,8 +22,8 @@ async def get_by_id(session: AsyncSession, *, user_id: uuid.UUID) -> User | None
 
 
 async def get_by_email(session: AsyncSession, *, email: str) -> User | None:
-    """``email`` must already be normalised (lower-case); the unique index is on lower(email)."""
-    statement = select(User).where(func.lower(User.email) == email.lower())
+    """The column is CITEXT: the comparison ignores case and uses the unique index."""
+    statement = select(User).where(col(User.email) == email)
     return (await session.execute(statement)).scalar_one_or_none()
 
 
@@ -38,7 +39,7 @@ async def create_user(
 ) -> User | None:
     """Insert the user and its (empty) profile; None when the e-mail is already taken.
 
-    ``ON CONFLICT DO NOTHING`` against the unique index on lower(email) makes two concurrent
+    ``ON CONFLICT DO NOTHING`` against the unique CITEXT email makes two concurrent
     registrations of one address answer "taken" to the loser instead of failing the transaction.
     """
     statement = (

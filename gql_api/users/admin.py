@@ -21,7 +21,9 @@ from gql_api.config import AuthSettings
 from gql_api.db import Database
 from gql_api.graphql.errors import Conflict, Forbidden, NotFound
 from gql_api.models import Role, User, UserProfile, UserStatus
+from gql_api.repositories import mfa as mfa_repo
 from gql_api.repositories import profiles as profile_repo
+from gql_api.repositories import sessions as session_repo
 from gql_api.repositories import users as user_repo
 
 from .changes import diff, snapshot
@@ -151,6 +153,29 @@ async def delete_user(
             target_id=user_id,
             changes=diff(gone, dict.fromkeys(gone)),
         )
+
+
+async def reset_user_mfa(
+    db: Database, *, actor: Viewer, user_id: uuid.UUID, meta: RequestMeta
+) -> int:
+    """Admin: remove every factor, recovery code and open challenge of a user and end all its
+    sessions; returns the factors removed. NOT_FOUND for an unknown user."""
+    async with db.transaction() as session:
+        if await user_repo.get_by_id(session, user_id=user_id) is None:
+            raise NotFound("User not found", fields={"userId": "no such user"})
+        removed = await mfa_repo.delete_all(session, user_id=user_id)
+        revoked = await session_repo.revoke_all_for_user(
+            session, user_id=user_id, reason="mfa_reset"
+        )
+        await record(
+            session,
+            meta,
+            "user.mfa_reset",
+            actor_id=actor.user.id,
+            target_id=user_id,
+            changes={"removed_factors": removed, "revoked_sessions": revoked},
+        )
+    return removed
 
 
 async def _lock_admins(session: AsyncSession, actor: Viewer) -> set[uuid.UUID]:
