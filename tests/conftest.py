@@ -87,6 +87,25 @@ def _server() -> PgServer:
     return _SERVER
 
 
+_BASETEMP: Path | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each run gets a temporary root of its own. The embedded server's system user must
+    traverse the folders above its data directories (the wheel opens them with o+x), and every
+    pytest session closes ``/tmp/pytest-of-<user>`` to 0700 again when it starts: a second run
+    on the same machine would lock the first one's servers out of their own data."""
+    global _BASETEMP
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        _BASETEMP = Path(tempfile.mkdtemp(prefix="gql_api_pytest_"))
+        config.option.basetemp = _BASETEMP / "tmp"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _BASETEMP is not None:
+        shutil.rmtree(_BASETEMP, ignore_errors=True)
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     if os.environ.get("TEST_DATABASE_URL"):
         return f"database: TEST_DATABASE_URL ({urlsplit(os.environ['TEST_DATABASE_URL']).hostname})"
