@@ -99,6 +99,10 @@ async def test_admins_without_a_factor_can_only_enrol(
         assert blocked["extensions"] == {"code": "FORBIDDEN", "reason": "MFA_ENROLLMENT_REQUIRED"}
         blocked = error_of(await gql(RESET, {"id": str(user.id)}, token=admin_token))
         assert blocked["extensions"]["reason"] == "MFA_ENROLLMENT_REQUIRED"
+        # No admin power anywhere: not even reading another user by id.
+        other = "query($id: ID!) { user(id: $id) { email sessions { id } } }"
+        blocked = error_of(await gql(other, {"id": str(user.id)}, token=admin_token))
+        assert blocked["extensions"]["code"] == "FORBIDDEN"
         # Plain users are not concerned; the admin can still read itself and enrol.
         assert data_of(await gql("{ me { id } }", token=user_token))
         assert data_of(await gql(MY_MFA, token=admin_token))["me"]["mfa"]["enabled"] is False

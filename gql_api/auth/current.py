@@ -56,7 +56,9 @@ class Viewer:
 
     @property
     def is_admin(self) -> bool:
-        return self.user.role == "admin"
+        """Admin powers: the role, and (with auth.require_mfa_for_admins) a second factor. Every
+        check of admin rights reads this, so none can forget the factor."""
+        return self.user.role == "admin" and not self.mfa_enrollment_required
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -91,13 +91,13 @@ class Context(BaseContext):
 
     def require_admin(self) -> Viewer:
         viewer = self.require_user()
-        if not viewer.is_admin:
-            raise Forbidden("Administrator role required")
         if viewer.mfa_enrollment_required:
             raise Forbidden(
                 "Enrol a second factor first: admins need one (auth.require_mfa_for_admins)",
                 reason="MFA_ENROLLMENT_REQUIRED",
             )
+        if not viewer.is_admin:
+            raise Forbidden("Administrator role required")
         return viewer
 
 
