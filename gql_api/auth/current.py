@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, func, select
 
 from gql_api.config import AuthSettings
 from gql_api.db import Database
-from gql_api.graphql.errors import Unauthenticated
+from gql_api.errors import Unauthenticated
 from gql_api.models import User, UserMfaFactor, UserSession, UserStatus, metadata
 
 from .tokens import InvalidToken, decode_access_token

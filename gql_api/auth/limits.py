@@ -24,7 +24,7 @@ from typing import Literal
 
 from gql_api.config import AuthSettings
 from gql_api.db import Database
-from gql_api.graphql.errors import RateLimited
+from gql_api.errors import RateLimited
 from gql_api.repositories import login_attempts
 from gql_api.repositories.login_attempts import (
     LOGIN,

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_api.config import AuthSettings, Settings
 from gql_api.db import Database
-from gql_api.graphql.errors import BadUserInput, Conflict, Forbidden, NotFound, Unauthenticated
+from gql_api.errors import BadUserInput, Conflict, Forbidden, NotFound, Unauthenticated
 from gql_api.models import MfaChallenge, MfaFactorKind, User, UserMfaFactor, UserStatus
 from gql_api.repositories import login_attempts
 from gql_api.repositories import mfa as mfa_repo

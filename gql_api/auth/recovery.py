@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_api.config import Settings
 from gql_api.db import Database
-from gql_api.graphql.errors import BadUserInput, RateLimited, ServiceUnavailable
+from gql_api.errors import BadUserInput, RateLimited, ServiceUnavailable
 from gql_api.mailer import Mailer
 from gql_api.models import TokenPurpose, User, UserStatus
 from gql_api.repositories import login_attempts

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 from gql_api.db import Database
-from gql_api.graphql.errors import NotFound
+from gql_api.errors import NotFound
 from gql_api.repositories import login_attempts
 from gql_api.repositories import sessions as session_repo
 from gql_api.repositories import users as user_repo

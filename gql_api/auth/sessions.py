@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_api.config import AuthSettings
 from gql_api.db import Database
-from gql_api.graphql.errors import Unauthenticated
+from gql_api.errors import Unauthenticated
 from gql_api.models import User, UserSession, UserStatus
 from gql_api.repositories import sessions as session_repo
 from gql_api.repositories import users as user_repo

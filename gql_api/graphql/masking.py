@@ -3,88 +3,16 @@ INTERNAL_SERVER_ERROR with the request id, and the detail goes to the log."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterator
 
-import asyncpg
 from graphql import GraphQLError
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from strawberry.extensions import SchemaExtension
 
-from gql_api.connection_budget import BudgetExhausted
-from gql_api.graphql.errors import AppError, QueryTimeout, ServiceUnavailable
+# The classification of database failures lives below GraphQL (the metrics use it too).
+from gql_api.db_failures import classify, database_failure
 
 log = logging.getLogger("gql_api.errors")
-
-# SQLSTATE classes and codes that mean "the database cannot serve us right now": connection
-# exceptions (08), operator intervention such as shutdown, crash and "starting up" (57P0x),
-# insufficient resources such as too many connections (53).
-_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53")
-_STATEMENT_TIMEOUT = "57014"  # query_canceled: statement_timeout
-# undefined_table: the schema is behind the code (a `gql-api migrate down`, or a deploy that has
-# not migrated yet); the service answers again once the migrations are applied.
-_UNDEFINED_TABLE = "42P01"
-_MIGRATIONS_PENDING = "The database schema is not up to date (migrations pending): try again later"
-# How far down a chain of wrapped exceptions to look (SQLAlchemy wraps the driver's error in an
-# emulated DBAPI error, which its own DBAPIError may wrap again).
-_MAX_CHAIN = 8
-
-
-def classify(original: BaseException) -> AppError | None:
-    """Map infrastructure failures onto expected errors with a code."""
-    if isinstance(original, AppError):
-        return original
-    return database_failure(original)
-
-
-def database_failure(error: BaseException) -> AppError | None:
-    """SERVICE_UNAVAILABLE or QUERY_TIMEOUT for a database failure, None for anything else.
-
-    The failure may arrive bare (asyncpg, from the direct reads), as SQLAlchemy's emulated DBAPI
-    error (a pool checkout that could not connect), or inside SQLAlchemy's ``DBAPIError``; each
-    layer points at the one below through ``orig`` or ``__cause__``, so the chain is walked and
-    the driver's error classified by its SQLSTATE class rather than by its name.
-    """
-    link: BaseException | None = error
-    for _ in range(_MAX_CHAIN):
-        if link is None:
-            break
-        found = _classify_one(link)
-        if found is not None:
-            return found
-        if isinstance(link, asyncpg.PostgresError):
-            return None  # the server refused the statement itself: not an availability issue
-        orig = getattr(link, "orig", None)
-        link = orig if isinstance(orig, BaseException) else link.__cause__
-    if isinstance(error, DBAPIError) and (
-        error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)
-    ):
-        return ServiceUnavailable()
-    return None
-
-
-def _classify_one(error: BaseException) -> AppError | None:
-    if isinstance(error, PoolTimeoutError | BudgetExhausted):
-        return ServiceUnavailable("The server is busy: no database connection became free in time")
-    if isinstance(error, asyncpg.PostgresError):
-        sqlstate = error.sqlstate or ""
-        if sqlstate == _STATEMENT_TIMEOUT:
-            return QueryTimeout()
-        if sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
-            return ServiceUnavailable()
-        if sqlstate == _UNDEFINED_TABLE:
-            return ServiceUnavailable(_MIGRATIONS_PENDING)
-        return None
-    # asyncpg's InterfaceError covers a connection that is closed or was lost
-    # (ConnectionDoesNotExistError); OSError covers refused and reset sockets and, since
-    # Python 3.11, asyncio.TimeoutError from a connect that did not finish in time.
-    if isinstance(
-        error, asyncpg.InterfaceError | OSError | asyncio.TimeoutError | DisconnectionError
-    ):
-        return ServiceUnavailable()
-    return None
 
 
 def database_error(exc: Exception) -> GraphQLError:

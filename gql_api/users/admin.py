@@ -19,7 +19,7 @@ from gql_api.auth.events import RequestMeta, record
 from gql_api.auth.passwords import hash_password
 from gql_api.config import AuthSettings
 from gql_api.db import Database
-from gql_api.graphql.errors import Conflict, Forbidden, NotFound
+from gql_api.errors import Conflict, Forbidden, NotFound
 from gql_api.models import Role, User, UserProfile, UserStatus
 from gql_api.repositories import mfa as mfa_repo
 from gql_api.repositories import profiles as profile_repo

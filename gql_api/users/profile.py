@@ -8,7 +8,7 @@ from gql_api import validation
 from gql_api.auth.current import Viewer
 from gql_api.auth.events import RequestMeta, record
 from gql_api.db import Database
-from gql_api.graphql.errors import NotFound
+from gql_api.errors import NotFound
 from gql_api.models import User, UserProfile
 from gql_api.repositories import profiles as profile_repo
 from gql_api.repositories import users as user_repo
