@@ -23,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -374,8 +375,20 @@ SECRET_COLUMNS = frozenset(
     {"password_hash", "token_hash", "previous_token_hash", "secret_ciphertext", "code_hash"}
 )
 
+
+def public_columns(model: type[SQLModel]) -> tuple[Column[Any], ...]:
+    """The columns of a table that a read path may select: all but the secrets."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return tuple(column for column in table.c if column.name not in SECRET_COLUMNS)
+
+
+# The one list of user columns that reads select (the GraphQL User type shows them); only the
+# repository functions that check or change a password read password_hash.
+USER_PUBLIC_COLUMNS = public_columns(User)
+
 __all__ = [
     "SECRET_COLUMNS",
+    "USER_PUBLIC_COLUMNS",
     "AuditLog",
     "LoginAttempt",
     "MfaChallenge",
@@ -391,4 +404,5 @@ __all__ = [
     "UserSession",
     "UserStatus",
     "metadata",
+    "public_columns",
 ]

@@ -178,7 +178,9 @@ async def change_password(
     attempt_id = await limits.admit_login(
         db, settings, email=user.email, ip_address=meta.ip_address
     )
-    if not await verify_password(current_password, user.password_hash):
+    # The viewer carries no password hash (auth.current): read it for this one check.
+    stored_hash = await user_repo.password_hash_of(db, user_id=user.id)
+    if stored_hash is None or not await verify_password(current_password, stored_hash):
         async with db.transaction() as session:
             await login_attempts.mark_failed(session, attempt_id=attempt_id)
         raise BadUserInput(

@@ -11,43 +11,19 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
-
 from gql_api.config import AuthSettings
-from gql_api.db import Database
 from gql_api.errors import Unauthenticated
-from gql_api.models import User, UserMfaFactor, UserSession, UserStatus, metadata
+from gql_api.repositories import mfa as mfa_repo
+from gql_api.repositories import sessions as session_repo
+from gql_api.repositories.row_source import RowSource
 
 from .tokens import InvalidToken, decode_access_token
-
-# One indexed lookup (the session's primary key), built once; plain row, no ORM instance.
-_users = metadata.tables[User.__tablename__]
-_sessions = metadata.tables[UserSession.__tablename__]
-VIEWER_BY_SESSION = (
-    select(*_users.c)
-    .join(_sessions, _sessions.c.user_id == _users.c.id)
-    .where(
-        _sessions.c.id == bindparam("session_id"),
-        _sessions.c.user_id == bindparam("user_id"),
-        _sessions.c.revoked_at.is_(None),
-        _sessions.c.expires_at > func.now(),
-        _users.c.status == UserStatus.ACTIVE.value,
-    )
-)
-
-
-# Whether a user has a confirmed second factor (auth.require_mfa_for_admins; admins only).
-_factors = metadata.tables[UserMfaFactor.__tablename__]
-HAS_CONFIRMED_FACTOR = (
-    select(_factors.c.id)
-    .where(_factors.c.user_id == bindparam("user_id"), _factors.c.confirmed_at.is_not(None))
-    .limit(1)
-)
 
 
 @dataclass(frozen=True)
 class Viewer:
-    # The users row (attribute access by column name, as on the ORM model).
+    # The user's public columns (models.USER_PUBLIC_COLUMNS: no password hash), read by name
+    # as attributes, as on the ORM model.
     user: Any
     session_id: uuid.UUID
     # An admin without a second factor while auth.require_mfa_for_admins is on: it may enrol
@@ -70,18 +46,18 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
-async def authenticate(db: Database, settings: AuthSettings, token: str) -> Viewer:
+async def authenticate(db: RowSource, settings: AuthSettings, token: str) -> Viewer:
     """The viewer behind an access token, or :class:`Unauthenticated`."""
     try:
         claims = decode_access_token(settings, token)
     except InvalidToken:
         raise Unauthenticated("Invalid or expired access token") from None
-    rows = await db.fetch(
-        VIEWER_BY_SESSION, {"session_id": claims.session_id, "user_id": claims.user_id}
+    user = await session_repo.user_of_live_session(
+        db, session_id=claims.session_id, user_id=claims.user_id
     )
-    if not rows:
+    if user is None:
         raise Unauthenticated("Session revoked or expired")
     enrol = False
-    if settings.require_mfa_for_admins and rows[0].role == "admin":
-        enrol = not await db.fetch(HAS_CONFIRMED_FACTOR, {"user_id": claims.user_id})
-    return Viewer(user=rows[0], session_id=claims.session_id, mfa_enrollment_required=enrol)
+    if settings.require_mfa_for_admins and user.role == "admin":
+        enrol = not await mfa_repo.confirmed_factor_exists(db, user_id=claims.user_id)
+    return Viewer(user=user, session_id=claims.session_id, mfa_enrollment_required=enrol)

@@ -113,7 +113,9 @@ async def require_fresh_auth(
         attempt_id = await limits.admit_login(
             db, settings.auth, email=user.email, ip_address=meta.ip_address
         )
-        ok = await verify_password(password, user.password_hash)
+        # The viewer carries no password hash (auth.current): read it for this one check.
+        stored_hash = await user_repo.password_hash_of(db, user_id=user.id)
+        ok = stored_hash is not None and await verify_password(password, stored_hash)
         async with db.transaction() as session:
             if ok:
                 await login_attempts.mark_succeeded(session, attempt_id=attempt_id)

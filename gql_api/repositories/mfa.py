@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from gql_api.models import MfaChallenge, UserMfaFactor, UserMfaRecoveryCode
+from gql_api.repositories.row_source import RowSource
 
 # --- factors -------------------------------------------------------------------------------
 
@@ -43,6 +44,21 @@ async def has_confirmed_factor(session: AsyncSession, *, user_id: uuid.UUID) -> 
         .exists()
     )
     return bool((await session.execute(statement)).scalar_one())
+
+
+_CONFIRMED_FACTOR_OF_USER = (
+    select(UserMfaFactor.id)  # type: ignore[call-overload]
+    .where(
+        col(UserMfaFactor.user_id) == bindparam("user_id"),
+        col(UserMfaFactor.confirmed_at).is_not(None),
+    )
+    .limit(1)
+)
+
+
+async def confirmed_factor_exists(db: RowSource, *, user_id: uuid.UUID) -> bool:
+    """:func:`has_confirmed_factor` as one autocommit read (the admin's per-request check)."""
+    return bool(await db.fetch(_CONFIRMED_FACTOR_OF_USER, {"user_id": user_id}))
 
 
 async def lock_totp(session: AsyncSession, *, user_id: uuid.UUID) -> UserMfaFactor | None:

@@ -1,6 +1,6 @@
-"""User profiles: read one for update, write the fields a caller changed.
+"""User profiles: read one for update, write the fields a caller changed, read a batch.
 
-Every function works inside the caller's transaction and never commits.
+Functions taking an ``AsyncSession`` work inside the caller's transaction and never commit.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_api.models import UserProfile
+from gql_api.models import UserProfile, public_columns
+from gql_api.repositories.row_source import RowSource, any_of_ids
 
 # The columns a client may write (through updateMe or an admin's createUser).
 EDITABLE = ("bio", "avatar_url", "phone", "timezone", "locale", "preferences")
@@ -49,3 +50,13 @@ async def upsert(
     return (
         await session.execute(statement, execution_options={"populate_existing": True})
     ).scalar_one()
+
+
+_BY_USER_IDS = select(*public_columns(UserProfile)).where(
+    UserProfile.user_id == any_of_ids()  # type: ignore[arg-type]
+)
+
+
+async def by_user_ids(db: RowSource, *, user_ids: list[uuid.UUID]) -> list[Any]:
+    """The profiles of these users (in no particular order): one statement."""
+    return await db.fetch(_BY_USER_IDS, {"ids": user_ids})

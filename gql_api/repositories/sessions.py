@@ -1,6 +1,8 @@
-"""User sessions (one row per signed-in device): creation, refresh look-up, rotation, revocation.
+"""User sessions (one row per signed-in device): creation, refresh look-up, rotation, revocation,
+and the hot reads of every request (whose session is this bearer's, a page's active sessions).
 
-Every function works inside the caller's transaction and never commits.
+Functions taking an ``AsyncSession`` work inside the caller's transaction and never commit; the
+ones taking a ``RowSource`` run one autocommit statement.
 """
 
 from __future__ import annotations
@@ -9,12 +11,53 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from gql_api.models import UserSession
+from gql_api.models import USER_PUBLIC_COLUMNS, User, UserSession, UserStatus, public_columns
+from gql_api.repositories.row_source import RowSource, any_of_ids
+
+_users: Table = User.__table__  # type: ignore[attr-defined]
+_sessions: Table = UserSession.__table__  # type: ignore[attr-defined]
+
+# Built once (SQLAlchemy memoises a constant statement's cache key, so the direct reads find its
+# compiled form at once). One indexed lookup: the session's primary key.
+_USER_OF_LIVE_SESSION = (
+    select(*USER_PUBLIC_COLUMNS)
+    .join(_sessions, _sessions.c.user_id == _users.c.id)
+    .where(
+        _sessions.c.id == bindparam("session_id"),
+        _sessions.c.user_id == bindparam("user_id"),
+        _sessions.c.revoked_at.is_(None),
+        _sessions.c.expires_at > func.now(),
+        _users.c.status == UserStatus.ACTIVE.value,
+    )
+)
+_ACTIVE_BY_USER_IDS = (
+    select(*public_columns(UserSession))
+    .where(
+        _sessions.c.user_id == any_of_ids(),
+        _sessions.c.revoked_at.is_(None),
+        _sessions.c.expires_at > func.now(),
+    )
+    .order_by(_sessions.c.created_at.desc())
+)
+
+
+async def user_of_live_session(
+    db: RowSource, *, session_id: uuid.UUID, user_id: uuid.UUID
+) -> Any | None:
+    """The user's public columns when the session is neither revoked nor expired, belongs to
+    that user and the user is active; None otherwise. Every authenticated request runs this."""
+    rows = await db.fetch(_USER_OF_LIVE_SESSION, {"session_id": session_id, "user_id": user_id})
+    return rows[0] if rows else None
+
+
+async def active_by_user_ids(db: RowSource, *, user_ids: list[uuid.UUID]) -> list[Any]:
+    """The active sessions (no token hashes) of these users, newest first: one statement."""
+    return await db.fetch(_ACTIVE_BY_USER_IDS, {"ids": user_ids})
 
 
 async def create(

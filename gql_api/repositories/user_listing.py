@@ -26,15 +26,12 @@ from sqlalchemy import (
     select,
 )
 
-from gql_api.db import Database
-from gql_api.models import User, UserMfaFactor
+from gql_api.models import USER_PUBLIC_COLUMNS, User, UserMfaFactor
 from gql_api.repositories.keyset import Position, seek, trim
+from gql_api.repositories.row_source import RowSource
 
 users: Table = User.__table__  # type: ignore[attr-defined]
 factors: Table = UserMfaFactor.__table__  # type: ignore[attr-defined]
-
-# Every column of the GraphQL User type; password_hash is deliberately absent.
-PUBLIC_COLUMNS = tuple(c for c in users.c if c.name != "password_hash")
 
 # A NULL last_login_at (never logged in) sorts as the oldest login. The same expression is
 # indexed (idx_users_last_login_at_id), so ORDER BY and the seek condition use the index.
@@ -126,7 +123,7 @@ def escape_like(term: str) -> str:
 
 
 async def list_users(
-    db: Database,
+    db: RowSource,
     *,
     where: UserFilter,
     order: UserOrderField,
@@ -137,7 +134,7 @@ async def list_users(
     from_end: bool,
 ) -> tuple[list[Any], bool]:
     """One keyset page of users (public columns) and whether more rows lie beyond it."""
-    statement = select(*PUBLIC_COLUMNS).where(and_(True, *where.conditions()))
+    statement = select(*USER_PUBLIC_COLUMNS).where(and_(True, *where.conditions()))
     statement = seek(
         statement,
         key=order.key,
@@ -152,13 +149,13 @@ async def list_users(
     return trim(rows, limit=limit, from_end=from_end)
 
 
-async def count_users(db: Database, *, where: UserFilter) -> int:
+async def count_users(db: RowSource, *, where: UserFilter) -> int:
     statement = select(func.count()).select_from(users).where(and_(True, *where.conditions()))
     rows = await db.fetch(statement)
     return int(rows[0][0])
 
 
-async def get_public(db: Database, *, user_id: uuid.UUID) -> Any | None:
+async def get_public(db: RowSource, *, user_id: uuid.UUID) -> Any | None:
     """One user's public columns, or None."""
-    rows = await db.fetch(select(*PUBLIC_COLUMNS).where(users.c.id == user_id))
+    rows = await db.fetch(select(*USER_PUBLIC_COLUMNS).where(users.c.id == user_id))
     return rows[0] if rows else None
