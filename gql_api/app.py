@@ -23,19 +23,10 @@ from gql_api import __version__, graphiql, metrics, migrations
 from gql_api.config import Settings, ensure_jwt_secret, load_settings
 from gql_api.cors import CORS_HEADERS, ExplainedCORSMiddleware
 from gql_api.db import Database
-from gql_api.graphql.context import Context, make_context
-from gql_api.graphql.fast_lane import PREBUILT_CONTEXT, PlannedQueryLane
-from gql_api.graphql.limits import request_limits
-from gql_api.graphql.router import GraphQLRouter
-from gql_api.graphql.schema import build_schema
+from gql_api.graphql.endpoint import GraphQLEndpoint, GraphQLEntry
+from gql_api.graphql.pipeline import build_pipeline_schema
 from gql_api.http_limits import BodySizeLimitMiddleware
-from gql_api.logs import (
-    RequestLogExtension,
-    bind_request,
-    configure_logging,
-    current_request,
-    unbind_request,
-)
+from gql_api.logs import bind_request, configure_logging, unbind_request
 from gql_api.maintenance import run_periodic_cleanup
 from gql_api.metrics_exposure import public_refusal
 
@@ -133,17 +124,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             if owned:
                 await state["db"].dispose()
 
-    async def get_context(request: Request, response: Response) -> Context:
-        context = request.scope.get("state", {}).pop(PREBUILT_CONTEXT, None)
-        if context is not None:  # built by the planned-query lane, which declined the request
-            context.request, context.response = request, response
-            return context  # type: ignore[no-any-return]
-        context = await make_context(request, response, settings=settings, db=state["db"])
-        entry = current_request()
-        if entry is not None and context.viewer is not None:
-            entry.user_id = str(context.viewer.user.id)  # from here on, lines name the caller
-        return context
-
     app = FastAPI(
         title="gql_api",
         version=__version__,
@@ -154,19 +134,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     app.state.settings = settings
     app.state.holder = state
-    router = GraphQLRouter(
-        build_schema(
-            extensions=[request_limits(settings), metrics.MetricsExtension, RequestLogExtension]
-        ),
-        settings=settings,
-        context_getter=get_context,
-        graphql_ide="graphiql" if settings.graphiql_enabled else None,
-        subscription_protocols=(),
-    )
-    app.include_router(router, prefix="/graphql")
+    # The one GraphQL-over-HTTP entry (gql_api.graphql.pipeline lists its stages).
+    endpoint = GraphQLEndpoint(build_pipeline_schema(settings), settings=settings, state=state)
     if settings.graphiql_enabled:
         graphiql.mount_assets(app)  # the page's scripts and styles, from this package
-    app.state.graphql_router = router
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -204,6 +175,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             return refusal
         return Response(await metrics.render(state["db"]), media_type=metrics.CONTENT_TYPE)
 
+    # /graphql skips FastAPI's routing and dependency solving (measurable on a ``me`` request);
+    # it sits inside CORS, the body limit and the request id like every other route.
+    app.add_middleware(GraphQLEntry, endpoint=endpoint)
     # Always installed, so a refused preflight is a 400 that names the origin (gql_api.cors),
     # not the 405 of a route that knows only GET and POST.
     app.add_middleware(
@@ -216,8 +190,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         allow_credentials=False,  # tokens travel in the Authorization header, not cookies
         max_age=600,
     )
-    # Planned queries skip FastAPI's routing and Strawberry's view (see gql_api.graphql.fast_lane).
-    app.add_middleware(PlannedQueryLane, router=router, settings=settings, state=state)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.server.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -253,7 +253,7 @@ class GraphQLSettings(_Section):
     persisted_query_idle_ttl: Duration = timedelta(days=7)
     # Trusted documents: only registered operations run (admins may still send ad-hoc ones).
     trusted_documents_only: bool = False
-    # Run validated queries through the planned executor (graphql/fastpath.py) when it can.
+    # Run validated queries through the planned executor (graphql/planned.py) when it can.
     fast_execution: bool = True
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gql_api.db import Database
-from gql_api.graphql import fastpath
+from gql_api.graphql import planned
 from tests.conftest import MadeUser, insert_user, session_token
 from tests.hardening_support import app_client
 
@@ -119,14 +119,14 @@ async def test_the_fast_path_answers_the_hot_queries(
 ) -> None:
     data = await _data(db)
     runs: list[str] = []
-    original = fastpath.Executor.run
+    original = planned.Executor.run
 
-    async def counting(self: fastpath.Executor) -> dict[str, Any]:
+    async def counting(self: planned.Executor) -> dict[str, Any]:
         result = await original(self)
         runs.append(self.plan.name or "anonymous")
         return result
 
-    monkeypatch.setattr(fastpath.Executor, "run", counting)
+    monkeypatch.setattr(planned.Executor, "run", counting)
     headers = {"Authorization": f"Bearer {data['tokens']['admin']}"}
     async with app_client(db) as http:
         for query in (

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from gql_api import migrations
 from gql_api.config import Settings
 from gql_api.db import Database
-from gql_api.graphql import fastpath
+from gql_api.graphql import planned as planned_executor
 from tests.auth_support import scalar
 from tests.conftest import TEST_PASSWORD, MadeUser, insert_user, make_settings, session_token
 from tests.hardening_support import app_client
@@ -131,13 +131,13 @@ async def test_mfa_on_both_executors(
         token = data_of(await login(gql, "admin@example.com", TEST_PASSWORD))["login"]
         assert token["accessToken"]  # the admin has no factor: tokens at once
     planned: list[str] = []
-    original = fastpath.Executor.run
+    original = planned_executor.Executor.run
 
-    async def counting(self: fastpath.Executor) -> dict[str, Any]:
+    async def counting(self: planned_executor.Executor) -> dict[str, Any]:
         planned.append(self.plan.name or "anonymous")
         return await original(self)
 
-    monkeypatch.setattr(fastpath.Executor, "run", counting)
+    monkeypatch.setattr(planned_executor.Executor, "run", counting)
     queries = [
         ("query Mine " + MY_MFA.strip(), user_token),
         (

@@ -1,4 +1,4 @@
-"""A faster execution path for validated query documents.
+"""The planned executor: validated query documents compiled into plans.
 
 graphql-core's generic executor spends ~10 µs per field (a ResolveInfo, a path entry, a task or
 two); on a page of users that is most of the request. This module compiles a validated query,
@@ -14,18 +14,21 @@ row's column straight to the JSON value (the same conversion ``from_row`` and th
 serializer make, composed once), and their relations are loaded for every parent of a level in
 one call. No Strawberry object is built for them.
 
-It covers what the hot queries use and falls back to the generic executor for everything else:
-mutations, fragments, directives, introspection, abstract types, arguments that are not
-built-in scalars, resolvers with permissions or extensions, a non-null field that comes back
-null, and ANY exception (the generic executor then runs the operation from the start, so errors
-keep exactly their usual message, path and code). A query's resolvers have no side effects, so
-running them again is safe.
+Whether a document runs here is decided once, when it is compiled (:class:`Unsupported` is
+raised by the compiler only): mutations, fragments, directives, introspection, abstract types,
+arguments that are not built-in scalars, resolvers with permissions or extensions, and resolvers
+that read more of ``info`` than its ``context`` stay with the generic executor. A document that
+compiled runs here exactly once: an error raised while it runs is answered as graphql-core
+answers it (null at the field and the error with its path; a null in a non-null field goes up
+to the nearest nullable parent, or makes ``data`` null), never run again elsewhere.
 """
 
 from __future__ import annotations
 
-import asyncio
+import ast
+import functools
 import inspect
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +39,6 @@ from graphql import (
     FieldNode,
     FloatValueNode,
     GraphQLEnumType,
-    GraphQLError,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -50,10 +52,6 @@ from graphql import (
     get_named_type,
 )
 
-from gql_api.config import GraphQLSettings
-from gql_api.graphql.cost import coerce_variables, operation_cost
-from gql_api.graphql.documents import PreparedDocument
-from gql_api.graphql.limits import shape_errors
 from gql_api.graphql.rows import ROW_RESOLVERS, ROW_TYPES, Column, Relation
 
 _BUILTIN_SCALARS = frozenset({"Int", "Float", "String", "Boolean", "ID"})
@@ -62,7 +60,11 @@ _NULL_IN_NON_NULL: Any = object()
 
 
 class Unsupported(Exception):
-    """The document, or this run of it, is not for the fast path: use the generic executor."""
+    """Raised by the compiler: the document is for the generic executor."""
+
+
+class NullInNonNull(TypeError):
+    """A null where the schema promises a value (graphql-core's message and error type)."""
 
 
 @dataclass
@@ -70,6 +72,8 @@ class FieldPlan:
     key: str
     python_name: str
     graphql_type: Any  # the field's full output type (NonNull and List wrappers included)
+    node: FieldNode | None = None  # where errors of this field are located
+    owner: str = ""  # "Type.field", for graphql-core's null-in-non-null message
     resolver: Callable[..., Any] | None = None
     pass_source: bool = False  # the resolver takes the parent object (self/root) first
     info_name: str | None = None  # the keyword its Info goes by
@@ -88,15 +92,11 @@ class Plan:
     fields: list[FieldPlan]
     document: DocumentNode
     name: str | None
-    # The cost of an operation without variables, computed once.
-    fixed_cost: int | None = None
-    # Counts a successful run in the metrics (gql_api.metrics.success_recorder).
-    record_success: Callable[[float], None] | None = None
 
 
 class Info:
-    """What our resolvers read from ``info``: the context. Anything else they touch raises
-    AttributeError, and the generic executor takes over."""
+    """What planned resolvers get as ``info``: its context. The compiler admits only resolvers
+    that read nothing else from it (:func:`reads_only_context`)."""
 
     __slots__ = ("context",)
 
@@ -104,7 +104,7 @@ class Info:
         self.context = context
 
 
-def _argument_value(node: Any, variables: dict[str, Any]) -> Any:
+def argument_value(node: Any, variables: dict[str, Any]) -> Any:
     if isinstance(node, VariableNode):
         return variables.get(node.name.value)
     if isinstance(node, NullValueNode):
@@ -180,7 +180,11 @@ class Compiler:
         if getattr(strawberry_field, "permission_classes", None):
             raise Unsupported("permissions")
         plan = FieldPlan(
-            key=key, python_name=strawberry_field.python_name, graphql_type=definition.type
+            key=key,
+            python_name=strawberry_field.python_name,
+            graphql_type=definition.type,
+            node=node,
+            owner=f"{parent.name}.{name}",
         )
         row_type = ROW_TYPES.get(_origin(parent)) if rows else None
         if row_type is not None:
@@ -200,6 +204,8 @@ class Compiler:
                 # The twin takes the same arguments but no parent object.
                 plan.resolver, plan.pass_source = row_resolver, False
             plan.info_name = resolver.info_parameter.name if resolver.info_parameter else None
+            if plan.info_name is not None and not reads_only_context(plan.resolver, plan.info_name):
+                raise Unsupported("a resolver that reads more of info than its context")
             by_graphql_name = {self.names.get_graphql_name(a): a for a in resolver.arguments}
             for argument in node.arguments or ():
                 graphql_argument = definition.args[argument.name.value]
@@ -239,7 +245,7 @@ class Compiler:
         if node.selection_set is not None:
             raise Unsupported("selection on a leaf")
         if name in row_type.columns:
-            plan.read = _column_reader(row_type.columns[name], plan.graphql_type)
+            plan.read = _column_reader(row_type.columns[name], plan.graphql_type, plan.owner)
         elif name in row_type.computed:
             plan.compute = row_type.computed[name].compute
         else:
@@ -252,10 +258,34 @@ def _origin(graphql_type: GraphQLObjectType) -> Any:
     return getattr(definition, "origin", None)
 
 
-def _column_reader(column: Column, graphql_type: Any) -> Callable[[Any], Any]:
+@functools.cache
+def reads_only_context(resolver: Callable[..., Any], info_name: str) -> bool:
+    """Whether the resolver's source uses its ``info`` parameter only as ``info.context``
+    (a resolver whose source cannot be read is assumed to need more)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(resolver)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    context_reads: set[int] = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "context"
+            and isinstance(node.value, ast.Name)
+            and node.value.id == info_name
+        ):
+            context_reads.add(id(node.value))
+    return all(
+        id(node) in context_reads
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and node.id == info_name
+    )
+
+
+def _column_reader(column: Column, graphql_type: Any, owner: str) -> Callable[[Any], Any]:
     """row -> the field's JSON value: ``serialize(convert(row[column]))`` composed once (an
     enum's values are looked up in a table built here). A null in a non-null field raises
-    Unsupported, so that the generic executor reports it."""
+    graphql-core's error for it."""
     named = get_named_type(graphql_type)
     serialize = named.serialize
     name, convert = column.name, column.convert
@@ -273,193 +303,10 @@ def _column_reader(column: Column, graphql_type: Any) -> Callable[[Any], Any]:
         value = row[name]
         if value is None:
             if null is _NULL_IN_NON_NULL:
-                raise Unsupported("null in a non-null field")
+                raise NullInNonNull(f"Cannot return null for non-nullable field {owner}.")
             return null
         if enum_values is not None:
             return enum_values[value]
         return serialize(value if convert is None else convert(value))
 
     return read
-
-
-# A pending resolver result: where it goes, its plan, and the awaitable.
-_Pending = tuple[Any, Any, FieldPlan, Any]
-
-
-class Executor:
-    def __init__(self, plan: Plan, context: Any, variables: dict[str, Any]) -> None:
-        self.plan = plan
-        self.context = context
-        self.info = Info(context)
-        self.variables = variables
-        # Relation fields met on this level: per field, where each value goes and its parent row.
-        self.relations: dict[int, tuple[FieldPlan, list[tuple[Any, Any, Any]]]] = {}
-
-    async def run(self) -> dict[str, Any]:
-        data: dict[str, Any] = {}
-        pending: list[_Pending] = []
-        self._resolve_fields(self.plan.fields, None, data, pending)
-        while pending or self.relations:
-            batch, pending = pending, []
-            relations, self.relations = list(self.relations.values()), {}
-            # All resolvers and relations of this level run together, so their DataLoader calls
-            # batch and their statements overlap.
-            awaitables = [item[3] for item in batch]
-            for plan, entries in relations:
-                assert plan.relation is not None
-                awaitables.append(plan.relation.load(self.context, [e[2] for e in entries]))
-            if len(awaitables) == 1:
-                try:
-                    values = [await awaitables[0]]
-                except Exception as exc:
-                    raise Unsupported("a resolver raised") from exc
-            else:
-                values = await asyncio.gather(*awaitables, return_exceptions=True)
-            for value in values:
-                if isinstance(value, BaseException):
-                    raise Unsupported("a resolver raised") from value
-            for (container, key, plan, _), value in zip(batch, values[: len(batch)], strict=True):
-                self._complete(container, key, plan, plan.graphql_type, value, pending)
-            for (plan, entries), loaded in zip(relations, values[len(batch) :], strict=True):
-                for (container, key, _), value in zip(entries, loaded, strict=True):
-                    self._complete(container, key, plan, plan.graphql_type, value, pending)
-        return data
-
-    def _resolve_fields(
-        self, plans: list[FieldPlan], source: Any, out: dict[str, Any], pending: list[_Pending]
-    ) -> None:
-        for plan in plans:
-            if plan.read is not None:
-                out[plan.key] = plan.read(source)
-                continue
-            if plan.typename is not None:
-                out[plan.key] = plan.typename
-                continue
-            out[plan.key] = None  # keeps the selection's order
-            if plan.relation is not None:
-                group = self.relations.get(id(plan))
-                if group is None:
-                    group = self.relations[id(plan)] = (plan, [])
-                group[1].append((out, plan.key, source))
-                continue
-            if plan.compute is not None:
-                value = plan.compute(source, self.context)
-            elif plan.resolver is None:
-                value = getattr(source, plan.python_name)
-            else:
-                kwargs = {
-                    name: _argument_value(node, self.variables)
-                    for name, node in plan.arguments
-                    # An unset variable omits the argument: the resolver's default applies.
-                    if not isinstance(node, VariableNode) or node.name.value in self.variables
-                }
-                if plan.info_name is not None:
-                    kwargs[plan.info_name] = self.info
-                value = (
-                    plan.resolver(source, **kwargs) if plan.pass_source else plan.resolver(**kwargs)
-                )
-            if inspect.isawaitable(value):
-                pending.append((out, plan.key, plan, value))
-            else:
-                self._complete(out, plan.key, plan, plan.graphql_type, value, pending)
-
-    def _complete(
-        self,
-        container: Any,
-        key: Any,
-        plan: FieldPlan,
-        graphql_type: Any,
-        value: Any,
-        pending: list[_Pending],
-    ) -> None:
-        if isinstance(graphql_type, GraphQLNonNull):
-            if value is None:
-                raise Unsupported("null in a non-null field")
-            graphql_type = graphql_type.of_type
-        if value is None:
-            container[key] = None
-            return
-        if isinstance(graphql_type, GraphQLList):
-            items: list[Any] = [None] * len(value)
-            container[key] = items
-            for index, item in enumerate(value):
-                if inspect.isawaitable(item):
-                    raise Unsupported("awaitable list item")
-                self._complete(items, index, plan, graphql_type.of_type, item, pending)
-            return
-        if isinstance(graphql_type, GraphQLObjectType):
-            child: dict[str, Any] = {}
-            container[key] = child
-            assert plan.children is not None
-            self._resolve_fields(plan.children, value, child, pending)
-            return
-        serialized = graphql_type.serialize(value)
-        if serialized is None:
-            raise Unsupported("a value its scalar cannot represent")
-        container[key] = serialized
-
-
-class FastPath:
-    """Plans for documents, and running them. Documents are parsed, size-checked and validated
-    by the schema's DocumentStore, as for Strawberry's pipeline, and plans are kept with them
-    (so they are bounded by the same byte budget)."""
-
-    def __init__(self, schema: Any, settings: GraphQLSettings, *, rows: bool = True) -> None:
-        self.compiler = Compiler(schema, rows=rows)
-        self.documents = schema.documents
-        self.settings = settings
-
-    def plan_for(self, query: str, operation_name: str | None) -> Plan | None:
-        try:
-            prepared = self.documents.prepare(query, self.settings)
-        except GraphQLError:
-            return None  # does not parse: the generic executor reports it
-        if operation_name in prepared.plans:
-            return prepared.plans[operation_name]  # type: ignore[no-any-return]
-        plan = self._compile(prepared, operation_name)
-        if operation_name is None or operation_name in prepared.summary.operations:
-            prepared.plans[operation_name] = plan  # names of the document only: bounded
-        return plan
-
-    def _compile(self, prepared: PreparedDocument, operation_name: str | None) -> Plan | None:
-        if prepared.errors(self.compiler.schema, self.settings, hide_suggestions=True):
-            return None
-        try:
-            plan = self.compiler.compile(prepared.document, operation_name)
-        except (Unsupported, KeyError):
-            return None
-        selection = prepared.summary.operations[plan.name]
-        # Introspection (whoever asks) and anything over a limit go to the generic executor,
-        # which reports them.
-        if shape_errors(selection, self.settings, introspection_allowed=False):
-            return None
-        return plan
-
-    def cost(self, plan: Plan, variables: dict[str, Any], bounds: dict[str, int]) -> int:
-        if plan.fixed_cost is not None:
-            return plan.fixed_cost
-        cost = operation_cost(
-            self.compiler.schema,
-            plan.document,
-            plan.operation,
-            variables,
-            max_page_size=self.settings.max_page_size,
-            bounds=bounds,
-        )
-        if not plan.operation.variable_definitions:
-            plan.fixed_cost = cost  # the bounds are the server's, fixed at start-up
-        return cost
-
-    def coerce_variables(self, plan: Plan, raw: dict[str, Any] | None) -> dict[str, Any]:
-        coerced = coerce_variables(self.compiler.schema, plan.operation, raw, hide_suggestions=True)
-        if isinstance(coerced, list):  # errors: the generic executor reports them
-            raise Unsupported("variables")
-        return coerced
-
-    async def execute(self, plan: Plan, context: Any, variables: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return await Executor(plan, context, variables).run()
-        except Unsupported:
-            raise
-        except Exception as exc:  # any error: the generic executor reports it its usual way
-            raise Unsupported("a resolver raised") from exc
