@@ -30,8 +30,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from gql_api.config import DatabaseSettings, Settings, redact_url
 from gql_api.connection_budget import ConnectionBudget
+from gql_api.direct_reads import Reader
 from gql_api.embedded import EmbeddedServer, start_embedded
-from gql_api.reads import Reader
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Database:
             if settings.disable_prepared_statements
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
-        # The hottest of those reads skip SQLAlchemy's execution layer (see gql_api.reads).
+        # The hottest of those reads skip SQLAlchemy's execution layer (see gql_api.direct_reads).
         self.reader = Reader(self.autocommit, direct=not settings.disable_prepared_statements)
         # Read-only work may go to a replica; without one it shares the primary's engine.
         self.read_engine = (
@@ -291,7 +291,8 @@ class Database:
             yield conn
 
     async def fetch(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
-        """The rows of one read statement, outside any transaction (see :mod:`gql_api.reads`)."""
+        """The rows of one read statement, outside any transaction (see
+        :mod:`gql_api.direct_reads`)."""
         if self.budget is None:
             rows: list[Any] = await self.reader.fetch(statement, params)
             return rows

@@ -50,7 +50,7 @@ async def test_login_starts_a_session_and_counts(
 async def test_concurrent_logins_count_exactly(
     database_url: str, db: Database, user: MadeUser
 ) -> None:
-    # Attempts in flight count against the limit until they succeed (see auth.limits), so 12
+    # Attempts in flight count against the limit until they succeed (see auth.rate_limits), so 12
     # simultaneous sign-ins of one account need a limit above 12.
     async with other_app(database_url, db, auth={"login_max_failures_per_account": 20}) as gql:
         bodies = await asyncio.gather(*(login(gql, user.email, TEST_PASSWORD) for _ in range(12)))

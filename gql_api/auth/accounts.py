@@ -22,7 +22,7 @@ from gql_api.repositories import one_time_tokens as token_repo
 from gql_api.repositories import sessions as session_repo
 from gql_api.repositories import users as user_repo
 
-from . import limits, mfa
+from . import mfa, rate_limits
 from . import sessions as session_policy
 from .current import Viewer
 from .events import RequestMeta, record
@@ -43,7 +43,7 @@ async def register(
     meta: RequestMeta,
 ) -> IssuedTokens:
     """Create the account and sign it in; :class:`Conflict` when the e-mail is taken."""
-    await limits.admit_registration(db, settings, ip_address=meta.ip_address)
+    await rate_limits.admit_registration(db, settings, ip_address=meta.ip_address)
     password_hash = await hash_password(password, settings.bcrypt_rounds)
     async with db.transaction() as session:
         created = await user_repo.create_user(
@@ -89,7 +89,9 @@ async def login(
     apart.
     """
     try:
-        attempt_id = await limits.admit_login(db, settings, email=email, ip_address=meta.ip_address)
+        attempt_id = await rate_limits.admit_login(
+            db, settings, email=email, ip_address=meta.ip_address
+        )
     except RateLimited:
         metrics.record_failed_login()
         raise
@@ -175,7 +177,7 @@ async def change_password(
     """
     user = viewer.user
     assert user.id is not None
-    attempt_id = await limits.admit_login(
+    attempt_id = await rate_limits.admit_login(
         db, settings, email=user.email, ip_address=meta.ip_address
     )
     # The viewer carries no password hash (auth.current): read it for this one check.

@@ -39,7 +39,7 @@ from gql_api.repositories import mfa as mfa_repo
 from gql_api.repositories import sessions as session_repo
 from gql_api.repositories import users as user_repo
 
-from . import limits, totp
+from . import rate_limits, totp
 from . import sessions as session_policy
 from .current import Viewer
 from .events import RequestMeta, record
@@ -110,7 +110,7 @@ async def require_fresh_auth(
     ``auth.mfa_reauth_window``. A wrong password counts against the account's login limit."""
     user = viewer.user
     if password is not None:
-        attempt_id = await limits.admit_login(
+        attempt_id = await rate_limits.admit_login(
             db, settings.auth, email=user.email, ip_address=meta.ip_address
         )
         # The viewer carries no password hash (auth.current): read it for this one check.
@@ -180,7 +180,7 @@ async def confirm_totp_enrollment(
     Wrong codes count against the account's MFA limit."""
     await require_fresh_auth(db, settings, viewer=viewer, password=password, meta=meta)
     user = viewer.user
-    attempt_id = await limits.admit_mfa(db, settings.auth, email=user.email)
+    attempt_id = await rate_limits.admit_mfa(db, settings.auth, email=user.email)
     codes = [new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
     async with db.transaction() as session:
         factor = await mfa_repo.lock_totp(session, user_id=user.id)
@@ -276,7 +276,7 @@ async def verify(
     user_id = user.id
     assert user_id is not None
     # Counted before the code is checked, like a login: concurrent guesses are counted exactly.
-    attempt_id = await limits.admit_mfa(db, settings.auth, email=user.email)
+    attempt_id = await rate_limits.admit_mfa(db, settings.auth, email=user.email)
     failure: str
     async with db.transaction() as session:
         challenge = await mfa_repo.find_challenge(session, token_hash=token_hash, lock=True)

@@ -8,7 +8,7 @@ A password-reset request must not reveal whether the account exists, in its answ
 timing, so :func:`send_password_reset` is meant to run after the response has been sent (a
 background task): the caller always answers ``true`` at once.
 
-Mail is limited (``auth.mail_*``, counted in PostgreSQL, ``auth.limits``): requests per client
+Mail is limited (``auth.mail_*``, counted in PostgreSQL, ``auth.rate_limits``): requests per client
 address (``RATE_LIMITED``: it is about the caller) and mails per recipient. Over the recipient's
 limit a reset request still answers ``true`` and sends nothing, counted before the account is
 looked up, so that it behaves alike for addresses with and without an account; a verification
@@ -35,7 +35,7 @@ from gql_api.repositories import one_time_tokens as token_repo
 from gql_api.repositories import sessions as session_repo
 from gql_api.repositories import users as user_repo
 
-from . import limits
+from . import rate_limits
 from .current import Viewer
 from .events import RequestMeta, record
 from .passwords import hash_password
@@ -78,8 +78,8 @@ async def request_email_verification(
     assert user.id is not None
     if user.email_verified:
         return True
-    await limits.admit_mail_request(db, settings.auth, ip_address=meta.ip_address)
-    await limits.admit_mail(
+    await rate_limits.admit_mail_request(db, settings.auth, ip_address=meta.ip_address)
+    await rate_limits.admit_mail(
         db, settings.auth, purpose="verify", recipient=user.email, ip_address=meta.ip_address
     )
     ttl = settings.auth.verification_token_ttl
@@ -134,7 +134,7 @@ async def _send_password_reset(
     token = ""
     ttl = settings.auth.reset_token_ttl
     try:
-        await limits.admit_mail(
+        await rate_limits.admit_mail(
             db, settings.auth, purpose="reset", recipient=email, ip_address=meta.ip_address
         )
         limited = False

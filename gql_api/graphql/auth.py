@@ -13,7 +13,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gql_api import validation
-from gql_api.auth import accounts, limits, mfa, recovery, revocation
+from gql_api.auth import accounts, mfa, rate_limits, recovery, revocation
 from gql_api.auth import sessions as session_policy
 from gql_api.auth.events import RequestMeta
 from gql_api.auth.sessions import IssuedTokens
@@ -306,7 +306,7 @@ class AuthMutation:
         data = _clean({"email": lambda: validation.login_email(email)})
         # About the caller only, so it may answer RATE_LIMITED; the recipient's limit is
         # applied where the mail is sent, and answers nothing.
-        await limits.admit_mail_request(ctx.db, ctx.settings.auth, ip_address=ctx.client_ip)
+        await rate_limits.admit_mail_request(ctx.db, ctx.settings.auth, ip_address=ctx.client_ip)
         args = (ctx.db, ctx.settings, ctx.mailer)
         kwargs = {"email": data["email"], "meta": _meta(ctx)}
         if ctx.background_tasks is not None:

@@ -22,8 +22,8 @@ from gql_api.graphql.pagination import Connection, build_connection, decode_curs
 from gql_api.graphql.rows import row_resolver
 from gql_api.graphql.types import Role, User, UserStatus
 from gql_api.repositories import user_listing
-from gql_api.repositories.keyset import Position
-from gql_api.repositories.user_listing import UserOrderField as RepoOrderField
+from gql_api.repositories.keyset import KeysetBound
+from gql_api.repositories.user_listing import UserSortKey
 
 MAX_SEARCH_LENGTH = 100
 
@@ -85,8 +85,8 @@ def _moment(value: datetime | None, argument: str) -> datetime | None:
 
 
 def _position(
-    cursor: str | None, *, tag: str, order: RepoOrderField, argument: str
-) -> Position | None:
+    cursor: str | None, *, tag: str, order: UserSortKey, argument: str
+) -> KeysetBound | None:
     if cursor is None:
         return None
     key, row_id = decode_cursor(
@@ -134,7 +134,7 @@ async def users_page(
     info.context.require_admin()
     window = page_window(first, last)
     order_input = order_by or UserOrder()
-    order = RepoOrderField(order_input.field.value)
+    order = UserSortKey(order_input.field.value)
     descending = order_input.direction is OrderDirection.DESC
     tag = f"users:{order.value}:{order_input.direction.value}"
     where = filter.to_filter() if filter is not None else user_listing.UserFilter()

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_api.models import SECRET_COLUMNS, AuditLog
-from gql_api.repositories.keyset import Position, seek, trim
+from gql_api.repositories.keyset import KeysetBound, seek, trim
 
 _SECRET_WORDS = ("password", "token", "secret", "hash")
 
@@ -85,15 +85,15 @@ class AuditFilter:
         return where
 
 
-def position(created_at: datetime, entry_id: uuid.UUID) -> Position:
-    return Position(
+def position(created_at: datetime, entry_id: uuid.UUID) -> KeysetBound:
+    return KeysetBound(
         key=literal(created_at, audit_logs.c.created_at.type),
         id=literal(entry_id, audit_logs.c.id.type),
     )
 
 
 async def list_entries(
-    session: AsyncSession, *, where: AuditFilter, after: Position | None, limit: int
+    session: AsyncSession, *, where: AuditFilter, after: KeysetBound | None, limit: int
 ) -> tuple[list[Row[Any]], bool]:
     """Newest first, keyset on (created_at, id) over idx_audit_logs_created_at_id."""
     statement = seek(

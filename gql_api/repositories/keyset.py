@@ -17,8 +17,9 @@ RowT = TypeVar("RowT")
 
 
 @dataclass(frozen=True)
-class Position:
-    """Where a cursor points: the row's sort key (as bound in SQL) and its id."""
+class KeysetBound:
+    """One end of a keyset window: where a cursor points, as the row's sort key (bound in SQL)
+    and its id."""
 
     key: Any  # a value, or a SQL expression (e.g. the '-infinity' a NULL sorts as)
     id: Any
@@ -30,8 +31,8 @@ def seek(
     key: ColumnElement[Any],
     row_id: ColumnElement[Any],
     descending: bool,
-    after: Position | None,
-    before: Position | None,
+    after: KeysetBound | None,
+    before: KeysetBound | None,
     limit: int,
     from_end: bool,
 ) -> Select[Any]:

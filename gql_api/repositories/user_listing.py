@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 
 from gql_api.models import USER_PUBLIC_COLUMNS, User, UserMfaFactor
-from gql_api.repositories.keyset import Position, seek, trim
+from gql_api.repositories.keyset import KeysetBound, seek, trim
 from gql_api.repositories.row_source import RowSource
 
 users: Table = User.__table__  # type: ignore[attr-defined]
@@ -39,7 +39,7 @@ NEVER = literal_column("'-infinity'::timestamp with time zone", DateTime(timezon
 _LAST_LOGIN_KEY = func.coalesce(users.c.last_login_at, NEVER)
 
 
-class UserOrderField(StrEnum):
+class UserSortKey(StrEnum):
     CREATED_AT = "created_at"
     EMAIL = "email"
     LAST_NAME = "last_name"
@@ -48,28 +48,28 @@ class UserOrderField(StrEnum):
     @property
     def key(self) -> ColumnElement[Any]:
         """The SQL sort key (always paired with ``id`` as the tie-breaker)."""
-        if self is UserOrderField.LAST_LOGIN_AT:
+        if self is UserSortKey.LAST_LOGIN_AT:
             return _LAST_LOGIN_KEY
         return users.c[self.value]
 
     @property
     def is_datetime(self) -> bool:
-        return self in (UserOrderField.CREATED_AT, UserOrderField.LAST_LOGIN_AT)
+        return self in (UserSortKey.CREATED_AT, UserSortKey.LAST_LOGIN_AT)
 
     @property
     def nullable(self) -> bool:
-        return self is UserOrderField.LAST_LOGIN_AT
+        return self is UserSortKey.LAST_LOGIN_AT
 
     def key_of(self, row: Any) -> datetime | str | None:
         """The sort key of a fetched row, as it goes into a cursor."""
         value: datetime | str | None = getattr(row, self.value)
         return value
 
-    def position(self, key: datetime | str | None, row_id: uuid.UUID) -> Position:
+    def position(self, key: datetime | str | None, row_id: uuid.UUID) -> KeysetBound:
         """A cursor's (key, id) as SQL values comparable with :attr:`key`."""
         column = users.c[self.value]
         bound = NEVER if key is None else literal(key, column.type)
-        return Position(key=bound, id=literal(row_id, users.c.id.type))
+        return KeysetBound(key=bound, id=literal(row_id, users.c.id.type))
 
 
 @dataclass(frozen=True)
@@ -126,10 +126,10 @@ async def list_users(
     db: RowSource,
     *,
     where: UserFilter,
-    order: UserOrderField,
+    order: UserSortKey,
     descending: bool,
-    after: Position | None,
-    before: Position | None,
+    after: KeysetBound | None,
+    before: KeysetBound | None,
     limit: int,
     from_end: bool,
 ) -> tuple[list[Any], bool]:
