@@ -32,6 +32,7 @@ from gql_api.config import DatabaseSettings, Settings, redact_url
 from gql_api.connection_budget import ConnectionBudget
 from gql_api.direct_reads import Reader
 from gql_api.embedded import EmbeddedServer, start_embedded
+from gql_api.sqlalchemy_internals import intercept_checkouts, intercept_returns
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,13 @@ def libpq_url(url: str) -> str:
     """The URL as libpq tools (psql, pg_dump) take it."""
     parts = urlsplit(url)
     return parts._replace(scheme="postgresql").geturl()
+
+
+def pool_sizes(settings: DatabaseSettings) -> tuple[int, int]:
+    """The pool's ``pool_size`` (idle connections kept) and ``max_overflow`` (opened beyond it
+    under load, closed on return): together at most ``max_open_conns``."""
+    pool_size = max(settings.max_idle_conns, 1)
+    return pool_size, max(settings.max_open_conns - pool_size, 0)
 
 
 @dataclass
@@ -163,11 +171,11 @@ class Database:
             connect_args["prepared_statement_cache_size"] = 0
             connect_args["prepared_statement_name_func"] = _unique_statement_name
             connect_args["server_settings"] = {"application_name": "gql_api"}
-        pool_size = max(cfg.max_idle_conns, 1)
+        pool_size, max_overflow = pool_sizes(cfg)
         engine = create_async_engine(
             async_url,
             pool_size=pool_size,
-            max_overflow=max(cfg.max_open_conns - pool_size, 0),
+            max_overflow=max_overflow,
             pool_recycle=int(cfg.conn_max_lifetime.total_seconds()) or -1,
             pool_timeout=cfg.pool_timeout.total_seconds(),
             # Liveness is checked in the checkout hook below, only for connections that sat idle:
@@ -229,19 +237,20 @@ class Database:
     def _time_waits(self, pool: Any) -> None:
         """Count checkouts that had to wait, and overflow connections closed on return.
 
-        The pool has no event before a checkout, so its ``_do_get``/``_do_return_conn`` are
-        wrapped on this instance (``dispose()`` makes a new pool and wraps it again).
+        The pool has no event before a checkout, so its checkouts and returns are intercepted
+        on this instance (``gql_api.sqlalchemy_internals``; ``dispose()`` makes a new pool and
+        intercepts it again). Its state is read through its public counters.
         """
         counters = self.counters
         listeners = self.pool_listeners
-        do_get, do_return = pool._do_get, pool._do_return_conn
+        _pool_size, max_overflow = pool_sizes(self.settings)
 
-        def timed_get() -> Any:
+        def timed_checkout(take: Callable[[], Any]) -> Any:
             # At capacity: every connection is out and no overflow is left, so this will wait.
-            saturated = pool._pool.empty() and pool._overflow >= pool._max_overflow > -1
+            saturated = pool.checkedin() == 0 and pool.overflow() >= max_overflow
             started = time.perf_counter() if saturated else 0.0
             try:
-                return do_get()
+                return take()
             finally:
                 if saturated:
                     counters.wait_count += 1
@@ -249,15 +258,15 @@ class Database:
                 for listener in listeners:
                     listener()
 
-        def counted_return(record: Any) -> None:
-            if pool._pool.full():
-                counters.closed_max_idle += 1
-            do_return(record)
+        def counted_return(give_back: Callable[[], None]) -> None:
+            if pool.checkedin() >= pool.size():
+                counters.closed_max_idle += 1  # the pool closes what it cannot keep
+            give_back()
             for listener in listeners:
                 listener()
 
-        pool._do_get = timed_get
-        pool._do_return_conn = counted_return
+        intercept_checkouts(pool, timed_checkout)
+        intercept_returns(pool, counted_return)
 
     def for_request(self) -> Database:
         """This database as one request uses it: the same engine and pool, but at most

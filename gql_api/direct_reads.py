@@ -28,7 +28,9 @@ import asyncpg
 from sqlalchemy.engine import Compiled
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.types import TupleType
+
+from gql_api.sqlalchemy_internals import cache_key
 
 # Statements are logged where SQLAlchemy logs its own (gql_api.logs sets its level), never with
 # their parameters: they hold token and password hashes.
@@ -71,6 +73,21 @@ class _Rendered:
     record_class: type[Row] = Row
 
 
+def bind_processors(compiled: Compiled, names: Sequence[str]) -> dict[str, Any]:
+    """Per parameter name, how the dialect converts its value for the driver (None: as is),
+    through the types' public ``dialect_impl(...).bind_processor(...)``."""
+    dialect = compiled.dialect
+    processors: dict[str, Any] = {}
+    for name in names:
+        type_ = compiled.binds[name].type  # type: ignore[attr-defined]
+        if isinstance(type_, TupleType):
+            raise ValueError("tuple parameters are not supported here; bind each element")
+        processor = type_.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors[name] = processor
+    return processors
+
+
 class Reader:
     """``fetch(statement, params)``: the statement's rows, on asyncpg or through SQLAlchemy."""
 
@@ -78,7 +95,6 @@ class Reader:
         # ``engine`` is the autocommit view of the pool when ``direct`` is off.
         self.engine = engine
         self.direct = direct
-        self._checkout = engine.sync_engine.raw_connection
         self._compiled: dict[Any, _Rendered] = {}
         # Called with each statement's text before it is sent (tests count statements with it).
         self.listeners: list[Callable[[str], None]] = []
@@ -93,8 +109,8 @@ class Reader:
             sql_log.info("%s [direct]", sql)
         for listener in self.listeners:
             listener(sql)
-        # The pool's checkout may ping an idle connection, which needs SQLAlchemy's greenlet.
-        pooled = await greenlet_spawn(self._checkout)
+        # Out of the engine's pool (whose checkout may ping an idle connection).
+        pooled = await self.engine.raw_connection()
         reusable = False
         try:
             connection: Any = pooled.driver_connection
@@ -115,18 +131,18 @@ class Reader:
     def _render(
         self, statement: ClauseElement, params: dict[str, Any] | None
     ) -> tuple[_Rendered, list[Any]]:
-        key = statement._generate_cache_key()
-        assert key is not None, "every statement read here is cacheable"
+        key = cache_key(statement)
         rendered = self._compiled.get(key.key)
         if rendered is None:
             compiled = statement.compile(dialect=self.engine.dialect, cache_key=key)
             if "POSTCOMPILE" in compiled.string:
                 raise ValueError("expanding parameters are not supported here; use ANY(array)")
+            names = tuple(compiled.positiontup or ())  # type: ignore[attr-defined]
             rendered = _Rendered(
                 sql=compiled.string,
                 compiled=compiled,
-                names=tuple(compiled.positiontup or ()),  # type: ignore[attr-defined]
-                processors=dict(compiled._bind_processors),  # type: ignore[attr-defined]
+                names=names,
+                processors=bind_processors(compiled, names),
             )
             if len(self._compiled) >= MAX_COMPILED:
                 self._compiled.clear()

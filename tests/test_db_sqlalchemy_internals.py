@@ -1,0 +1,92 @@
+"""The private SQLAlchemy APIs behind ``gql_api.sqlalchemy_internals`` still do what the service
+needs. An upgrade that changes one fails here, naming it, rather than as wrong statistics or
+wrong parameters somewhere else."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.pool import QueuePool
+
+from gql_api.db import Database
+from gql_api.models import UserSession
+from gql_api.repositories import sessions as session_repo
+from gql_api.repositories.row_source import any_of_ids
+from gql_api.repositories.user_listing import users
+from gql_api.sqlalchemy_internals import cache_key, intercept_checkouts, intercept_returns
+from tests.users_support import insert_many_users
+
+
+def test_the_private_apis_exist() -> None:
+    assert callable(getattr(select(users.c.id), "_generate_cache_key", None)), (
+        "ClauseElement._generate_cache_key is gone: gql_api.direct_reads needs a new cache key"
+    )
+    for name in ("_do_get", "_do_return_conn"):
+        assert callable(getattr(QueuePool, name, None)), (
+            f"QueuePool.{name} is gone: gql_api.db cannot time pool waits any more"
+        )
+
+
+def test_the_cache_key_separates_a_statement_shape_from_its_values() -> None:
+    first = cache_key(select(users.c.id).where(users.c.email == "a@example.com"))
+    second = cache_key(select(users.c.id).where(users.c.email == "b@example.com"))
+    other_shape = cache_key(select(users.c.id).where(users.c.last_name == "a@example.com"))
+    assert first.key == second.key
+    assert first.key != other_shape.key
+    assert [bind.value for bind in first.bindparams] == ["a@example.com"]
+    assert [bind.value for bind in second.bindparams] == ["b@example.com"]
+
+
+async def test_interception_sees_every_checkout_and_return(db: Database, database_url: str) -> None:
+    own = Database(db.settings, database_url, None)
+    seen: list[str] = []
+
+    def on_checkout(take: Callable[[], Any]) -> Any:
+        seen.append("checkout")
+        return take()
+
+    def on_return(give_back: Callable[[], None]) -> None:
+        seen.append("return")
+        give_back()
+
+    try:
+        intercept_checkouts(own.engine.sync_engine.pool, on_checkout)
+        intercept_returns(own.engine.sync_engine.pool, on_return)
+        for _ in range(2):
+            async with own.engine.connect() as conn:
+                assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+        await own.fetch(select(users.c.id).limit(1))  # a direct read uses the same pool
+        assert seen == ["checkout", "return"] * 3
+        # The service's own counters still run underneath: nothing waited, nothing was closed.
+        assert own.counters.wait_count == 0 and own.counters.closed_max_idle == 0
+    finally:
+        await own.dispose()
+
+
+async def test_direct_reads_bind_values_as_sqlalchemy_does(db: Database) -> None:
+    """UUID arrays, datetimes and strings go to asyncpg through the dialect's bind processors
+    (public API): the rows equal those of SQLAlchemy's own execution of the statement."""
+    await insert_many_users(db, 3, sessions_each=2)
+    async with db.read() as conn:
+        made = list((await conn.execute(select(users.c.id))).scalars())
+    ids = [*made, uuid.uuid4()]
+    direct = await session_repo.active_by_user_ids(db, user_ids=ids)
+    sessions = UserSession.__table__  # type: ignore[attr-defined]
+    statement = (
+        select(sessions.c.id, sessions.c.user_id, sessions.c.ip_address, sessions.c.device_info)
+        .where(
+            sessions.c.user_id == any_of_ids(),
+            sessions.c.expires_at > datetime.now(UTC) - timedelta(days=1),
+            sessions.c.revoked_reason.is_distinct_from("no such reason"),
+        )
+        .order_by(sessions.c.id)
+    )
+    async with db.read() as conn:
+        expected = [tuple(row) for row in (await conn.execute(statement, {"ids": ids})).all()]
+    assert len(direct) == 6
+    assert [tuple(row) for row in await db.fetch(statement, {"ids": ids})] == expected
+    assert sorted(row.id for row in direct) == [row[0] for row in expected]
