@@ -1,6 +1,6 @@
 """The benchmark's database: where it is, the dataset in it (seeded once) and the tokens.
 
-The dataset is N bulk users (``gql_api.bulk_seed``: each with a profile and 3 sessions) plus the
+The dataset is N bulk users (``gql_api.ops.bulk_seed``: each with a profile and 3 sessions) plus the
 benchmark's own accounts, all with a profile and a long-lived session:
 
 - ``bench-admin@example.com`` (admin, Q2/Q3) and ``bench-user@example.com`` (Q1), created now,
@@ -25,14 +25,13 @@ from pathlib import Path
 
 import asyncpg
 
-from gql_api import migrations
 from gql_api.auth.passwords import hash_cost, hash_password_sync
 from gql_api.auth.tokens import issue_access_token
-from gql_api.bulk_seed import bulk_seed_users
 from gql_api.config import AuthSettings, load_settings
-from gql_api.db import Database
-from gql_api.embedded import EmbeddedServer, start_embedded
+from gql_api.db import Database, migrations
+from gql_api.db.embedded import EmbeddedServer, start_embedded
 from gql_api.graphql.pagination import encode_cursor
+from gql_api.ops.bulk_seed import bulk_seed_users
 
 DATABASE_NAME = "gql_api_bench"
 # Used only by the benchmark's own apps and database; >= 32 bytes as the service requires.

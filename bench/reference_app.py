@@ -37,7 +37,7 @@ from bench import queries
 # --- The statements, verbatim as SQLAlchemy renders them for gql_api (see bench/README.md) ------
 
 AUTH_SQL = (
-    "SELECT users.id, users.email, users.password_hash, users.first_name, users.last_name, "
+    "SELECT users.id, users.email, users.first_name, users.last_name, "
     "users.role, users.status, users.email_verified, users.email_verified_at, "
     "users.password_changed_at, users.last_login_at, users.login_count, users.created_at, "
     "users.updated_at \n"
@@ -76,7 +76,7 @@ SESSIONS_SQL = (
     "user_sessions.rotated_at, user_sessions.device_info, "
     "user_sessions.ip_address, user_sessions.user_agent, user_sessions.expires_at, "
     "user_sessions.last_used_at, user_sessions.revoked_at, user_sessions.revoked_reason, "
-    "user_sessions.created_at \n"
+    "user_sessions.created_at, user_sessions.updated_at \n"
     "FROM user_sessions \n"
     "WHERE user_sessions.user_id = ANY ($1::UUID[]) AND user_sessions.revoked_at IS NULL "
     "AND user_sessions.expires_at > now() ORDER BY user_sessions.created_at DESC"

@@ -19,16 +19,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gql_api import __version__, graphiql, metrics, migrations
+from gql_api import __version__, graphiql, metrics
 from gql_api.config import Settings, ensure_jwt_secret, load_settings
 from gql_api.cors import CORS_HEADERS, ExplainedCORSMiddleware
-from gql_api.db import Database
+from gql_api.db import Database, migrations
 from gql_api.graphql.endpoint import GraphQLEndpoint, GraphQLEntry
 from gql_api.graphql.pipeline import build_pipeline_schema
 from gql_api.http_limits import BodySizeLimitMiddleware
 from gql_api.logs import bind_request, configure_logging, unbind_request
-from gql_api.maintenance import run_periodic_cleanup
 from gql_api.metrics_exposure import public_refusal
+from gql_api.ops.maintenance import run_periodic_cleanup
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("gql_api.access")

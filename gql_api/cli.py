@@ -20,12 +20,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from gql_api import __version__, migrations
+from gql_api import __version__
 from gql_api.config import ConfigError, Environment, Settings, load_settings, redact_url
-from gql_api.db import Database, libpq_url
+from gql_api.db import Database, libpq_url, migrations
 
 if TYPE_CHECKING:
-    from gql_api.seed import SeededAccount
+    from gql_api.ops.seed import SeededAccount
 
 T = TypeVar("T")
 
@@ -121,7 +121,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     db = Database.from_settings(settings)
 
-    from gql_api.seed import DEFAULT_ADMIN_EMAIL, count_users, seed_defaults
+    from gql_api.ops.seed import DEFAULT_ADMIN_EMAIL, count_users, seed_defaults
 
     async def prepare() -> SeededAccount | None:
         """Migrate and, on an empty database, create the first admin (returned with its
@@ -210,7 +210,7 @@ def _banner(settings: Settings, db: Database, first_admin: SeededAccount | None)
     only) the admin's one-time password, boxed so that it is not lost in the log lines."""
     where = f"http://{settings.server.host}:{settings.server.port}/graphql"
     if settings.database.embedded:
-        from gql_api.embedded import setup_log_path
+        from gql_api.db.embedded import setup_log_path
 
         data = f"{_data_dir(settings)} (embedded PostgreSQL; its set-up log: "
         data += f"{setup_log_path(settings.database.data_dir)})"
@@ -290,7 +290,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_seed(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    from gql_api.seed import seed_defaults
+    from gql_api.ops.seed import seed_defaults
 
     if args.test_users and settings.is_production:
         raise CommandError("--test-users is refused in production (accounts with known names)")
@@ -310,7 +310,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
             else:
                 print(f"created: {account.email} ({account.role}) password: {account.password}")
         if args.users:
-            from gql_api.bulk_seed import bulk_seed_users
+            from gql_api.ops.bulk_seed import bulk_seed_users
 
             created = await bulk_seed_users(db, args.users, rounds=settings.auth.bcrypt_rounds)
             print(f"bulk-loaded {created} users with profiles and sessions")
@@ -330,7 +330,7 @@ def _server_url(settings: Settings) -> tuple[str, Database]:
 def cmd_db(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.db_action == "cleanup":
-        from gql_api.maintenance import cleanup_expired
+        from gql_api.ops.maintenance import cleanup_expired
 
         async def work(db: Database) -> None:
             removed = await cleanup_expired(db, settings)
@@ -340,7 +340,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         _run_with_db(settings, work)
         return 0
 
-    from gql_api import backup
+    from gql_api.db import backup
 
     url, db = _server_url(settings)
 

@@ -154,7 +154,7 @@ def success_recorder(document: Any, operation_name: str | None) -> Callable[[flo
 def _error_code(error: GraphQLError, parsed: bool) -> str:
     code = (error.extensions or {}).get("code")
     if code is None and error.original_error is not None:
-        from gql_api.db_failures import classify  # the mask runs after us: same mapping
+        from gql_api.db.failures import classify  # the mask runs after us: same mapping
 
         expected = classify(error.original_error)
         code = expected.code if expected is not None else "INTERNAL_SERVER_ERROR"

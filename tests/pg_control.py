@@ -12,9 +12,8 @@ from typing import Any
 
 import asyncpg
 
-from gql_api import migrations
-from gql_api.db import Database
-from gql_api.embedded import EmbeddedServer, start_embedded
+from gql_api.db import Database, migrations
+from gql_api.db.embedded import EmbeddedServer, start_embedded
 from tests.conftest import make_settings
 
 

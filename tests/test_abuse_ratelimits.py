@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gql_api.db import Database
-from gql_api.maintenance import cleanup_expired
+from gql_api.ops.maintenance import cleanup_expired
 from tests.auth_support import SmtpServer, execute, other_app, scalar
 from tests.conftest import (
     GraphQLClient,

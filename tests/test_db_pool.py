@@ -17,9 +17,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from gql_api import migrations
 from gql_api.app import create_app
-from gql_api.db import Database
+from gql_api.db import Database, migrations
 from tests.conftest import insert_user, make_settings, session_token
 
 # Longer than a pooled connection may sit idle before it is pinged on its next checkout (one

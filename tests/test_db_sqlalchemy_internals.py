@@ -1,4 +1,4 @@
-"""The private SQLAlchemy APIs behind ``gql_api.sqlalchemy_internals`` still do what the service
+"""The private SQLAlchemy APIs behind ``gql_api.db.sqlalchemy_internals`` still do what the service
 needs. An upgrade that changes one fails here, naming it, rather than as wrong statistics or
 wrong parameters somewhere else."""
 
@@ -13,17 +13,17 @@ from sqlalchemy import select, text
 from sqlalchemy.pool import QueuePool
 
 from gql_api.db import Database
+from gql_api.db.sqlalchemy_internals import cache_key, intercept_checkouts, intercept_returns
 from gql_api.models import UserSession
 from gql_api.repositories import sessions as session_repo
 from gql_api.repositories.row_source import any_of_ids
 from gql_api.repositories.user_listing import users
-from gql_api.sqlalchemy_internals import cache_key, intercept_checkouts, intercept_returns
 from tests.users_support import insert_many_users
 
 
 def test_the_private_apis_exist() -> None:
     assert callable(getattr(select(users.c.id), "_generate_cache_key", None)), (
-        "ClauseElement._generate_cache_key is gone: gql_api.direct_reads needs a new cache key"
+        "ClauseElement._generate_cache_key is gone: gql_api.db.direct_reads needs a new cache key"
     )
     for name in ("_do_get", "_do_return_conn"):
         assert callable(getattr(QueuePool, name, None)), (

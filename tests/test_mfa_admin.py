@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from gql_api import migrations
 from gql_api.config import Settings
-from gql_api.db import Database
+from gql_api.db import Database, migrations
 from gql_api.graphql import planned as planned_executor
 from tests.auth_support import scalar
 from tests.conftest import TEST_PASSWORD, MadeUser, insert_user, make_settings, session_token

@@ -13,8 +13,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from gql_api import migrations
-from gql_api.db import Database
+from gql_api.db import Database, migrations
 from gql_api.models import metadata
 from tests.conftest import make_settings
 

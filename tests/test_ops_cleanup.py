@@ -13,7 +13,7 @@ from gql_api import cli
 from gql_api.app import create_app
 from gql_api.config import Settings
 from gql_api.db import Database
-from gql_api.maintenance import CLEANUP_LOCK_KEY, cleanup_expired, cleanup_if_leader
+from gql_api.ops.maintenance import CLEANUP_LOCK_KEY, cleanup_expired, cleanup_if_leader
 from tests.conftest import MadeUser, make_settings
 
 

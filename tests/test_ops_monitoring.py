@@ -14,9 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from gql_api import migrations
 from gql_api.app import create_app
-from gql_api.db import Database
+from gql_api.db import Database, migrations
 from tests.conftest import GraphQLClient, error_codes, insert_user, make_settings, session_token
 
 QUERIES = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from gql_api.bulk_seed import bulk_seed_users
 from gql_api.db import Database
+from gql_api.ops.bulk_seed import bulk_seed_users
 from tests.conftest import BCRYPT_TEST_ROUNDS
 
 
@@ -33,7 +33,7 @@ async def test_bulk_seed_loads_users_profiles_and_sessions(db: Database) -> None
 
 
 async def test_bulk_seed_spans_several_batches(db: Database, monkeypatch: object) -> None:
-    import gql_api.bulk_seed as module
+    import gql_api.ops.bulk_seed as module
 
     monkeypatch.setattr(module, "BATCH_SIZE", 64)  # type: ignore[attr-defined]
     assert await bulk_seed_users(db, 200, rounds=BCRYPT_TEST_ROUNDS) == 200

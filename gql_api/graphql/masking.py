@@ -10,7 +10,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 # The classification of database failures lives below GraphQL (the metrics use it too).
-from gql_api.db_failures import classify, database_failure
+from gql_api.db.failures import classify, database_failure
 
 log = logging.getLogger("gql_api.errors")
 

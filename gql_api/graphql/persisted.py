@@ -13,7 +13,7 @@ against the text as sent, and then names the stripped text, which means the same
 ``graphql.persisted_query_max_bytes`` of it (PERSISTED_QUERY_TOO_LARGE beyond); the automatic
 entries together stay within the store's budget, least recently used evicted first when a store
 pushes them over, and those unused for ``persisted_query_idle_ttl`` go at the periodic cleanup
-(gql_api.maintenance). A use is recorded at most once per :attr:`touch_interval` per entry and
+(gql_api.ops.maintenance). A use is recorded at most once per :attr:`touch_interval` per entry and
 process, never as a write on every request.
 
 Trusted documents: when enabled, only registered documents run; admins may still send ad-hoc

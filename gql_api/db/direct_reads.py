@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.types import TupleType
 
-from gql_api.sqlalchemy_internals import cache_key
+from gql_api.db.sqlalchemy_internals import cache_key
 
 # Statements are logged where SQLAlchemy logs its own (gql_api.logs sets its level), never with
 # their parameters: they hold token and password hashes.

@@ -12,7 +12,7 @@ import asyncpg
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from gql_api.connection_budget import BudgetExhausted
+from gql_api.db.connection_budget import BudgetExhausted
 from gql_api.errors import AppError, QueryTimeout, ServiceUnavailable
 
 # SQLSTATE classes and codes that mean "the database cannot serve us right now": connection

@@ -2,7 +2,7 @@
 
 Each exists because no public API does the job:
 
-- :func:`cache_key`: the direct reads (``gql_api.direct_reads``) compile a statement once per
+- :func:`cache_key`: the direct reads (``gql_api.db.direct_reads``) compile a statement once per
   shape and bind each request's values into it, as SQLAlchemy's own compiled cache does; the
   cache key is what separates a statement's shape from its values (``ClauseElement
   ._generate_cache_key``).

@@ -30,7 +30,7 @@ def _repo_root() -> Path:
     override = os.environ.get("USER_SERVICE_ALEMBIC_DIR")
     if override:
         return Path(override).resolve().parent
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]  # gql_api/db/migrations.py -> the checkout
     if (here / "alembic" / "env.py").is_file():
         return here
     return Path.cwd()
