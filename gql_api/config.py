@@ -187,7 +187,7 @@ class AuthSettings(_Section):
     mail_window: Duration = timedelta(hours=1)
     # Signing in on more devices than this revokes the least recently used session.
     max_sessions_per_user: int = Field(10, ge=1, le=1000)
-    # Second factor (gql_api/auth/mfa.py). The key TOTP secrets are encrypted with (through
+    # Second factor (gql_api/auth/mfa/). The key TOTP secrets are encrypted with (through
     # HKDF); not the JWT secret. Required in production; elsewhere generated and kept next to
     # the JWT secret file (in memory only for the test environment).
     mfa_encryption_key: str | None = Field(None, repr=False)
