@@ -79,3 +79,23 @@ def test_the_walk_sees_every_form_of_import() -> None:
     assert not any(map(is_graphql, imports_of(PACKAGE_DIR / "auth" / "current.py")))
     # One level up from gql_api.auth is gql_api, not gql_api.graphql.
     assert not any(map(is_graphql, imported_modules("from .. import db", package="gql_api.auth")))
+
+
+# The domain and the operations hold no SQL: they call the repositories (gql_api.repositories),
+# and name SQLAlchemy only for the session type they pass on.
+SQL_FREE = ("gql_api.auth", "gql_api.users", "gql_api.ops")
+SESSION_TYPES_ONLY = {"sqlalchemy.ext.asyncio", "sqlalchemy.ext.asyncio.AsyncSession"}
+
+
+def test_the_domain_and_the_operations_build_no_sql() -> None:
+    builders = {}
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        if module_name(path).startswith(SQL_FREE):
+            sql = {
+                name
+                for name in imports_of(path)
+                if name.split(".")[0] == "sqlalchemy" and name not in SESSION_TYPES_ONLY
+            }
+            if sql:
+                builders[module_name(path)] = sorted(sql)
+    assert builders == {}

@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 
-from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_api.config import Settings
 from gql_api.db import Database
-from gql_api.repositories import persisted_queries
+from gql_api.repositories import locks, login_attempts, persisted_queries
+from gql_api.repositories import one_time_tokens as token_repo
+from gql_api.repositories import sessions as session_repo
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +29,15 @@ BATCH = 5_000
 # Any fixed 64-bit key; all replicas of the service agree on it.
 CLEANUP_LOCK_KEY = 0x6771_6C5F_636C_6E75
 
-# Each statement deletes at most BATCH rows picked by an indexed predicate.
-_STATEMENTS = {
-    "user_sessions": (
-        "DELETE FROM user_sessions WHERE id IN (SELECT id FROM user_sessions "
-        "WHERE expires_at < now() OR revoked_at < now() - make_interval(secs => :keep) "
-        "LIMIT :batch)"
+# Each deletes at most a batch of rows picked by an indexed predicate; the argument is how long
+# to keep rows (seconds).
+_DELETERS: dict[str, Callable[[AsyncSession, float, int], Awaitable[int]]] = {
+    "user_sessions": lambda session, keep, batch: session_repo.delete_expired(
+        session, keep_revoked_s=keep, batch=batch
     ),
-    "one_time_tokens": (
-        "DELETE FROM one_time_tokens WHERE id IN (SELECT id FROM one_time_tokens "
-        "WHERE expires_at < now() OR used_at IS NOT NULL LIMIT :batch)"
-    ),
-    "login_attempts": (
-        "DELETE FROM login_attempts WHERE id IN (SELECT id FROM login_attempts "
-        "WHERE created_at < now() - make_interval(secs => :keep) LIMIT :batch)"
+    "one_time_tokens": lambda session, keep, batch: token_repo.delete_spent(session, batch=batch),
+    "login_attempts": lambda session, keep, batch: login_attempts.delete_older_than(
+        session, keep_s=keep, batch=batch
     ),
 }
 
@@ -60,14 +58,11 @@ async def cleanup_expired(
         ),
     }
     removed: dict[str, int] = {}
-    for table, statement in _STATEMENTS.items():
+    for table, delete_batch in _DELETERS.items():
         total = 0
         while True:
             async with db.transaction() as session:
-                result = await session.execute(
-                    text(statement), {"batch": batch, "keep": keep[table]}
-                )
-            count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+                count = await delete_batch(session, keep[table], batch)
             total += count
             if count < batch:
                 break
@@ -105,14 +100,9 @@ async def cleanup_if_leader(
     db: Database, settings: Settings, *, batch: int = BATCH
 ) -> dict[str, int] | None:
     """Clean up unless another process is doing it right now (then return None)."""
-    async with db.engine.connect() as holder, holder.begin():
+    async with db.transaction() as holder:
         # The holder transaction keeps the lock while the batches commit on other connections.
-        locked = (
-            await holder.execute(
-                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": CLEANUP_LOCK_KEY}
-            )
-        ).scalar_one()
-        if not locked:
+        if not await locks.try_transaction_lock(holder, key=CLEANUP_LOCK_KEY):
             return None
         return await cleanup_expired(db, settings, batch=batch)
 

@@ -7,13 +7,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col
-
 from gql_api.auth.passwords import hash_password
 from gql_api.db import Database
-from gql_api.models import Role, User, UserProfile
+from gql_api.models import Role
+from gql_api.repositories import users as user_repo
 
 DEFAULT_ADMIN_EMAIL = "admin@api-server.com"
 ADMIN_NAME = ("System", "Administrator")
@@ -36,7 +33,7 @@ def generate_password() -> str:
 
 async def count_users(db: Database) -> int:
     async with db.session() as session:
-        return int((await session.execute(select(func.count()).select_from(User))).scalar_one())
+        return await user_repo.count_all(session)
 
 
 async def _ensure_user(
@@ -53,26 +50,16 @@ async def _ensure_user(
     """Insert the user and its profile unless the e-mail exists; True when it was created."""
     password_hash = await hash_password(password, rounds)
     async with db.transaction() as session:
-        statement = (
-            insert(User)
-            .values(
-                email=email.lower(),
-                password_hash=password_hash,
-                first_name=first,
-                last_name=last,
-                role=role.value,
-                email_verified=verified,
-                email_verified_at=func.now() if verified else None,
-            )
-            # The column is CITEXT: this conflicts with any spelling of the address.
-            .on_conflict_do_nothing(index_elements=[col(User.email)])
-            .returning(col(User.id))
+        created = await user_repo.create_user(
+            session,
+            email=email.lower(),
+            password_hash=password_hash,
+            first_name=first,
+            last_name=last,
+            role=role,
+            email_verified=verified,
         )
-        user_id = (await session.execute(statement)).scalar_one_or_none()
-        if user_id is None:
-            return False
-        await session.execute(insert(UserProfile).values(user_id=user_id, preferences={}))
-        return True
+    return created is not None
 
 
 async def seed_defaults(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -125,3 +125,15 @@ async def clear(
         return 0
     result = await session.execute(delete(LoginAttempt).where(or_(*conditions)))  # type: ignore[arg-type]
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+_DELETE_OLDER = text(
+    "DELETE FROM login_attempts WHERE id IN (SELECT id FROM login_attempts "
+    "WHERE created_at < now() - make_interval(secs => :keep) LIMIT :batch)"
+)
+
+
+async def delete_older_than(session: AsyncSession, *, keep_s: float, batch: int) -> int:
+    """At most ``batch`` attempts older than every rate-limit window (gql_api.ops.maintenance)."""
+    result = await session.execute(_DELETE_OLDER, {"keep": keep_s, "batch": batch})
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

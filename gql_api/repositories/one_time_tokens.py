@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -78,3 +78,15 @@ async def invalidate_for_user(
         .values(used_at=func.now())
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+_DELETE_SPENT = text(
+    "DELETE FROM one_time_tokens WHERE id IN (SELECT id FROM one_time_tokens "
+    "WHERE expires_at < now() OR used_at IS NOT NULL LIMIT :batch)"
+)
+
+
+async def delete_spent(session: AsyncSession, *, batch: int) -> int:
+    """At most ``batch`` tokens that expired or were used (gql_api.ops.maintenance)."""
+    result = await session.execute(_DELETE_SPENT, {"batch": batch})
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -198,3 +198,19 @@ async def revoke_least_recently_used(
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- housekeeping (gql_api.ops.maintenance) ---
+
+_DELETE_EXPIRED = text(
+    "DELETE FROM user_sessions WHERE id IN (SELECT id FROM user_sessions "
+    "WHERE expires_at < now() OR revoked_at < now() - make_interval(secs => :keep) "
+    "LIMIT :batch)"
+)
+
+
+async def delete_expired(session: AsyncSession, *, keep_revoked_s: float, batch: int) -> int:
+    """At most ``batch`` sessions that expired, or were revoked more than ``keep_revoked_s``
+    ago (kept meanwhile for refresh-token reuse detection); returns how many went."""
+    result = await session.execute(_DELETE_EXPIRED, {"keep": keep_revoked_s, "batch": batch})
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -22,6 +22,10 @@ async def get_by_id(session: AsyncSession, *, user_id: uuid.UUID) -> User | None
     return await session.get(User, user_id)
 
 
+async def count_all(session: AsyncSession) -> int:
+    return int((await session.execute(select(func.count()).select_from(User))).scalar_one())
+
+
 async def get_by_email(session: AsyncSession, *, email: str) -> User | None:
     """The column is CITEXT: the comparison ignores case and uses the unique index."""
     statement = select(User).where(col(User.email) == email)
@@ -49,11 +53,13 @@ async def create_user(
     last_name: str,
     role: Role = Role.USER,
     status: UserStatus = UserStatus.ACTIVE,
+    email_verified: bool = False,
 ) -> User | None:
     """Insert the user and its (empty) profile; None when the e-mail is already taken.
 
     ``ON CONFLICT DO NOTHING`` against the unique CITEXT email makes two concurrent
-    registrations of one address answer "taken" to the loser instead of failing the transaction.
+    registrations of one address answer "taken" to the loser instead of failing the transaction
+    (and makes the seed idempotent, whatever the address's spelling).
     """
     statement = (
         insert(User)
@@ -64,6 +70,8 @@ async def create_user(
             last_name=last_name,
             role=role.value,
             status=status.value,
+            email_verified=email_verified,
+            email_verified_at=func.now() if email_verified else None,
         )
         .on_conflict_do_nothing()
         .returning(User)
@@ -180,7 +188,10 @@ async def get_for_update(session: AsyncSession, *, user_id: uuid.UUID) -> User |
 async def update_fields(
     session: AsyncSession, *, user_id: uuid.UUID, values: dict[str, Any]
 ) -> User | None:
-    """Set plain columns (names, role, email_verified...); status goes through set_status."""
+    """Set plain columns (names, role, email_verified...); status goes through set_status.
+    ``email_verified_at`` follows ``email_verified``: now when set, NULL when cleared."""
+    if "email_verified" in values and "email_verified_at" not in values:
+        values = {**values, "email_verified_at": func.now() if values["email_verified"] else None}
     statement = (
         update(User)
         .where(User.id == user_id)  # type: ignore[arg-type]

@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_api.auth.current import Viewer
@@ -68,7 +67,7 @@ async def create_user(
             )
         user_id = user.id
         if new.email_verified:
-            verified = {"email_verified": True, "email_verified_at": func.now()}
+            verified = {"email_verified": True}  # email_verified_at follows (update_fields)
             user = await user_repo.update_fields(session, user_id=user_id, values=verified) or user
         profile = None
         if new.profile:
@@ -112,8 +111,6 @@ async def update_user(
             _require_another_admin(admins, user_id)
         changes = diff(before, values)
         plain = {k: v for k, v in values.items() if k != "status" and k in changes}
-        if "email_verified" in plain:
-            plain["email_verified_at"] = func.now() if plain["email_verified"] else None
         if plain:
             user = await user_repo.update_fields(session, user_id=user_id, values=plain) or user
         if "status" in changes:
