@@ -49,10 +49,13 @@ def size_error(message: str, code: str, **extensions: Any) -> GraphQLError:
 class PreparedDocument:
     document: DocumentNode
     summary: DocumentSummary
-    # Worked out on first use (see the module docstring); per operation name, by FastPath.
+    # Worked out on first use (see the module docstring); plans and fixed costs per operation
+    # name (names of the document only, so bounded with it).
     crowding: Crowding | None = None
     validation: dict[bool, list[GraphQLError]] = field(default_factory=dict)
     plans: dict[str | None, Any] = field(default_factory=dict)
+    # The cost of an operation without variables (gql_api.graphql.limits), by operation name.
+    fixed_costs: dict[str | None, int] = field(default_factory=dict)
 
     def size_errors(self, schema: GraphQLSchema, limits: GraphQLSettings) -> list[GraphQLError]:
         summary = self.summary

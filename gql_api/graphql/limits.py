@@ -171,22 +171,27 @@ def request_limits(settings: Settings) -> type[SchemaExtension]:
             )
             if errors:
                 return errors
-            variables = coerce_variables(
-                ctx.schema._schema,
-                operation,
-                ctx.variables,
-                hide_suggestions=not suggestions_allowed(ctx.context),
-            )
-            if isinstance(variables, list):
-                return []  # execution refuses them before any resolver runs, with its errors
-            cost = operation_cost(
-                ctx.schema._schema,
-                prepared.document,
-                operation,
-                variables,
-                max_page_size=limits.max_page_size,
-                bounds=bounds,
-            )
+            cost = prepared.fixed_costs.get(ctx.operation_name)
+            if cost is None:
+                variables = coerce_variables(
+                    ctx.schema._schema,
+                    operation,
+                    ctx.variables,
+                    hide_suggestions=not suggestions_allowed(ctx.context),
+                )
+                if isinstance(variables, list):
+                    return []  # execution refuses them before any resolver runs, with its errors
+                cost = operation_cost(
+                    ctx.schema._schema,
+                    prepared.document,
+                    operation,
+                    variables,
+                    max_page_size=limits.max_page_size,
+                    bounds=bounds,
+                )
+                if not operation.variable_definitions:
+                    # Fixed by the document and the server's bounds (set at start-up).
+                    prepared.fixed_costs[ctx.operation_name] = cost
             error = cost_error(cost, limits)
             return [] if error is None else [error]
 

@@ -16,7 +16,6 @@ from gql_api.graphql.documents import DocumentStore
 from gql_api.graphql.health import HealthQuery
 from gql_api.graphql.json_scalar import SCALAR_OVERRIDES
 from gql_api.graphql.limits import PolicyExecutionContext
-from gql_api.graphql.masking import MaskUnexpectedErrors
 from gql_api.graphql.mfa import MfaMutation
 from gql_api.graphql.ops import OpsQuery
 from gql_api.graphql.user_mutations import UserMutation
@@ -53,11 +52,8 @@ def build_schema(extensions: Sequence[ExtensionFactory] = ()) -> strawberry.Sche
         scalar_overrides=SCALAR_OVERRIDES,
         # Variable coercion writes no "Did you mean" for callers the policy excludes.
         execution_context_class=PolicyExecutionContext,
-        extensions=[
-            # Parsing and validation are cached by Schema.documents (see gql_api.graphql.limits).
-            MaskUnexpectedErrors,
-            *extensions,
-        ],
+        # The request pipeline's stages (gql_api.graphql.pipeline); none for a bare schema.
+        extensions=list(extensions),
     )
 
 
