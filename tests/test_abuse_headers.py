@@ -1,6 +1,6 @@
-"""Duplicated ``Content-Type`` / ``Accept`` headers get one answer, whichever lane would have
-executed the document: the planned-query lane (gql_api.graphql.fast_lane) leaves such requests
-to the full app instead of picking one of the values itself."""
+"""Duplicated ``Content-Type`` / ``Accept`` headers get one answer, whichever executor would
+have run the document: the one GraphQL entry (gql_api.graphql.endpoint) decides them the same
+way for planned and generic documents."""
 
 from __future__ import annotations
 

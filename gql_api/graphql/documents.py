@@ -1,7 +1,7 @@
 """Documents by text: parsed, measured, size-checked and validated once, for both executors.
 
 ``prepare`` is the one way a query text becomes a document, whoever executes it (Strawberry's
-pipeline through ``gql_api.graphql.limits``, the planned executor through ``FastPath``):
+pipeline through ``gql_api.graphql.limits``, the planned executor through ``planned.Planner``):
 
 1. parse, with the length and token limits (and graphql-core's own nesting limit);
 2. summarise (``gql_api.graphql.analysis``): linear in the text, fragments memoised;

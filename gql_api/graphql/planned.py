@@ -1,4 +1,4 @@
-"""Running a plan (``gql_api.graphql.fastpath`` compiles them), and where the planned executor
+"""Running a plan (``gql_api.graphql.plans`` compiles them), and where the planned executor
 plugs into Strawberry's pipeline.
 
 :func:`planned_execution` is a schema extension whose ``on_execute`` sets the execution
@@ -25,7 +25,8 @@ from strawberry.extensions import SchemaExtension
 
 from gql_api.config import Settings
 from gql_api.graphql.cost import coerce_variables
-from gql_api.graphql.fastpath import (
+from gql_api.graphql.limits import suggestions_allowed
+from gql_api.graphql.plans import (
     Compiler,
     FieldPlan,
     Info,
@@ -35,7 +36,6 @@ from gql_api.graphql.fastpath import (
     VariableNode,
     argument_value,
 )
-from gql_api.graphql.limits import suggestions_allowed
 
 
 class Position:

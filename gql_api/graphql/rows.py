@@ -4,7 +4,7 @@ A type registered here declares each of its fields as a :class:`Column` (a row c
 conversion to the field's Python value), a :class:`Computed` value (from the row and the
 request's context) or a :class:`Relation` (rows of another type, fetched for many parent rows
 at once). ``from_row`` builds the Strawberry object from that description for the generic
-executor, and the planned executor (``gql_api.graphql.fastpath``) compiles the same description
+executor, and the planned executor (``gql_api.graphql.plans``) compiles the same description
 into readers that go from a row straight to the response's JSON values, without building the
 Strawberry objects at all. Root fields can offer a row-returning twin of their resolver
 (:func:`row_resolver`) so that a whole query stays on rows.

@@ -1,4 +1,5 @@
-"""The planned executor: validated query documents compiled into plans.
+"""The planned executor's compiler: validated query documents compiled into plans (run by
+``gql_api.graphql.planned``).
 
 graphql-core's generic executor spends ~10 µs per field (a ResolveInfo, a path entry, a task or
 two); on a page of users that is most of the request. This module compiles a validated query,

@@ -1,6 +1,6 @@
 # ruff: noqa: E501  (GraphQL documents read best on one line each)
 """The planned executor answers exactly as the generic one: every query here runs through both
-(two apps on one database, fast path on and off) and the HTTP bodies must be identical."""
+(two apps on one database, ``graphql.fast_execution`` on and off) and the HTTP bodies must be identical."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ async def test_both_executors_answer_identically(db: Database, who: str) -> None
             assert (a.status_code, a.json()) == (b.status_code, b.json()), query
 
 
-async def test_the_fast_path_answers_the_hot_queries(
+async def test_the_planned_executor_answers_the_hot_queries(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = await _data(db)
@@ -143,7 +143,7 @@ async def test_the_fast_path_answers_the_hot_queries(
     assert runs == ["Q1", "Q2"]  # the fragment query went the generic way
 
 
-async def test_a_page_of_users_costs_the_same_statements_on_the_fast_path(db: Database) -> None:
+async def test_a_page_of_users_costs_the_same_statements_when_planned(db: Database) -> None:
     from tests.users_support import count_statements
 
     data = await _data(db)
