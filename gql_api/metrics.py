@@ -25,7 +25,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, OperationDefinitionNode
@@ -135,20 +135,6 @@ def operation_labels(
 
 def _operation_labels(ec: ExecutionContext, *, validated: bool) -> tuple[str, str]:
     return operation_labels(ec.graphql_document, ec.operation_name, validated=validated)
-
-
-def success_recorder(document: Any, operation_name: str | None) -> Callable[[float], None]:
-    """Records an operation answered without errors by the planned executor: ``record(seconds)``.
-    Made once per plan, so the labels are not worked out again on every request."""
-    name, op_type = operation_labels(document, operation_name)
-    requests = REQUESTS.labels(name, op_type, "success")
-    latency = LATENCY.labels(name, op_type)
-
-    def record(seconds: float) -> None:
-        requests.inc()
-        latency.observe(seconds)
-
-    return record
 
 
 def _error_code(error: GraphQLError, parsed: bool) -> str:

@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (GraphQL documents read best on one line each)
 """One pipeline whatever executes a document: the same documents through an app with the planned
 executor (``graphql.fast_execution: true``) and one without answer with the same status, body and
 headers, count the same metrics, write the same log lines and send the same SQL statements, so a
