@@ -107,3 +107,23 @@ async def test_browsers_and_media_types_get_one_answer_whatever_executes(db: Dat
     assert lane.headers["content-type"] == full.headers["content-type"]
     assert lane.json() == full.json()
     assert lane.json()["data"]["me"]["role"] == "ADMIN" and "errors" not in lane.json()
+
+
+async def test_other_methods_and_a_trailing_slash_are_answered_as_routes_are(
+    db: Database,
+) -> None:
+    admin, _ = await _tokens(db)
+    async with app_client(db) as http:
+        with count_statements(db) as statements:
+            for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):
+                response = await http.request(
+                    method, "/graphql", headers={"Authorization": f"Bearer {admin}"}
+                )
+                assert response.status_code == 405, method
+                assert response.headers["allow"] == "GET, POST"
+                assert response.json() == {"detail": "Method Not Allowed"}
+                assert response.headers["x-request-id"]
+        assert statements == []  # refused before the caller is looked up
+        moved = await http.post("/graphql/", json={"query": ME})
+        assert moved.status_code == 307
+        assert moved.headers["location"] == "http://testserver/graphql"

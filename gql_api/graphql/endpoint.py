@@ -17,8 +17,9 @@ from typing import Any
 
 import orjson
 from cross_web import HTTPException
+from starlette.datastructures import URL
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
@@ -144,14 +145,32 @@ class GraphQLEndpoint(GraphQL[Context, None]):
 
 class GraphQLEntry:
     """ASGI: HTTP requests for ``/graphql`` go to the endpoint, everything else (other routes,
-    websocket handshakes, which nothing accepts) to the app behind."""
+    websocket handshakes, which nothing accepts) to the app behind. As a FastAPI route would:
+    another method is a 405 naming the allowed ones (before any caller lookup), and
+    ``/graphql/`` redirects to ``/graphql``."""
 
     def __init__(self, app: ASGIApp, *, endpoint: GraphQLEndpoint) -> None:
         self.app = app
         self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == GRAPHQL_PATH:
+        if scope["type"] != "http" or scope["path"] not in _PATHS:
+            await self.app(scope, receive, send)
+            return
+        response: Response | None = None
+        if scope["path"] != GRAPHQL_PATH:
+            response = RedirectResponse(URL(scope=scope).replace(path=GRAPHQL_PATH))
+        elif scope["method"] not in _METHODS:
+            response = JSONResponse(
+                {"detail": "Method Not Allowed"},
+                status_code=405,
+                headers={"Allow": ", ".join(_METHODS)},
+            )
+        if response is None:
             await self.endpoint(scope, receive, send)
         else:
-            await self.app(scope, receive, send)
+            await response(scope, receive, send)
+
+
+_PATHS = frozenset({GRAPHQL_PATH, GRAPHQL_PATH + "/"})
+_METHODS = ("GET", "POST")
