@@ -162,3 +162,28 @@ async def test_a_page_of_users_costs_the_same_statements_when_planned(db: Databa
             assert "errors" not in body and len(body["data"]["users"]["edges"]) == n
             counts.append(len(statements))
     assert counts[0] == counts[1] == 5, counts
+
+
+def test_only_resolvers_that_read_nothing_but_the_context_are_planned() -> None:
+    """The compiler's test for a resolver's ``info`` (gql_api.graphql.plans): the planned
+    executor hands resolvers the context alone, so anything else refuses the document when it
+    is compiled, never while it runs."""
+    from gql_api.graphql.plans import reads_only_context
+
+    def context_only(info: Any) -> Any:
+        return info.context.viewer
+
+    def field_name(info: Any) -> Any:
+        return (info.context, info.field_name)
+
+    def passed_on(info: Any) -> Any:
+        return context_only(info)
+
+    def renamed(data: Any) -> Any:
+        return data.path
+
+    assert reads_only_context(context_only, "info")
+    assert not reads_only_context(field_name, "info")
+    assert not reads_only_context(passed_on, "info")
+    assert not reads_only_context(renamed, "data")
+    assert not reads_only_context(len, "info")  # no source to read: refused
