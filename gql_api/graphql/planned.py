@@ -15,8 +15,9 @@ there is none), and work under a parent made null is dropped as graphql-core can
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from graphql import ExecutionResult, GraphQLError, GraphQLList, GraphQLNonNull, GraphQLObjectType
@@ -95,19 +96,31 @@ class Executor:
             for plan, entries in relations:
                 assert plan.relation is not None
                 awaitables.append(plan.relation.load(self.context, [e[3] for e in entries]))
-            values = await _settle(awaitables)
-            for (container, key, holder, plan, graphql_type, _), value in zip(
-                batch, values[: len(batch)], strict=True
-            ):
-                self._complete(container, key, holder, plan, graphql_type, value, pending)
-            for (plan, entries), loaded in zip(relations, values[len(batch) :], strict=True):
-                for (container, key, holder, _), value in zip(
-                    entries, _per_parent(loaded, entries), strict=True
-                ):
-                    self._complete(container, key, holder, plan, plan.graphql_type, value, pending)
+            settled = functools.partial(self._settled, batch, relations, pending)
+            await _settle(awaitables, settled, self.root)
         for item in pending:
             _close(item[5])
         return ExecutionResult(None if self.root.dead else data, self.errors or None)
+
+    def _settled(
+        self,
+        batch: list[_Pending],
+        relations: list[tuple[FieldPlan, list[tuple[Any, Any, Position, Any]]]],
+        pending: list[_Pending],
+        index: int,
+        value: Any,
+    ) -> None:
+        """Completes awaitable ``index`` of a level: a resolver's value (``batch``) or a
+        relation loaded for all its parents (``relations``, after the batch)."""
+        if index < len(batch):
+            container, key, holder, plan, graphql_type, _ = batch[index]
+            self._complete(container, key, holder, plan, graphql_type, value, pending)
+            return
+        plan, entries = relations[index - len(batch)]
+        for (container, key, holder, _), each in zip(
+            entries, _per_parent(value, entries), strict=True
+        ):
+            self._complete(container, key, holder, plan, plan.graphql_type, each, pending)
 
     def _resolve_fields(
         self,
@@ -230,14 +243,36 @@ def _serialize(graphql_type: Any, value: Any) -> Any:
     return serialized
 
 
-async def _settle(awaitables: list[Any]) -> list[Any]:
-    """Each awaitable's value, or the exception it raised."""
+async def _settle(
+    awaitables: list[Any], settled: Callable[[int, Any], None], root: Position
+) -> None:
+    """Hands each awaitable's value (or the exception it raised) to ``settled`` as soon as it
+    is known, in the order they finish, as graphql-core completes fields. Once an error has
+    made ``data`` null the rest is cancelled: graphql-core answers at that moment too, so the
+    same error is reported, and the connections the rest hold are freed at once."""
     if len(awaitables) == 1:
         try:
-            return [await awaitables[0]]
+            value = await awaitables[0]
         except Exception as exc:
-            return [exc]
-    return await asyncio.gather(*awaitables, return_exceptions=True)
+            value = exc
+        settled(0, value)
+        return
+    tasks = {asyncio.ensure_future(awaitable): index for index, awaitable in enumerate(awaitables)}
+    waiting = set(tasks)
+    try:
+        while waiting and not root.dead:
+            done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=tasks.__getitem__):  # one tick: selection order
+                if task.cancelled():
+                    continue
+                exception = task.exception()  # retrieved even when no longer wanted
+                if not root.dead:
+                    settled(tasks[task], task.result() if exception is None else exception)
+    finally:
+        for task in waiting:
+            task.cancel()
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
 
 
 def _per_parent(loaded: Any, entries: list[Any]) -> list[Any]:
