@@ -49,6 +49,14 @@ class StatementCount:
         return {q for q in self.calls if is_data(self.texts[q])}
 
 
+def is_connection_setup(text: str) -> bool:
+    """What asyncpg sends when a pool opens a connection (its type introspection, the session
+    settings): it belongs to connecting, not to a request, and lands in the window only when a
+    pool happens to open a connection during it."""
+    words = " ".join(text.split())
+    return "typeinfo_tree" in words or words.startswith("SELECT set_config(")
+
+
 def is_data(text: str) -> bool:
     """A statement that reads the service's tables (not BEGIN, ROLLBACK or a ping)."""
     return " from " in f" {' '.join(text.lower().split())} "
@@ -103,7 +111,8 @@ async def count(url: str, app_url: str, op: Operation, requests: int = 20) -> St
     result = StatementCount(requests=requests)
     for query_id, calls in after.items():
         delta = calls - before.get(query_id, 0)
-        if delta > 0 and "pg_stat_statements" not in texts[query_id]:
+        text = texts[query_id]
+        if delta > 0 and "pg_stat_statements" not in text and not is_connection_setup(text):
             result.calls[query_id] = delta
-            result.texts[query_id] = texts[query_id]
+            result.texts[query_id] = text
     return result

@@ -45,7 +45,10 @@ def only_tools(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *names: str) -> 
 async def no_server_tools(url: str, name: str) -> None:
     """The server's own major version's ``name`` (which the CLI would take) is not installed."""
     installed = Path(f"/usr/lib/postgresql/{await _major(url)}/bin/{name}")
-    assert not installed.exists(), f"{installed} is installed: it cannot be taken away here"
+    if installed.exists():
+        # The run against the machine's PostgreSQL: the CLI rightly takes its server's own
+        # tools, which a test cannot take away. The embedded run checks the missing tool.
+        pytest.skip(f"{installed} is installed for this server: it cannot be taken away here")
 
 
 def one_clear_line(err: str, message: str) -> None:
@@ -195,6 +198,8 @@ async def test_a_newer_servers_dump_restores_into_a_server_older_than_17(
     """An archive the old server's own pg_restore cannot read becomes a SQL script (made by the
     wheel's pg_restore, settings the old server rejects left out) that psql runs."""
     source = await fresh_database()  # the embedded server, 18
+    if await _major(source) < 17:
+        pytest.skip("the suite's server is older than 17 here; the embedded run has a newer one")
     before = await _filled(monkeypatch, source)
     dump = tmp_path / "new.dump"
     assert await run_cli(monkeypatch, source, "db", "backup", str(dump)) == 0
