@@ -52,8 +52,29 @@ async def _attempt(db: Database, age: str) -> None:
         )
 
 
+async def _challenge(db: Database, user: MadeUser, expires: str, consumed: bool) -> None:
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO mfa_challenges (user_id, token_hash, expires_at, consumed_at) "
+                "VALUES (:uid, :hash, now() + CAST(:expires AS text)::interval, "
+                "CASE WHEN :consumed THEN now() END)"
+            ),
+            {
+                "uid": user.id,
+                "hash": uuid.uuid4().hex * 2,
+                "expires": expires,
+                "consumed": consumed,
+            },
+        )
+
+
 async def _expired_and_kept(db: Database, user: MadeUser) -> None:
-    """Expired: 5 sessions, 3 tokens, 4 attempts. Kept: 3 sessions, 1 token, 2 attempts."""
+    """Expired: 5 sessions, 3 tokens, 4 attempts, 3 login challenges. Kept: 3 sessions, 1 token,
+    2 attempts, 1 challenge."""
+    for expires, consumed in (("-1 minute", False), ("-1 hour", True), ("-1 second", False)):
+        await _challenge(db, user, expires, consumed)
+    await _challenge(db, user, "+5 minutes", False)
     for _ in range(4):
         await _session(db, user, "-1 minute")
     await _session(db, user, "+1 day", revoked="-3 days")  # revoked long ago
@@ -74,11 +95,11 @@ async def _counts(db: Database) -> dict[str, int]:
     async with db.engine.connect() as conn:
         return {
             table: int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
-            for table in ("user_sessions", "one_time_tokens", "login_attempts")
+            for table in ("user_sessions", "one_time_tokens", "login_attempts", "mfa_challenges")
         }
 
 
-KEPT = {"user_sessions": 3, "one_time_tokens": 1, "login_attempts": 2}
+KEPT = {"user_sessions": 3, "one_time_tokens": 1, "login_attempts": 2, "mfa_challenges": 1}
 
 
 async def test_cleanup_removes_only_what_expired_in_batches(
@@ -90,6 +111,7 @@ async def test_cleanup_removes_only_what_expired_in_batches(
         "user_sessions": 5,
         "one_time_tokens": 3,
         "login_attempts": 4,
+        "mfa_challenges": 3,
         "persisted_queries": 0,  # tests/test_abuse_persisted.py covers those
     }
     assert await _counts(db) == KEPT

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gql_api.config import Settings
 from gql_api.db import Database
 from gql_api.repositories import locks, login_attempts, persisted_queries
+from gql_api.repositories import mfa as mfa_repo
 from gql_api.repositories import one_time_tokens as token_repo
 from gql_api.repositories import sessions as session_repo
 
@@ -39,6 +40,9 @@ _DELETERS: dict[str, Callable[[AsyncSession, float, int], Awaitable[int]]] = {
     "login_attempts": lambda session, keep, batch: login_attempts.delete_older_than(
         session, keep_s=keep, batch=batch
     ),
+    "mfa_challenges": lambda session, keep, batch: mfa_repo.delete_expired_challenges(
+        session, batch=batch
+    ),
 }
 
 
@@ -56,6 +60,7 @@ async def cleanup_expired(
             settings.auth.register_window.total_seconds(),
             settings.auth.mail_window.total_seconds(),
         ),
+        "mfa_challenges": 0.0,
     }
     removed: dict[str, int] = {}
     for table, delete_batch in _DELETERS.items():

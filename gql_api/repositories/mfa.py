@@ -236,3 +236,16 @@ async def consume_challenge(session: AsyncSession, *, challenge_id: uuid.UUID) -
         .where(col(MfaChallenge.id) == challenge_id)
         .values(consumed_at=func.now())
     )
+
+
+async def delete_expired_challenges(session: AsyncSession, *, batch: int) -> int:
+    """At most ``batch`` login challenges past their expiry (gql_api.ops.maintenance): nothing
+    can use them any more, consumed or not."""
+    doomed = (
+        select(col(MfaChallenge.id))
+        .where(col(MfaChallenge.expires_at) < func.now())
+        .limit(batch)
+        .scalar_subquery()
+    )
+    result = await session.execute(delete(MfaChallenge).where(col(MfaChallenge.id).in_(doomed)))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
