@@ -50,11 +50,12 @@ class StatementCount:
 
 
 def is_connection_setup(text: str) -> bool:
-    """What asyncpg sends when a pool opens a connection (its type introspection, the session
-    settings): it belongs to connecting, not to a request, and lands in the window only when a
-    pool happens to open a connection during it."""
+    """What asyncpg sends when a connection first meets a type (its type introspection, with
+    ``jit`` read, switched off and restored around it through ``set_config``): it belongs to
+    connecting, not to a request, and lands in the window only when a pool happens to open a
+    connection during it. Neither app calls ``set_config`` itself."""
     words = " ".join(text.split())
-    return "typeinfo_tree" in words or words.startswith("SELECT set_config(")
+    return "typeinfo_tree" in words or "set_config(" in words
 
 
 def is_data(text: str) -> bool:
