@@ -477,17 +477,22 @@ def ensure_jwt_secret(settings: Settings, secret_file: Path) -> str:
         return settings.auth.jwt_secret
     if settings.is_production:  # _check_secrets already refused this; defence in depth
         raise ConfigError("configuration error: auth.jwt_secret is missing")
-    secret_file.parent.mkdir(parents=True, exist_ok=True)
-    if secret_file.is_file():
-        secret = secret_file.read_text(encoding="utf-8").strip()
+    settings.auth.jwt_secret = _kept_secret(secret_file)
+    return settings.auth.jwt_secret
+
+
+def _kept_secret(path: Path) -> str:
+    """The secret kept in ``path`` (development), made and written there (mode 0600) when the
+    file is missing or holds too short a value."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file():
+        secret = path.read_text(encoding="utf-8").strip()
         if len(secret.encode()) >= MIN_JWT_SECRET_BYTES:
-            settings.auth.jwt_secret = secret
             return secret
     secret = secrets.token_urlsafe(48)
-    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(secret)
-    settings.auth.jwt_secret = secret
     return secret
 
 
@@ -505,18 +510,8 @@ def ensure_mfa_encryption_key(settings: Settings, key_file: Path) -> str:
     if settings.env == Environment.TEST:
         settings.auth.mfa_encryption_key = secrets.token_urlsafe(48)
         return settings.auth.mfa_encryption_key
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    if key_file.is_file():
-        key = key_file.read_text(encoding="utf-8").strip()
-        if len(key.encode()) >= MIN_JWT_SECRET_BYTES:
-            settings.auth.mfa_encryption_key = key
-            return key
-    key = secrets.token_urlsafe(48)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(key)
-    settings.auth.mfa_encryption_key = key
-    return key
+    settings.auth.mfa_encryption_key = _kept_secret(key_file)
+    return settings.auth.mfa_encryption_key
 
 
 def redact_url(url: str) -> str:
