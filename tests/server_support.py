@@ -39,6 +39,25 @@ class RunningServer:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
+    def errors(self, limit: int = 6000) -> str:
+        """The server's own error reports (an exception that reached the ASGI server, or an
+        unexpected error masked in a response), each with the traceback that follows it: what a
+        failure message needs, where the log's tail is often the pool's closing noise."""
+        return error_reports(self.log(), limit)
+
+
+_ERROR_MARKERS = ("Exception in ASGI application", "unexpected error")
+
+
+def error_reports(log: str, limit: int = 6000) -> str:
+    lines = log.splitlines()
+    picked: list[str] = []
+    for number, line in enumerate(lines):
+        if any(marker in line for marker in _ERROR_MARKERS):
+            picked.extend(lines[number : number + 40])
+            picked.append("---")
+    return "\n".join(picked)[:limit] or "(no error report in the server log)"
+
 
 def clean_environ() -> dict[str, str]:
     """This process's environment without any database or service setting of the test run."""
