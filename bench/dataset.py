@@ -53,6 +53,7 @@ class Dataset:
     seed_seconds: float
     admin_token: str
     user_token: str
+    user_id: str  # Q1's viewer (PostGraphile, which has no auth, reads it by primary key)
     login_emails: tuple[str, ...]
     deep_cursor: str
     deep_position: int
@@ -123,6 +124,7 @@ async def prepare(url: str, *, users: int, bcrypt_rounds: int) -> Dataset:
             0
         ],
         user_token=issue_access_token(auth, user_id=user[0], session_id=user[1], role="user")[0],
+        user_id=str(user[0]),
         login_emails=tuple(login_email(k) for k in range(1, LOGIN_USERS + 1)),
         deep_cursor=encode_cursor(Q2_ORDER_TAG, deep["created_at"], deep["id"]),
         deep_position=deep_position,

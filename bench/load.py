@@ -63,7 +63,7 @@ _LUA = """-- written by bench/load.py for one run
 wrk.method = "POST"
 wrk.body = [==[{body}]==]
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer {token}"
+{authorization}
 
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -94,7 +94,8 @@ def _wrk(url: str, op: Operation, *, connections: int, seconds: float) -> LoadRe
         raise ValueError("the body cannot be quoted in Lua")
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         script = Path(tmp) / f"{op.name}.lua"
-        script.write_text(_LUA.format(body=body, token=op.token), encoding="utf-8")
+        authorization = f'wrk.headers["Authorization"] = "Bearer {op.token}"' if op.token else ""
+        script.write_text(_LUA.format(body=body, authorization=authorization), encoding="utf-8")
         out = subprocess.run(
             wrk_command(url, script, connections=connections, seconds=seconds),
             capture_output=True,

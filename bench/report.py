@@ -18,7 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import orjson
 
-from bench import load, procs
+from bench import load, procs, queries
+from bench import postgraphile_app as pgl
 from bench.load import LoadResult, StormResult
 
 if TYPE_CHECKING:
@@ -218,7 +219,130 @@ def render(outcome: Outcome) -> str:
     for target, measured, met in targets(outcome):
         verdict = {True: "met", False: "NOT MET", None: "-"}[met]
         lines.append(f"- {target}: {measured} -> {verdict}")
+    lines += ["", *_shapes_text(outcome)]
     return "\n".join(lines)
+
+
+# --- client shapes -----------------------------------------------------------------------------
+
+SAME_AS = {"apq": "apollo"}  # PostGraphile's op for a shape it has no own form of (APQ)
+
+
+def shape_names(outcome: Outcome) -> list[str]:
+    return [s.name for s in queries.SHAPES if s.name in ("Q1", "Q2") or s.name in outcome.shapes]
+
+
+def shape_ratios(outcome: Outcome) -> dict[str, dict[str, list[float]]]:
+    """Per shape, per round: our req/s over the reference's plain document (Q1 or Q2), over
+    PostGraphile's equivalent, and over our own plain document."""
+    ours, ref = _phases(outcome, "server"), _phases(outcome, "reference")
+    peer = _phases(outcome, "postgraphile")
+    found: dict[str, dict[str, list[float]]] = {}
+    for name in shape_names(outcome):
+        plain = queries.shape(name).plain
+        r: dict[str, list[float]] = {"reference": [], "postgraphile": [], "plain": []}
+        for round_no, a in sorted(ours.items()):
+            if name not in a.loads:
+                continue
+            rps = a.loads[name].rps
+            r["plain"].append(rps / a.loads[plain].rps)
+            if round_no in ref and plain in ref[round_no].loads:
+                r["reference"].append(rps / ref[round_no].loads[plain].rps)
+            theirs = peer.get(round_no)
+            if theirs is not None and SAME_AS.get(name, name) in theirs.loads:
+                r["postgraphile"].append(rps / theirs.loads[SAME_AS.get(name, name)].rps)
+        found[name] = r
+    return found
+
+
+def shape_targets(outcome: Outcome) -> list[tuple[str, str, bool | None]]:
+    """The client shapes' targets: (target, measured, met), met None where not measured."""
+    r = shape_ratios(outcome)
+    rows: list[tuple[str, str, bool | None]] = []
+
+    def ratio_row(label: str, values: list[float], floor: float) -> None:
+        if not values:
+            rows.append((label, "not measured", None))
+        else:
+            rows.append((label, f"{median(values):.3f}x", median(values) >= floor))
+
+    for name, ratios_ in r.items():
+        s = queries.shape(name)
+        if s.kind == "users":
+            note = " (its Apollo text: no APQ there)" if name in SAME_AS else ""
+            ratio_row(f"{name} >= 1.0x PostGraphile{note}", ratios_["postgraphile"], 1.0)
+        if name != s.plain:
+            ratio_row(f"{name} within 10% of plain {s.plain} (>= 0.9x)", ratios_["plain"], 0.9)
+        if s.kind == "me":
+            ratio_row(f"{name} >= 0.9x the reference's me", ratios_["reference"], 0.9)
+    for name, pages in outcome.shape_statements.items():
+        counts = [pages[p] for p in sorted(pages)]
+        shown = " / ".join(f"{c:g}" for c in counts)
+        sizes = "/".join(str(p) for p in sorted(pages))
+        label = f"{name} <= 5 statements/request" + (
+            f", constant in page size ({sizes})" if len(pages) > 1 else ""
+        )
+        rows.append((label, shown, max(counts) <= 5 and len(set(counts)) == 1))
+    if not outcome.shape_statements:
+        rows.append(("<= 5 statements/request per shape", "not measured", None))
+    return rows
+
+
+def _shapes_text(outcome: Outcome) -> list[str]:
+    ours, peer = _phases(outcome, "server"), _phases(outcome, "postgraphile")
+    who = outcome.postgraphile or f"PostGraphile {outcome.postgraphile_note}"
+    lines = [
+        f"Client shapes ({outcome.options.shape_duration:g}s per run for the shapes and for "
+        f"PostGraphile; Q1 and Q2 as above). PostGraphile: {who}; amber preset, no auth (it "
+        "answers anyone; `me` is its user by primary key), same database.",
+        "",
+        "| shape | server req/s | p99 ms | CPU ms/req | PostGraphile req/s | vs reference "
+        "| vs PostGraphile | vs plain | statements/request (page 1/20/100) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    r = shape_ratios(outcome)
+
+    def med(values: list[float]) -> str:
+        return f"{median(values):.3f}x" if values else "-"
+
+    for name in shape_names(outcome):
+        runs = [p.loads[name] for p in ours.values() if name in p.loads]
+        cpu = [p.cpu_ms[name] for p in ours.values() if name in p.cpu_ms]
+        theirs = [
+            p.loads[SAME_AS.get(name, name)]
+            for p in peer.values()
+            if SAME_AS.get(name, name) in p.loads
+        ]
+        stmts = outcome.shape_statements.get(name, {})
+        lines.append(
+            f"| {name} | {median([x.rps for x in runs]):.1f} "
+            f"| {median([x.p99_ms for x in runs]):.1f} | {median(cpu):.2f} "
+            f"| {median([x.rps for x in theirs]):.1f} | {med(r[name]['reference'])} "
+            f"| {med(r[name]['postgraphile'])} | {med(r[name]['plain'])} "
+            f"| {' / '.join(f'{stmts[k]:g}' for k in sorted(stmts)) or '-'} |"
+        )
+    lines += [
+        "",
+        "Medians of per-round ratios (server req/s over: the reference's plain Q1 or Q2; "
+        "PostGraphile's equivalent; our plain Q1 or Q2), per round:",
+    ]
+    for name, ratios_ in r.items():
+        shown = "; ".join(
+            f"{k} [{', '.join(f'{v:.3f}' for v in vs)}]" for k, vs in ratios_.items() if vs
+        )
+        lines.append(f"- {name}: {shown}")
+    for app, verdicts in outcome.shape_check.items():
+        lines.append(
+            f"JSON of the shapes, {app}: " + ", ".join(f"{k} {v}" for k, v in verdicts.items())
+        )
+    if "postgraphile" in outcome.statements:
+        count = outcome.statements["postgraphile"]["Q2"]
+        lines.append(f"PostGraphile's statements per Q2 request: {count.per_request:g}")
+    lines += ["", "Client-shape targets (medians of per-round ratios):"]
+    for target, measured, met in shape_targets(outcome):
+        verdict = {True: "MET", False: "NOT MET", None: "-"}[met]
+        lines.append(f"- {target}: {measured} -> {verdict}")
+    return lines
 
 
 def _cpu(phase: Phase, op: str) -> str:
@@ -307,6 +431,14 @@ def commands(outcome: Outcome) -> dict[str, str]:
         found["load"] = (
             f"bench/load.py's asyncio httpx client: {o.connections} connections for {o.duration:g}s"
         )
+    if outcome.postgraphile:
+        found["PostGraphile"] = (
+            _code(
+                "BENCH_DATABASE_URL=<bench database> BENCH_PORT=<port> NODE_ENV=production "
+                + shlex.join(pgl.command(o.postgraphile_dir))
+            )
+            + f" ({outcome.postgraphile}; installed by `npm ci` from bench/postgraphile/)"
+        )
     found["login storm (Q4)"] = (
         f"{len(outcome.data.login_emails)} asyncio httpx clients in the benchmark process "
         "posting the `login` mutation back to back (bench/load.py `LoginStorm`) while the Q1 "
@@ -386,7 +518,25 @@ def machine() -> list[str]:
     ]
 
 
-def markdown(outcome: Outcome, text: str) -> str:
+OWN_SECTIONS = ("## Machine", "## Commands", "## Figures")
+
+
+def foreign_sections(previous: str) -> list[str]:
+    """The ``## `` sections of an earlier results file that ``bench.run`` does not write (other
+    measurements keep theirs in the same file): kept, in order, after ours."""
+    kept: list[list[str]] = []
+    keeping = False
+    for line in previous.splitlines():
+        if line.startswith(("# ", "## ")):
+            keeping = line.startswith("## ") and line.strip() not in OWN_SECTIONS
+            if keeping:
+                kept.append([])
+        if keeping:
+            kept[-1].append(line)
+    return ["\n".join(section).rstrip() + "\n" for section in kept]
+
+
+def markdown(outcome: Outcome, text: str, previous: str = "") -> str:
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(outcome.started_at))
     minutes = (outcome.finished_at - outcome.started_at) / 60
     lines = [
@@ -406,6 +556,7 @@ def markdown(outcome: Outcome, text: str) -> str:
         text,
         "",
     ]
+    lines += foreign_sections(previous)
     return "\n".join(lines)
 
 
@@ -437,6 +588,16 @@ def as_json(outcome: Outcome) -> bytes:
             "statements_note": outcome.statements_note,
             "startup_seconds": outcome.startup_seconds,
             "targets": [list(t) for t in targets(outcome)],
+            "shapes": shape_names(outcome),
+            "shape_ratios": shape_ratios(outcome),
+            "shape_check": outcome.shape_check,
+            "shape_statements": {
+                name: {str(page): n for page, n in pages.items()}
+                for name, pages in outcome.shape_statements.items()
+            },
+            "shape_targets": [list(t) for t in shape_targets(outcome)],
+            "postgraphile": outcome.postgraphile,
+            "postgraphile_note": outcome.postgraphile_note,
         },
         option=orjson.OPT_INDENT_2,
     )

@@ -1,10 +1,11 @@
 """``python -m bench.run``: gql_api against the raw reference, side by side (see README.md).
 
 Seeds the dataset once. A check phase starts each app on its own, compares their JSON for
-Q1-Q3 and counts SQL statements per request while they are idle. Then each round starts the
-server, runs Q1-Q4, stops it, starts the reference, runs Q1-Q3 and stops it (A B A B ...).
-Last, the start-up time of ``gql-api serve`` on an existing embedded data directory. Prints the
-table and writes the results file.
+Q1-Q3 (and every client shape's data with the database's) and counts SQL statements per request
+while they are idle. Then each round starts the server, runs Q1-Q4 and the client shapes, stops
+it, starts the reference, runs Q1-Q3 and stops it, then PostGraphile (when npm can install it)
+with its equivalent of each shape (A B C A B C ...). Last, the start-up time of ``gql-api serve``
+on an existing embedded data directory. Prints the table and writes the results file.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shlex
+import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +24,14 @@ from pathlib import Path
 import httpx
 import orjson
 
-from bench import dataset, load, procs, queries, report, statements
+from bench import dataset, load, procs, queries, report, shapes, statements
+from bench import postgraphile_app as pgl
 from bench.load import LoadResult, StormResult
 from bench.procs import Memory
 from bench.queries import Operation
 
 BENCH_DIR = Path(__file__).resolve().parent
-SERVER, REFERENCE = "server", "reference"
+SERVER, REFERENCE, POSTGRAPHILE = "server", "reference", "postgraphile"
 
 
 @dataclass
@@ -57,6 +60,11 @@ class Outcome:
     json_check: dict[str, str] = field(default_factory=dict)  # op -> "identical" or a diff
     statements: dict[str, dict[str, statements.StatementCount]] = field(default_factory=dict)
     statements_note: str | None = None
+    shapes: list[str] = field(default_factory=list)  # the extra client shapes of this run
+    shape_check: dict[str, dict[str, str]] = field(default_factory=dict)  # app -> shape -> verdict
+    shape_statements: dict[str, dict[int, float]] = field(default_factory=dict)  # page -> stmts
+    postgraphile: str | None = None  # its version when it ran
+    postgraphile_note: str | None = None  # why it did not
     startup_seconds: list[float] = field(default_factory=list)
     startup_note: str | None = None
     commands: dict[str, str] = field(default_factory=dict)
@@ -89,11 +97,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=12,
         help="the server's bcrypt cost, and the login users' (product default 12)",
     )
+    parser.add_argument(
+        "--shapes",
+        default="all",
+        help="client shapes besides Q1 and Q2, comma-separated, 'all' or 'none': "
+        + ", ".join(queries.EXTRA_SHAPES),
+    )
+    parser.add_argument(
+        "--shape-duration",
+        type=float,
+        default=5.0,
+        help="seconds per load run of each client shape and of every PostGraphile run",
+    )
+    parser.add_argument(
+        "--postgraphile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="PostGraphile v5 as a peer: auto runs it when npm can install it, on insists",
+    )
+    parser.add_argument(
+        "--postgraphile-dir",
+        type=Path,
+        default=pgl.CACHE_DIR,
+        help="where npm installs PostGraphile and Node 22 (reused by later runs)",
+    )
     parser.add_argument("--statement-requests", type=int, default=20)
     parser.add_argument("--startup-runs", type=int, default=2)
     options = parser.parse_args(argv)
     if options.rounds < 1 or options.duration <= 0 or options.connections < 1:
         parser.error("--rounds, --duration and --connections must be positive")
+    if options.shape_duration <= 0:
+        parser.error("--shape-duration must be positive")
+    try:
+        options.shapes = shapes.parse(options.shapes)
+    except ValueError as exc:
+        parser.error(str(exc))
     options.logs_dir = options.logs_dir or options.data_dir.parent / "logs"
     return options
 
@@ -128,6 +166,9 @@ def start(name: str, options: argparse.Namespace, url: str, round_no: int) -> It
     port = procs.free_port()
     if name == SERVER:
         command, env = procs.server_command(port), server_env(options, url)
+    elif name == POSTGRAPHILE:
+        command = pgl.command(options.postgraphile_dir)
+        env = pgl.env(procs.clean_env(), url=url, port=port)
     else:
         command, env = procs.reference_command(port), reference_env(url)
     log_path = options.logs_dir / f"{name}-{f'round{round_no}' if round_no else 'check'}.log"
@@ -155,6 +196,8 @@ def compare_json(ours: bytes, theirs: bytes) -> str:
 
 def check_response(app: procs.App, op: Operation) -> None:
     """A load run measures nothing if the answer is an error: fail early and loudly."""
+    with httpx.Client(base_url=app.url, timeout=30.0) as client:
+        shapes.setup(client, op)  # APQ: store the document before its hash is sent alone
     body = fetch_json(app.url, [op])[op.name]
     parsed = orjson.loads(body)
     if parsed.get("errors") or not parsed.get("data"):
@@ -162,15 +205,57 @@ def check_response(app: procs.App, op: Operation) -> None:
 
 
 def check_phase(outcome: Outcome, name: str, ops: list[Operation]) -> dict[str, bytes]:
-    """Before any load: the app's JSON for each op and its SQL statements per request."""
-    with start(name, outcome.options, outcome.data.url, 0) as app:
+    """Before any load: the app's JSON for each op, each client shape's data against the
+    database and its SQL statements per request."""
+    data, extra = outcome.data, outcome.shapes
+    if name == SERVER:
+        checked = [(s, queries.shape_operation(s, token=shapes.token_for(s, data)))
+                   for s in shapes.selected(extra)]  # fmt: skip
+    elif name == POSTGRAPHILE:
+        checked = [(s, queries.postgraphile_operation(s, viewer_id=data.user_id))
+                   for s in shapes.selected(extra)]  # fmt: skip
+    else:
+        checked = []
+    with start(name, outcome.options, data.url, 0) as app:
         print(f"  {name}: pid {app.pid}, ready in {app.ready_seconds:.2f}s", flush=True)
         for op in ops:
             check_response(app, op)
         answers = fetch_json(app.url, ops)
-        if outcome.statements_note is None:
+        if checked:
+            outcome.shape_check[name] = shapes.check(app.url, data.url, checked, data)
+            print("  shapes: " + ", ".join(
+                f"{k} {v}" for k, v in outcome.shape_check[name].items()), flush=True)  # fmt: skip
+        if outcome.statements_note is None and name != POSTGRAPHILE:
             outcome.statements[name] = asyncio.run(count_statements(outcome, app))
+        if outcome.statements_note is None and name == SERVER:
+            outcome.shape_statements = asyncio.run(
+                shapes.count_statements(
+                    app.url, data.url, extra, data, outcome.options.statement_requests
+                )
+            )
+        if outcome.statements_note is None and name == POSTGRAPHILE:
+            op = queries.postgraphile_operation(queries.shape("Q2"), viewer_id=data.user_id)
+            outcome.statements[name] = {"Q2": asyncio.run(count_one(outcome, app, op))}
     return answers
+
+
+async def count_one(outcome: Outcome, app: procs.App, op: Operation) -> statements.StatementCount:
+    await statements.warm(app.url, op)
+    return await statements.count(outcome.data.url, app.url, op, outcome.options.statement_requests)
+
+
+def prepare_postgraphile(options: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(its version, None) once installed, or (None, why it will not run)."""
+    if options.postgraphile == "off":
+        return None, "--postgraphile off"
+    try:
+        print("postgraphile: npm install (first run only)", flush=True)
+        installed = pgl.install(options.postgraphile_dir)
+    except (pgl.Unavailable, OSError, subprocess.SubprocessError) as exc:
+        if options.postgraphile == "on":
+            raise SystemExit(f"PostGraphile cannot run: {exc}") from exc
+        return None, f"not run: {exc}"
+    return pgl.version(installed), None
 
 
 def drive(outcome: Outcome, app: procs.App, op: Operation, seconds: float) -> LoadResult:
@@ -179,25 +264,35 @@ def drive(outcome: Outcome, app: procs.App, op: Operation, seconds: float) -> Lo
     )
 
 
-def run_phase(outcome: Outcome, name: str, round_no: int, ops: list[Operation]) -> Phase:
+def run_phase(
+    outcome: Outcome,
+    name: str,
+    round_no: int,
+    ops: list[Operation],
+    shape_ops: Sequence[Operation] = (),
+) -> Phase:
+    """``ops`` run for --duration each, ``shape_ops`` (the client shapes) for --shape-duration."""
     options = outcome.options
+    seconds = {op.name: options.duration for op in ops}
+    seconds.update({op.name: options.shape_duration for op in shape_ops})
+    ops = [*ops, *shape_ops]
     with start(name, options, outcome.data.url, round_no) as app:
         phase = Phase(name, round_no, app.ready_seconds)
         print(f"  {name}: pid {app.pid}, ready in {app.ready_seconds:.2f}s", flush=True)
         for op in ops:
             check_response(app, op)
-            drive(outcome, app, op, options.warmup)
+            drive(outcome, app, op, min(options.warmup, seconds[op.name]))
         phase.memory_warm = procs.memory(app.pid)
         for op in ops:
             used = procs.cpu_seconds(app.pid)
-            result = drive(outcome, app, op, options.duration)
+            result = drive(outcome, app, op, seconds[op.name])
             used = procs.cpu_seconds(app.pid) - used
             phase.loads[op.name] = result
             phase.cpu_ms[op.name] = 1000 * used / max(result.requests, 1)
             print(f"    {op.name}: {report.load_line(result)}, "
                   f"{phase.cpu_ms[op.name]:.2f} ms CPU/request", flush=True)  # fmt: skip
         if name == SERVER:
-            phase.loads["Q4"], phase.storm = login_storm(outcome, app, ops[0])
+            phase.loads["Q4"], phase.storm = login_storm(outcome, app, ops[0])  # ops[0] is Q1
             print(f"    Q4: {report.load_line(phase.loads['Q4'])}; "
                   f"{report.storm_line(phase.storm)}", flush=True)  # fmt: skip
         phase.memory_end = procs.memory(app.pid)
@@ -293,13 +388,20 @@ def main(argv: list[str] | None = None) -> Outcome:
             flush=True,
         )
         outcome = Outcome(argv=shown, options=options, data=data, tool=machine_tool(options))
+        outcome.shapes = options.shapes
         outcome.statements_note = asyncio.run(statements.available(url))
+        outcome.postgraphile, outcome.postgraphile_note = prepare_postgraphile(options)
         outcome.commands = report.commands(outcome)
         ops = queries.operations(
             user_token=data.user_token, admin_token=data.admin_token, deep_cursor=data.deep_cursor
         )
-        print("check: JSON of both apps and SQL statements per request", flush=True)
-        answers = {name: check_phase(outcome, name, ops) for name in (SERVER, REFERENCE)}
+        server_shapes = shapes.server_operations(outcome.shapes, data)
+        peer_ops = shapes.postgraphile_operations(outcome.shapes, data)
+        apps = (SERVER, REFERENCE, POSTGRAPHILE) if outcome.postgraphile else (SERVER, REFERENCE)
+        print("check: JSON of the apps and SQL statements per request", flush=True)
+        answers = {
+            name: check_phase(outcome, name, [] if name == POSTGRAPHILE else ops) for name in apps
+        }
         outcome.json_check = {
             op.name: compare_json(answers[SERVER][op.name], answers[REFERENCE][op.name])
             for op in ops
@@ -307,8 +409,10 @@ def main(argv: list[str] | None = None) -> Outcome:
         print("  " + ", ".join(f"{k}: {v}" for k, v in outcome.json_check.items()), flush=True)
         for round_no in range(1, options.rounds + 1):
             print(f"round {round_no}/{options.rounds}", flush=True)
-            for name in (SERVER, REFERENCE):
-                outcome.phases.append(run_phase(outcome, name, round_no, ops))
+            outcome.phases.append(run_phase(outcome, SERVER, round_no, ops, server_shapes))
+            outcome.phases.append(run_phase(outcome, REFERENCE, round_no, ops))
+            if outcome.postgraphile:
+                outcome.phases.append(run_phase(outcome, POSTGRAPHILE, round_no, [], peer_ops))
         outcome.postgres = asyncio.run(report.postgres_version(url))
     finally:
         if embedded is not None:
@@ -325,7 +429,8 @@ def main(argv: list[str] | None = None) -> Outcome:
     text = report.render(outcome)
     print(text)
     options.results.parent.mkdir(parents=True, exist_ok=True)
-    options.results.write_text(report.markdown(outcome, text), encoding="utf-8")
+    previous = options.results.read_text(encoding="utf-8") if options.results.exists() else ""
+    options.results.write_text(report.markdown(outcome, text, previous), encoding="utf-8")
     if options.json:
         options.json.write_bytes(report.as_json(outcome))
     print(f"written: {options.results}")
