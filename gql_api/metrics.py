@@ -64,6 +64,12 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 ERRORS = Counter("gql_api_graphql_errors", "GraphQL errors by extensions.code.", ["code"])
+EXECUTIONS = Counter(
+    "gql_api_graphql_executions",
+    "GraphQL operations by the executor that answered them: planned (gql_api.graphql.planned),"
+    " or generic (graphql-core through Strawberry, which also answers refused documents).",
+    ["executor"],
+)
 FAILED_LOGINS = Counter("gql_api_failed_logins", "Failed login attempts (any reason).")
 
 # Written only with several workers (see the module docstring); never in the default registry.
@@ -133,6 +139,14 @@ def operation_labels(
     return name, op_type
 
 
+_PLANNED = "_gql_api_planned"  # set on Strawberry's per-operation ExecutionContext
+
+
+def mark_planned(ec: ExecutionContext) -> None:
+    """The planned executor answered this operation (``gql_api_graphql_executions_total``)."""
+    setattr(ec, _PLANNED, True)
+
+
 def _operation_labels(ec: ExecutionContext, *, validated: bool) -> tuple[str, str]:
     return operation_labels(ec.graphql_document, ec.operation_name, validated=validated)
 
@@ -178,6 +192,7 @@ class MetricsExtension(SchemaExtension):
         ec = self.execution_context
         name, op_type = _operation_labels(ec, validated=self.validated)
         REQUESTS.labels(name, op_type, "error" if errors else "success").inc()
+        EXECUTIONS.labels("planned" if getattr(ec, _PLANNED, False) else "generic").inc()
         LATENCY.labels(name, op_type).observe(time.perf_counter() - started)
         parsed = ec.graphql_document is not None
         for error in errors:

@@ -4,12 +4,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from gql_api.db import Database
-from gql_api.graphql import planned
 from tests.conftest import MadeUser, insert_user, session_token
 from tests.hardening_support import app_client
 
@@ -114,33 +114,30 @@ async def test_both_executors_answer_identically(db: Database, who: str) -> None
             assert (a.status_code, a.json()) == (b.status_code, b.json()), query
 
 
-async def test_the_planned_executor_answers_the_hot_queries(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_the_planned_executor_answers_the_hot_queries(db: Database) -> None:
+    """Fragments now run planned too: every query shape counts as planned at /metrics."""
     data = await _data(db)
-    runs: list[str] = []
-    original = planned.Executor.run
-
-    async def counting(self: planned.Executor) -> dict[str, Any]:
-        result = await original(self)
-        runs.append(self.plan.name or "anonymous")
-        return result
-
-    monkeypatch.setattr(planned.Executor, "run", counting)
     headers = {"Authorization": f"Bearer {data['tokens']['admin']}"}
     async with app_client(db) as http:
+        before = await planned_count(http)
         for query in (
             "query Q1 { me { id email firstName lastName role } }",
             f"query Q2 {{ users(first: 20) {{ {Q2_SELECTION} }} }}",
+            "query F { me { ...M } } fragment M on User { id }",
         ):
             response = await http.post("/graphql", json={"query": query}, headers=headers)
             assert "errors" not in response.json()
-        fragments = "query F { me { ...M } } fragment M on User { id }"
-        assert (
-            "errors"
-            not in (await http.post("/graphql", json={"query": fragments}, headers=headers)).json()
-        )
-    assert runs == ["Q1", "Q2"]  # the fragment query went the generic way
+        assert await planned_count(http) - before == 3
+        mutation = "mutation { logoutAll(keepCurrent: true) }"
+        await http.post("/graphql", json={"query": mutation}, headers=headers)
+        assert await planned_count(http) - before == 3  # mutations stay generic
+
+
+async def planned_count(http: Any) -> float:
+    """``gql_api_graphql_executions_total{executor="planned"}`` as /metrics reports it."""
+    text = (await http.get("/metrics")).text
+    match = re.search(r'^gql_api_graphql_executions_total\{executor="planned"\} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
 
 
 async def test_a_page_of_users_costs_the_same_statements_when_planned(db: Database) -> None:
@@ -168,7 +165,7 @@ def test_only_resolvers_that_read_nothing_but_the_context_are_planned() -> None:
     """The compiler's test for a resolver's ``info`` (gql_api.graphql.plans): the planned
     executor hands resolvers the context alone, so anything else refuses the document when it
     is compiled, never while it runs."""
-    from gql_api.graphql.plans import reads_only_context
+    from gql_api.graphql.readers import reads_only_context
 
     def context_only(info: Any) -> Any:
         return info.context.viewer

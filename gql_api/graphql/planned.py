@@ -1,290 +1,30 @@
-"""Running a plan (``gql_api.graphql.plans`` compiles them), and where the planned executor
-plugs into Strawberry's pipeline.
+"""Where the planned executor plugs into Strawberry's pipeline.
 
 :func:`planned_execution` is a schema extension whose ``on_execute`` sets the execution
 context's result when the document has a plan (Strawberry's documented place for a faster
 executor): parsing, validation, limits and cost, masking, logging and metrics are the other
 extensions' and run once whichever executor answers. Whether a document has a plan is decided
-when it is first compiled and kept with the parsed document (``PreparedDocument.plans``).
-
-Errors follow graphql-core: a resolver that raises, or a null in a non-null field, gives the
-error located at its path; the field is null, or the nearest nullable parent is (``data`` when
-there is none), and work under a parent made null is dropped as graphql-core cancels it.
+when it is first compiled (``gql_api.graphql.plans``) and kept with the parsed document
+(``PreparedDocument.plans``); ``gql_api.graphql.plan_execution`` runs it. Every operation the
+planned executor answers counts in ``gql_api_graphql_executions_total{executor="planned"}``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from graphql import ExecutionResult, GraphQLError, GraphQLList, GraphQLNonNull, GraphQLObjectType
-from graphql import located_error as locate
+from graphql import ExecutionResult, GraphQLError, VariableValues
 from strawberry.extensions import SchemaExtension
 
+from gql_api import metrics
 from gql_api.config import Settings
 from gql_api.graphql.cost import coerce_variables
 from gql_api.graphql.limits import suggestions_allowed
-from gql_api.graphql.plans import (
-    Compiler,
-    FieldPlan,
-    Info,
-    NullInNonNull,
-    Plan,
-    Unsupported,
-    VariableNode,
-    argument_value,
-)
+from gql_api.graphql.plan_execution import Executor, PlanPosition
+from gql_api.graphql.plans import Compiler, Plan, Unsupported
 
-
-class Position:
-    """Where an object or list sits in the response: its slot (``container[key]``), whether
-    that slot may be null, and the position of what holds it (None for ``data``)."""
-
-    __slots__ = ("container", "dead", "key", "nullable", "parent")
-
-    def __init__(self, parent: Position | None, container: Any, key: Any, nullable: bool) -> None:
-        self.parent, self.container, self.key, self.nullable = parent, container, key, nullable
-        self.dead = False  # made null by an error below it
-
-    def path(self) -> list[Any]:
-        keys: list[Any] = []
-        position: Position | None = self
-        while position is not None and position.parent is not None:
-            keys.append(position.key)
-            position = position.parent
-        return keys[::-1]
-
-    def attached(self) -> bool:
-        position: Position | None = self
-        while position is not None:
-            if position.dead:
-                return False
-            position = position.parent
-        return True
-
-
-# A pending value: its slot, the position holding the slot, its field, its type, the awaitable.
-_Pending = tuple[Any, Any, Position, FieldPlan, Any, Any]
-
-
-class Executor:
-    def __init__(self, plan: Plan, context: Any, variables: dict[str, Any]) -> None:
-        self.plan = plan
-        self.context = context
-        self.info = Info(context)
-        self.variables = variables
-        self.errors: list[GraphQLError] = []
-        self.root = Position(None, None, None, nullable=False)
-        # Relation fields met on this level: per field, each value's slot and parent row.
-        self.relations: dict[int, tuple[FieldPlan, list[tuple[Any, Any, Position, Any]]]] = {}
-
-    async def run(self) -> ExecutionResult:
-        data: dict[str, Any] = {}
-        pending: list[_Pending] = []
-        self._resolve_fields(self.plan.fields, None, data, self.root, pending)
-        while (pending or self.relations) and not self.root.dead:
-            batch, pending = pending, []
-            relations, self.relations = list(self.relations.values()), {}
-            if self.errors:  # work under a parent made null is dropped, as graphql-core does
-                batch = [item for item in batch if item[2].attached() or _close(item[5])]
-            # All resolvers and relations of this level run together, so their DataLoader calls
-            # batch and their statements overlap.
-            awaitables = [item[5] for item in batch]
-            for plan, entries in relations:
-                assert plan.relation is not None
-                awaitables.append(plan.relation.load(self.context, [e[3] for e in entries]))
-            settled = functools.partial(self._settled, batch, relations, pending)
-            await _settle(awaitables, settled, self.root)
-        for item in pending:
-            _close(item[5])
-        return ExecutionResult(None if self.root.dead else data, self.errors or None)
-
-    def _settled(
-        self,
-        batch: list[_Pending],
-        relations: list[tuple[FieldPlan, list[tuple[Any, Any, Position, Any]]]],
-        pending: list[_Pending],
-        index: int,
-        value: Any,
-    ) -> None:
-        """Completes awaitable ``index`` of a level: a resolver's value (``batch``) or a
-        relation loaded for all its parents (``relations``, after the batch)."""
-        if index < len(batch):
-            container, key, holder, plan, graphql_type, _ = batch[index]
-            self._complete(container, key, holder, plan, graphql_type, value, pending)
-            return
-        plan, entries = relations[index - len(batch)]
-        for (container, key, holder, _), each in zip(
-            entries, _per_parent(value, entries), strict=True
-        ):
-            self._complete(container, key, holder, plan, plan.graphql_type, each, pending)
-
-    def _resolve_fields(
-        self,
-        plans: list[FieldPlan],
-        source: Any,
-        out: dict[str, Any],
-        holder: Position,
-        pending: list[_Pending],
-    ) -> None:
-        for plan in plans:
-            try:
-                if plan.read is not None:
-                    out[plan.key] = plan.read(source)
-                    continue
-                if plan.typename is not None:
-                    out[plan.key] = plan.typename
-                    continue
-                out[plan.key] = None  # keeps the selection's order
-                if plan.relation is not None:
-                    group = self.relations.get(id(plan))
-                    if group is None:
-                        group = self.relations[id(plan)] = (plan, [])
-                    group[1].append((out, plan.key, holder, source))
-                    continue
-                value = self._value(plan, source)
-            except Exception as exc:
-                self._fail(exc, out, plan.key, holder, plan, plan.graphql_type)
-                continue
-            self._complete(out, plan.key, holder, plan, plan.graphql_type, value, pending)
-
-    def _value(self, plan: FieldPlan, source: Any) -> Any:
-        if plan.compute is not None:
-            return plan.compute(source, self.context)
-        if plan.resolver is None:
-            return getattr(source, plan.python_name)
-        kwargs = {
-            name: argument_value(node, self.variables)
-            for name, node in plan.arguments
-            # An unset variable omits the argument: the resolver's default applies.
-            if not isinstance(node, VariableNode) or node.name.value in self.variables
-        }
-        if plan.info_name is not None:
-            kwargs[plan.info_name] = self.info
-        return plan.resolver(source, **kwargs) if plan.pass_source else plan.resolver(**kwargs)
-
-    def _complete(
-        self,
-        container: Any,
-        key: Any,
-        holder: Position,
-        plan: FieldPlan,
-        graphql_type: Any,
-        value: Any,
-        pending: list[_Pending],
-    ) -> None:
-        """Writes ``value`` at ``container[key]`` as ``graphql_type`` says, or its error."""
-        try:
-            if isinstance(value, BaseException):
-                raise value
-            if inspect.isawaitable(value):
-                pending.append((container, key, holder, plan, graphql_type, value))
-                return
-            nullable = not isinstance(graphql_type, GraphQLNonNull)
-            if not nullable:
-                if value is None:
-                    raise NullInNonNull(f"Cannot return null for non-nullable field {plan.owner}.")
-                graphql_type = graphql_type.of_type
-            if value is None:
-                container[key] = None
-            elif isinstance(graphql_type, GraphQLList):
-                items: list[Any] = [None] * len(value)
-                container[key] = items
-                position = Position(holder, container, key, nullable)
-                item_type = graphql_type.of_type
-                for index, item in enumerate(value):
-                    self._complete(items, index, position, plan, item_type, item, pending)
-            elif isinstance(graphql_type, GraphQLObjectType):
-                child: dict[str, Any] = {}
-                container[key] = child
-                assert plan.children is not None
-                position = Position(holder, container, key, nullable)
-                self._resolve_fields(plan.children, value, child, position, pending)
-            else:
-                container[key] = _serialize(graphql_type, value)
-        except Exception as exc:
-            self._fail(exc, container, key, holder, plan, graphql_type)
-
-    def _fail(
-        self,
-        exc: Exception,
-        container: Any,
-        key: Any,
-        holder: Position,
-        plan: FieldPlan,
-        graphql_type: Any,
-    ) -> None:
-        if not holder.attached():
-            return  # under a parent already made null: graphql-core would have cancelled it
-        assert plan.node is not None
-        self.errors.append(locate(exc, [plan.node], [*holder.path(), key]))
-        if not isinstance(graphql_type, GraphQLNonNull):
-            container[key] = None
-            return
-        position = holder
-        while not position.nullable and position.parent is not None:
-            position.dead = True
-            position = position.parent
-        position.dead = True
-        if position.parent is not None:
-            position.container[position.key] = None
-
-
-def _serialize(graphql_type: Any, value: Any) -> Any:
-    serialized = graphql_type.serialize(value)
-    if serialized is None:
-        raise TypeError(
-            f"Expected `{graphql_type.name}.serialize({value!r})` to return non-nullish value,"
-            f" returned: None"
-        )
-    return serialized
-
-
-async def _settle(
-    awaitables: list[Any], settled: Callable[[int, Any], None], root: Position
-) -> None:
-    """Hands each awaitable's value (or the exception it raised) to ``settled`` as soon as it
-    is known, in the order they finish, as graphql-core completes fields. Once an error has
-    made ``data`` null the rest is cancelled: graphql-core answers at that moment too, so the
-    same error is reported, and the connections the rest hold are freed at once."""
-    if len(awaitables) == 1:
-        try:
-            value = await awaitables[0]
-        except Exception as exc:
-            value = exc
-        settled(0, value)
-        return
-    tasks = {asyncio.ensure_future(awaitable): index for index, awaitable in enumerate(awaitables)}
-    waiting = set(tasks)
-    try:
-        while waiting and not root.dead:
-            done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(done, key=tasks.__getitem__):  # one tick: selection order
-                if task.cancelled():
-                    continue
-                exception = task.exception()  # retrieved even when no longer wanted
-                if not root.dead:
-                    settled(tasks[task], task.result() if exception is None else exception)
-    finally:
-        for task in waiting:
-            task.cancel()
-        if waiting:
-            await asyncio.gather(*waiting, return_exceptions=True)
-
-
-def _per_parent(loaded: Any, entries: list[Any]) -> list[Any]:
-    # A relation's loader that failed fails the field of every parent.
-    return [loaded] * len(entries) if isinstance(loaded, BaseException) else loaded
-
-
-def _close(awaitable: Any) -> bool:
-    close = getattr(awaitable, "close", None)
-    if close is not None:
-        close()  # a coroutine never awaited: no "never awaited" warning
-    return False
+__all__ = ["Executor", "PlanPosition", "Planner", "planned_execution"]
 
 
 class Planner:
@@ -303,7 +43,7 @@ class Planner:
             return prepared.plans[operation_name]  # type: ignore[no-any-return]
         try:
             plan: Plan | None = self.compiler.compile(prepared.document, operation_name)
-        except (Unsupported, KeyError):
+        except (Unsupported, KeyError, RecursionError):
             plan = None
         if operation_name is None or operation_name in prepared.summary.operations:
             prepared.plans[operation_name] = plan  # names of the document only: bounded
@@ -318,7 +58,12 @@ class Planner:
         )
         if isinstance(variables, list):  # refused before anything runs, as graphql-core does
             return ExecutionResult(None, variables)
-        return await Executor(plan, context, variables).run()
+        values = VariableValues({}, variables)  # graphql-core's form: coerced, no sources
+        try:
+            fields = plan.fields_for(values)
+        except GraphQLError as error:  # a null `if`: graphql-core refuses the operation too
+            return ExecutionResult(None, [error])
+        return await Executor(plan, fields, context, values).run()
 
 
 def planned_execution(settings: Settings) -> type[SchemaExtension]:
@@ -335,6 +80,7 @@ def planned_execution(settings: Settings) -> type[SchemaExtension]:
             plan = planner.plan_for(ctx.query, ctx.operation_name) if ctx.query else None
             if plan is not None:
                 ctx.result = await planner.run(plan, ctx.context, ctx.variables)
+                metrics.mark_planned(ctx)
             yield
 
     return PlannedExecution

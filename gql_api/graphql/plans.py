@@ -1,71 +1,67 @@
 """The planned executor's compiler: validated query documents compiled into plans (run by
-``gql_api.graphql.planned``).
+``gql_api.graphql.plan_execution``).
 
 graphql-core's generic executor spends ~10 µs per field (a ResolveInfo, a path entry, a task or
 two); on a page of users that is most of the request. This module compiles a validated query,
-once per document text, into a plan: per field its response key, how to get the value (the
-attribute, or the same Strawberry resolver the generic executor would call) and how to serialise
-it (the schema's own ``serialize``). Executing the plan walks the objects the resolvers return,
-breadth first, gathering every pending resolver of a level at once so DataLoaders batch exactly
-as they do under graphql-core.
+once per document text, into a plan: per response key its field, how to get the value (the
+attribute, or the same Strawberry resolver the generic executor would call, with the same
+arguments: ``gql_api.graphql.arguments``) and how to serialise it (the schema's own
+``serialize``). Fragments, ``@skip``/``@include`` and merged fields are resolved here, with
+graphql-core's ``CollectFields`` semantics (``gql_api.graphql.selections``); ``__typename`` is
+a constant. Executing the plan walks the objects the resolvers return, breadth first, gathering
+every pending resolver of a level at once so DataLoaders batch exactly as under graphql-core.
 
 Under a root field that has a row-returning twin (``gql_api.graphql.rows``), the values of types
 with a row description stay database rows: their fields compile into readers that go from the
-row's column straight to the JSON value (the same conversion ``from_row`` and the schema's
-serializer make, composed once), and their relations are loaded for every parent of a level in
-one call. No Strawberry object is built for them.
+row's column straight to the JSON value, and their relations are loaded for every parent of a
+level in one call. A field the description does not cover calls its Strawberry resolver on the
+object ``from_row`` builds, so a new field needs no change here.
 
 Whether a document runs here is decided once, when it is compiled (:class:`Unsupported` is
-raised by the compiler only): mutations, fragments, directives, introspection, abstract types,
-arguments that are not built-in scalars, resolvers with permissions or extensions, and resolvers
-that read more of ``info`` than its ``context`` stay with the generic executor. A document that
-compiled runs here exactly once: an error raised while it runs is answered as graphql-core
-answers it (null at the field and the error with its path; a null in a non-null field goes up
-to the nearest nullable parent, or makes ``data`` null), never run again elsewhere.
+raised by the compiler only): mutations, subscriptions, introspection, abstract types and fields
+with Strawberry field extensions (permissions among them) stay with the generic executor. A
+document that compiled runs here exactly once: an error raised while it runs is answered as
+graphql-core answers it (null at the field and the error with its path; a null in a non-null
+field goes up to the nearest nullable parent, or makes ``data`` null).
 """
 
 from __future__ import annotations
 
-import ast
-import functools
-import inspect
-import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
-    BooleanValueNode,
     DocumentNode,
     FieldNode,
-    FloatValueNode,
-    GraphQLEnumType,
+    FragmentDefinitionNode,
     GraphQLList,
-    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
-    IntValueNode,
-    NullValueNode,
     OperationDefinitionNode,
     OperationType,
-    StringValueNode,
-    VariableNode,
+    SelectionNode,
+    VariableValues,
     get_named_type,
 )
 
-from gql_api.graphql.rows import ROW_RESOLVERS, ROW_TYPES, Column, Relation
+from gql_api.graphql.arguments import ArgumentPlan
+from gql_api.graphql.readers import column_reader, reads_only_context
+from gql_api.graphql.rows import ROW_RESOLVERS, ROW_TYPES, Relation, RowType
+from gql_api.graphql.selections import Collector, Fields, conditional_selections, inclusions
+from gql_api.graphql.strawberry_seams import (
+    InfoSite,
+    argument_converter,
+    resolver_parts,
+)
 
-_BUILTIN_SCALARS = frozenset({"Int", "Float", "String", "Boolean", "ID"})
-_LITERALS = (IntValueNode, FloatValueNode, StringValueNode, BooleanValueNode, NullValueNode)
-_NULL_IN_NON_NULL: Any = object()
+# Combinations of variable-dependent @skip/@include kept per document (more are compiled per
+# request, not kept: a document's plans stay bounded).
+MAX_VARIANTS = 16
 
 
 class Unsupported(Exception):
     """Raised by the compiler: the document is for the generic executor."""
-
-
-class NullInNonNull(TypeError):
-    """A null where the schema promises a value (graphql-core's message and error type)."""
 
 
 @dataclass
@@ -73,50 +69,42 @@ class FieldPlan:
     key: str
     python_name: str
     graphql_type: Any  # the field's full output type (NonNull and List wrappers included)
-    node: FieldNode | None = None  # where errors of this field are located
+    nodes: list[FieldNode] = field(default_factory=list)  # where its errors are located
     owner: str = ""  # "Type.field", for graphql-core's null-in-non-null message
     resolver: Callable[..., Any] | None = None
     pass_source: bool = False  # the resolver takes the parent object (self/root) first
+    parent_name: str | None = None  # the keyword a strawberry.Parent parameter goes by
     info_name: str | None = None  # the keyword its Info goes by
-    arguments: list[tuple[str, Any]] = field(default_factory=list)  # (python name, value node)
+    info_site: InfoSite | None = None  # set when the resolver needs a full strawberry.Info
+    arguments: ArgumentPlan | None = None
     children: list[FieldPlan] | None = None  # for object types
     typename: str | None = None  # a constant __typename
     # Fields of a type whose values are rows (see the module's docstring):
     read: Callable[[Any], Any] | None = None  # row -> JSON value
     compute: Callable[[Any, Any], Any] | None = None  # (row, context) -> field value
     relation: Relation | None = None
+    to_source: Callable[[Any], Any] | None = None  # row -> the Strawberry object, for a resolver
 
 
 @dataclass
 class Plan:
     operation: OperationDefinitionNode
-    fields: list[FieldPlan]
     document: DocumentNode
     name: str | None
+    compiler: Compiler
+    conditional: list[SelectionNode]  # @skip/@include that read a variable
+    variants: dict[tuple[bool, ...], list[FieldPlan]] = field(default_factory=dict)
 
-
-class Info:
-    """What planned resolvers get as ``info``: its context. The compiler admits only resolvers
-    that read nothing else from it (:func:`reads_only_context`)."""
-
-    __slots__ = ("context",)
-
-    def __init__(self, context: Any) -> None:
-        self.context = context
-
-
-def argument_value(node: Any, variables: dict[str, Any]) -> Any:
-    if isinstance(node, VariableNode):
-        return variables.get(node.name.value)
-    if isinstance(node, NullValueNode):
-        return None
-    if isinstance(node, IntValueNode):
-        return int(node.value)
-    if isinstance(node, FloatValueNode):
-        return float(node.value)
-    if isinstance(node, BooleanValueNode):
-        return node.value
-    return node.value  # StringValueNode (String and ID arguments)
+    def fields_for(self, variables: VariableValues) -> list[FieldPlan]:
+        """The root fields for this request's variables (raises graphql-core's GraphQLError
+        for an ``if`` it refuses)."""
+        decided = inclusions(self.conditional, variables) if self.conditional else ()
+        fields = self.variants.get(decided)
+        if fields is None:
+            fields = self.compiler.fields(self, decided)
+            if len(self.variants) < MAX_VARIANTS:
+                self.variants[decided] = fields
+        return fields
 
 
 class Compiler:
@@ -124,13 +112,12 @@ class Compiler:
         self.strawberry = schema
         self.schema: GraphQLSchema = schema._schema
         self.names = schema.config.name_converter
+        self.convert = argument_converter(schema)
         # Row readers need rows that index by column name (gql_api.reads' direct reads).
         self.rows = rows
 
     def compile(self, document: DocumentNode, operation_name: str | None) -> Plan:
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-        if len(operations) != len(document.definitions):
-            raise Unsupported("fragments")
         if operation_name is None:
             if len(operations) != 1:
                 raise Unsupported("which operation")
@@ -140,174 +127,160 @@ class Compiler:
             if len(matching) != 1:
                 raise Unsupported("which operation")
             operation = matching[0]
-        if operation.operation != OperationType.QUERY or operation.directives:
-            raise Unsupported("not a plain query")
-        for definition in operation.variable_definitions or ():
-            if definition.directives:
-                raise Unsupported("directives")
-        root = self.schema.query_type
-        assert root is not None
-        fields = self._fields(operation.selection_set, root, rows=False)
+        if operation.operation != OperationType.QUERY:
+            raise Unsupported("not a query")
         name = operation.name.value if operation.name else None
-        return Plan(operation=operation, fields=fields, document=document, name=name)
+        conditional = conditional_selections(document)
+        plan = Plan(operation, document, name, self, conditional)
+        # Every condition true: the widest variant. Any other selects less of it, so one that
+        # compiles here compiles for every request.
+        everything = tuple(True for _ in conditional)
+        plan.variants[everything] = self.fields(plan, everything)
+        return plan
+
+    def fields(self, plan: Plan, decided: tuple[bool, ...]) -> list[FieldPlan]:
+        conditions = {
+            id(node): value for node, value in zip(plan.conditional, decided, strict=True)
+        }
+        return _Variant(self, plan, Collector(self.schema, plan.document, conditions)).root()
+
+
+class _Variant:
+    """One compilation of a document (one combination of its variable conditions). Field plans
+    are shared wherever the same field nodes meet the same parent type (a fragment used in
+    several places compiles once)."""
+
+    def __init__(self, compiler: Compiler, plan: Plan, collector: Collector) -> None:
+        self.compiler, self.plan, self.collector = compiler, plan, collector
+        self.fragments = {
+            d.name.value: d
+            for d in plan.document.definitions
+            if isinstance(d, FragmentDefinitionNode)
+        }
+        self._compiled: dict[tuple[Any, ...], list[FieldPlan]] = {}
+
+    def root(self) -> list[FieldPlan]:
+        root = self.compiler.schema.query_type
+        assert root is not None
+        return self._fields(self.collector.collect(self.plan.operation.selection_set, root), root)
 
     def _fields(
-        self, selection_set: Any, parent: GraphQLObjectType, *, rows: bool
+        self, fields: Fields, parent: GraphQLObjectType, *, rows: bool = False
     ) -> list[FieldPlan]:
-        plans: list[FieldPlan] = []
-        keys: set[str] = set()
-        for selection in selection_set.selections:
-            if not isinstance(selection, FieldNode) or selection.directives:
-                raise Unsupported("fragments or directives")
-            key = selection.alias.value if selection.alias else selection.name.value
-            if key in keys:
-                raise Unsupported("merged fields")
-            keys.add(key)
-            plans.append(self._field(selection, parent, key, rows=rows))
-        return plans
+        memo = (parent.name, rows, *(tuple(nodes) for nodes in fields.values()))
+        compiled = self._compiled.get(memo)
+        if compiled is None:
+            compiled = self._compiled[memo] = [
+                self._field(list(nodes.values()), parent, key, rows=rows)
+                for key, nodes in fields.items()
+            ]
+        return compiled
+
+    def _children(
+        self, plan: FieldPlan, nodes: list[FieldNode], named: Any, *, rows: bool
+    ) -> list[FieldPlan]:
+        return self._fields(self.collector.subfields(nodes, named), named, rows=rows)
 
     def _field(
-        self, node: FieldNode, parent: GraphQLObjectType, key: str, *, rows: bool
+        self, nodes: list[FieldNode], parent: GraphQLObjectType, key: str, *, rows: bool
     ) -> FieldPlan:
-        name = node.name.value
+        name = nodes[0].name.value
         if name == "__typename":
             return FieldPlan(key=key, python_name="", graphql_type=None, typename=parent.name)
         if name.startswith("__"):
             raise Unsupported("introspection")
         definition = parent.fields[name]
-        strawberry_field = self.strawberry.get_field_for_type(name, parent.name)
+        strawberry_field = self.compiler.strawberry.get_field_for_type(name, parent.name)
         if strawberry_field is None or strawberry_field.extensions:
-            raise Unsupported("unknown field or field extensions")
-        if getattr(strawberry_field, "permission_classes", None):
-            raise Unsupported("permissions")
+            raise Unsupported("unknown field or field extensions (permissions among them)")
         plan = FieldPlan(
             key=key,
             python_name=strawberry_field.python_name,
             graphql_type=definition.type,
-            node=node,
+            nodes=nodes,
             owner=f"{parent.name}.{name}",
         )
         row_type = ROW_TYPES.get(_origin(parent)) if rows else None
         if row_type is not None:
-            return self._row_field(node, plan, row_type)
-        resolver = strawberry_field.base_resolver
-        row_resolver = ROW_RESOLVERS.get((parent.name, name)) if self.rows else None
-        if row_resolver is not None:
-            rows = True  # from here down, values of row types are rows
-        if resolver is not None:
-            if resolver.parent_parameter is not None:
-                raise Unsupported("parent parameter")
-            plan.resolver = resolver.wrapped_func
-            plan.pass_source = (
-                resolver.self_parameter is not None or resolver.root_parameter is not None
-            )
-            if row_resolver is not None:
-                # The twin takes the same arguments but no parent object.
-                plan.resolver, plan.pass_source = row_resolver, False
-            plan.info_name = resolver.info_parameter.name if resolver.info_parameter else None
-            if plan.info_name is not None and not reads_only_context(plan.resolver, plan.info_name):
-                raise Unsupported("a resolver that reads more of info than its context")
-            by_graphql_name = {self.names.get_graphql_name(a): a for a in resolver.arguments}
-            for argument in node.arguments or ():
-                graphql_argument = definition.args[argument.name.value]
-                if get_named_type(graphql_argument.type).name not in _BUILTIN_SCALARS:
-                    raise Unsupported("argument of a non-scalar type")
-                if not isinstance(argument.value, (VariableNode, *_LITERALS)):
-                    raise Unsupported("argument value")
-                python_name = by_graphql_name[argument.name.value].python_name
-                plan.arguments.append((python_name, argument.value))
-        elif node.arguments:
+            covered = self._row_field(nodes, plan, row_type, parent)
+            if covered:
+                return plan
+            rows = False  # the resolver returns Strawberry objects, as under graphql-core
+        row_resolver = None
+        if self.compiler.rows and row_type is None:
+            row_resolver = ROW_RESOLVERS.get((parent.name, name))
+        if strawberry_field.base_resolver is not None:
+            self._resolver(plan, strawberry_field, definition, parent, row_resolver)
+            rows = rows or row_resolver is not None  # from here down, row types' values are rows
+        elif nodes[0].arguments:
             raise Unsupported("arguments without a resolver")
         named = get_named_type(definition.type)
         if isinstance(named, GraphQLObjectType):
-            if node.selection_set is None:
-                raise Unsupported("object without selection")
-            plan.children = self._fields(node.selection_set, named, rows=rows)
+            plan.children = self._children(plan, nodes, named, rows=rows)
         elif not hasattr(named, "serialize"):  # interfaces and unions
             raise Unsupported("abstract type")
-        if not isinstance(named, GraphQLObjectType) and node.selection_set is not None:
-            raise Unsupported("selection on a leaf")
         return plan
 
-    def _row_field(self, node: FieldNode, plan: FieldPlan, row_type: Any) -> FieldPlan:
-        """A field of a row-described type whose values are rows."""
-        if node.arguments:
-            raise Unsupported("arguments on a row field")
-        named = get_named_type(plan.graphql_type)
+    def _resolver(
+        self,
+        plan: FieldPlan,
+        strawberry_field: Any,
+        definition: Any,
+        parent: GraphQLObjectType,
+        row_resolver: Callable[..., Any] | None,
+    ) -> None:
+        parts = resolver_parts(strawberry_field.base_resolver)
+        plan.resolver, plan.pass_source = parts.function, parts.pass_source
+        plan.parent_name, plan.info_name = parts.parent_name, parts.info_name
+        if row_resolver is not None:
+            # The twin takes the same arguments but no parent object.
+            plan.resolver, plan.pass_source, plan.parent_name = row_resolver, False, None
+        if plan.info_name is not None and not reads_only_context(plan.resolver, plan.info_name):
+            plan.info_site = InfoSite(
+                strawberry_schema=self.compiler.strawberry,
+                strawberry_field=strawberry_field,
+                field_nodes=plan.nodes,
+                return_type=definition.type,
+                parent_type=parent,
+                fragments=self.fragments,
+                operation=self.plan.operation,
+            )
+        if definition.args:
+            plan.arguments = ArgumentPlan(
+                definition, plan.nodes[0], strawberry_field.arguments, self.compiler.convert
+            )
+
+    def _row_field(
+        self, nodes: list[FieldNode], plan: FieldPlan, row_type: RowType, parent: Any
+    ) -> bool:
+        """A field of a row-described type whose values are rows: False when the description
+        does not cover it (its resolver then gets the object ``from_row`` builds)."""
         name = plan.python_name
+        named = get_named_type(plan.graphql_type)
+        covered = not nodes[0].arguments and (
+            (name in row_type.relations and isinstance(named, GraphQLObjectType))
+            or (
+                not isinstance(named, GraphQLObjectType)
+                and not isinstance(plan.graphql_type, GraphQLList)
+                and (name in row_type.columns or name in row_type.computed)
+            )
+        )
+        if not covered:
+            from_row = getattr(_origin(parent), "from_row", None)
+            if from_row is None:
+                raise Unsupported("a row type without from_row")
+            plan.to_source = from_row
+            return False
         if name in row_type.relations:
-            if not isinstance(named, GraphQLObjectType) or node.selection_set is None:
-                raise Unsupported("relation to a non-object type")
             plan.relation = row_type.relations[name]
-            plan.children = self._fields(node.selection_set, named, rows=True)
-            return plan
-        if isinstance(named, GraphQLObjectType) or isinstance(plan.graphql_type, GraphQLList):
-            raise Unsupported("object or list without a relation")
-        if node.selection_set is not None:
-            raise Unsupported("selection on a leaf")
-        if name in row_type.columns:
-            plan.read = _column_reader(row_type.columns[name], plan.graphql_type, plan.owner)
-        elif name in row_type.computed:
-            plan.compute = row_type.computed[name].compute
+            plan.children = self._children(plan, nodes, named, rows=True)
+        elif name in row_type.columns:
+            plan.read = column_reader(row_type.columns[name], plan.graphql_type, plan.owner)
         else:
-            raise Unsupported("a field the row description does not cover")
-        return plan
+            plan.compute = row_type.computed[name].compute
+        return True
 
 
 def _origin(graphql_type: GraphQLObjectType) -> Any:
     definition = (graphql_type.extensions or {}).get("strawberry-definition")
     return getattr(definition, "origin", None)
-
-
-@functools.cache
-def reads_only_context(resolver: Callable[..., Any], info_name: str) -> bool:
-    """Whether the resolver's source uses its ``info`` parameter only as ``info.context``
-    (a resolver whose source cannot be read is assumed to need more)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(resolver)))
-    except (OSError, TypeError, SyntaxError):
-        return False
-    context_reads: set[int] = set()
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Attribute)
-            and node.attr == "context"
-            and isinstance(node.value, ast.Name)
-            and node.value.id == info_name
-        ):
-            context_reads.add(id(node.value))
-    return all(
-        id(node) in context_reads
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Name) and node.id == info_name
-    )
-
-
-def _column_reader(column: Column, graphql_type: Any, owner: str) -> Callable[[Any], Any]:
-    """row -> the field's JSON value: ``serialize(convert(row[column]))`` composed once (an
-    enum's values are looked up in a table built here). A null in a non-null field raises
-    graphql-core's error for it."""
-    named = get_named_type(graphql_type)
-    serialize = named.serialize
-    name, convert = column.name, column.convert
-    enum_class: Any = convert
-    null: Any = None if column.if_null is None else serialize(column.if_null)
-    if isinstance(graphql_type, GraphQLNonNull) and null is None:
-        null = _NULL_IN_NON_NULL
-    enum_values = (
-        {member.value: serialize(member) for member in enum_class}
-        if isinstance(named, GraphQLEnumType) and isinstance(convert, type)
-        else None
-    )
-
-    def read(row: Any) -> Any:
-        value = row[name]
-        if value is None:
-            if null is _NULL_IN_NON_NULL:
-                raise NullInNonNull(f"Cannot return null for non-nullable field {owner}.")
-            return null
-        if enum_values is not None:
-            return enum_values[value]
-        return serialize(value if convert is None else convert(value))
-
-    return read

@@ -1,0 +1,159 @@
+"""The fields a selection asks for, collected when a document is compiled, with graphql-core's
+``CollectFields`` semantics (spec section 6.3.2): fragment spreads and inline fragments whose
+type condition applies are expanded in place, ``@skip``/``@include`` drop what they exclude,
+and selections of the same response key merge into one field whose sub-selections merge in
+turn. A response key sits where it first appears.
+
+A selection set is collected once per parent type and reused wherever it appears (a fragment
+spread a thousand times is expanded once), so compiling stays proportional to the document.
+
+``@skip``/``@include`` whose ``if`` reads a variable cannot be decided from the text: the
+compiler collects the document once per combination a request actually sends
+(:func:`conditional_selections` lists those selections, :func:`inclusions` evaluates them for
+one request's variables with graphql-core's own rule: ``@skip`` wins over ``@include``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLIncludeDirective,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLSkipDirective,
+    OperationDefinitionNode,
+    SelectionNode,
+    SelectionSetNode,
+    VariableNode,
+    VariableValues,
+    get_directive_values,
+    is_abstract_type,
+)
+
+# Response key -> the field nodes merged under it (keyed by identity, in document order).
+Fields = dict[str, dict[int, FieldNode]]
+
+_CONDITIONS = (GraphQLSkipDirective.name, GraphQLIncludeDirective.name)
+
+
+def conditional_selections(document: DocumentNode) -> list[SelectionNode]:
+    """The selections whose ``@skip``/``@include`` read a variable, in document order."""
+    found: list[SelectionNode] = []
+    pending: list[SelectionSetNode] = [
+        definition.selection_set
+        for definition in document.definitions
+        if isinstance(definition, (OperationDefinitionNode, FragmentDefinitionNode))
+    ]
+    while pending:
+        for selection in pending.pop().selections:
+            if _reads_a_variable(selection):
+                found.append(selection)
+            inner = getattr(selection, "selection_set", None)
+            if inner is not None:
+                pending.append(inner)
+    return found
+
+
+def _reads_a_variable(node: SelectionNode) -> bool:
+    return any(
+        isinstance(argument.value, VariableNode)
+        for directive in node.directives or ()
+        if directive.name.value in _CONDITIONS
+        for argument in directive.arguments or ()
+    )
+
+
+def included(node: SelectionNode, variables: VariableValues | None) -> bool:
+    """graphql-core's ``should_include_node``: raises its GraphQLError for a null ``if``."""
+    skip = get_directive_values(GraphQLSkipDirective, node, variables)
+    if skip and skip["if"]:
+        return False
+    include = get_directive_values(GraphQLIncludeDirective, node, variables)
+    return not (include and not include["if"])
+
+
+def inclusions(nodes: list[SelectionNode], variables: VariableValues) -> tuple[bool, ...]:
+    return tuple(included(node, variables) for node in nodes)
+
+
+class Collector:
+    """Collects the selections of one document for one combination of its conditions
+    (``decided``: selection id -> included, for the selections whose condition reads a
+    variable)."""
+
+    def __init__(
+        self, schema: GraphQLSchema, document: DocumentNode, decided: dict[int, bool]
+    ) -> None:
+        self.schema = schema
+        self.fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self.decided = decided
+        self._collected: dict[tuple[int, str], Fields] = {}
+
+    def collect(self, selection_set: SelectionSetNode, parent: GraphQLObjectType) -> Fields:
+        """The fields of a selection set on ``parent`` (shared: do not modify the answer)."""
+        memo = (id(selection_set), parent.name)
+        fields = self._collected.get(memo)
+        if fields is not None:
+            return fields
+        fields = {}
+        for selection in selection_set.selections:
+            if not self._included(selection):
+                continue
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias else selection.name.value
+                fields.setdefault(key, {})[id(selection)] = selection
+                continue
+            inner = self._fragment_selection(selection, parent)
+            if inner is not None:
+                _merge(fields, self.collect(inner, parent))
+        self._collected[memo] = fields
+        return fields
+
+    def subfields(self, nodes: list[FieldNode], parent: GraphQLObjectType) -> Fields:
+        """The merged sub-selections of the field nodes of one response key."""
+        sets = [node.selection_set for node in nodes if node.selection_set is not None]
+        if len(sets) == 1:
+            return self.collect(sets[0], parent)
+        merged: Fields = {}
+        for selection_set in sets:
+            _merge(merged, self.collect(selection_set, parent))
+        return merged
+
+    def _included(self, node: SelectionNode) -> bool:
+        decided = self.decided.get(id(node))
+        if decided is not None:
+            return decided
+        return not node.directives or included(node, None)  # literal conditions only here
+
+    def _fragment_selection(self, node: Any, parent: GraphQLObjectType) -> Any:
+        if isinstance(node, FragmentSpreadNode):
+            fragment = self.fragments.get(node.name.value)
+            if fragment is None:
+                return None
+            condition, inner = fragment.type_condition, fragment.selection_set
+        else:
+            condition, inner = node.type_condition, node.selection_set
+        if condition is None or self._applies(condition.name.value, parent):
+            return inner
+        return None
+
+    def _applies(self, name: str, parent: GraphQLObjectType) -> bool:
+        if name == parent.name:
+            return True
+        conditional = self.schema.get_type(name)
+        return is_abstract_type(conditional) and self.schema.is_sub_type(
+            conditional,  # type: ignore[arg-type]
+            parent,
+        )
+
+
+def _merge(into: Fields, other: Fields) -> None:
+    for key, nodes in other.items():
+        into.setdefault(key, {}).update(nodes)
