@@ -15,7 +15,6 @@ from strawberry.scalars import JSON
 from gql_api import validation
 from gql_api.auth import accounts, mfa, rate_limits, recovery, revocation
 from gql_api.auth import sessions as session_policy
-from gql_api.auth.events import RequestMeta
 from gql_api.auth.sessions import IssuedTokens
 from gql_api.graphql.context import Context
 from gql_api.graphql.errors import BadUserInput
@@ -120,14 +119,6 @@ def _clean(checks: dict[str, Callable[[], Any]]) -> dict[str, Any]:
         raise BadUserInput("Invalid input", fields=exc.fields) from None
 
 
-def _meta(context: Context) -> RequestMeta:
-    return RequestMeta(
-        ip_address=context.client_ip,
-        user_agent=context.user_agent,
-        request_id=context.request_id,
-    )
-
-
 def _secret(value: str, *, max_length: int = validation.PASSWORD_MAX_LENGTH) -> Callable[[], str]:
     """A password as typed for checking: bounded and NUL-free, no other rule (old passwords may
     predate today's rules)."""
@@ -154,7 +145,7 @@ class AuthMutation:
             password=data["password"],
             first_name=data["firstName"],
             last_name=data["lastName"],
-            meta=_meta(ctx),
+            meta=ctx.request_meta(),
         )
         return AuthPayload.from_issued(issued)
 
@@ -177,7 +168,7 @@ class AuthMutation:
             email=data["email"],
             password=data["password"],
             device_info=data["deviceInfo"],
-            meta=_meta(ctx),
+            meta=ctx.request_meta(),
             clock=ctx.settings.clock,
         )
         return LoginPayload.from_result(result)
@@ -189,14 +180,16 @@ class AuthMutation:
         ctx = info.context
         data = _clean({"refreshToken": lambda: validation.token(refresh_token)})
         issued = await session_policy.refresh(
-            ctx.db, ctx.settings.auth, refresh_token=data["refreshToken"], meta=_meta(ctx)
+            ctx.db, ctx.settings.auth, refresh_token=data["refreshToken"], meta=ctx.request_meta()
         )
         return AuthPayload.from_issued(issued)
 
     @strawberry.mutation(description="End the current session.")
     async def logout(self, info: Info) -> bool:
         viewer = info.context.require_user()
-        return await revocation.logout(info.context.db, viewer=viewer, meta=_meta(info.context))
+        return await revocation.logout(
+            info.context.db, viewer=viewer, meta=info.context.request_meta()
+        )
 
     @strawberry.mutation(description="End every session of the viewer; returns how many.")
     async def logout_all(self, info: Info, keep_current: bool | None = False) -> int:
@@ -205,14 +198,17 @@ class AuthMutation:
             info.context.db,
             viewer=viewer,
             keep_current=bool(keep_current),
-            meta=_meta(info.context),
+            meta=info.context.request_meta(),
         )
 
     @strawberry.mutation(description="End one session: your own, or anyone's for admins.")
     async def revoke_session(self, info: Info, id: strawberry.ID) -> bool:
         viewer = info.context.require_user()
         return await revocation.revoke_session(
-            info.context.db, viewer=viewer, session_id=parse_uuid(id), meta=_meta(info.context)
+            info.context.db,
+            viewer=viewer,
+            session_id=parse_uuid(id),
+            meta=info.context.request_meta(),
         )
 
     @strawberry.mutation(description="Admin: end every session of a user; returns how many.")
@@ -222,7 +218,7 @@ class AuthMutation:
             info.context.db,
             viewer=viewer,
             user_id=parse_uuid(user_id, "userId"),
-            meta=_meta(info.context),
+            meta=info.context.request_meta(),
         )
 
     @strawberry.mutation(
@@ -249,7 +245,7 @@ class AuthMutation:
             viewer=viewer,
             email=data.get("email"),
             ip_address=data.get("ipAddress"),
-            meta=_meta(info.context),
+            meta=info.context.request_meta(),
         )
 
     @strawberry.mutation(
@@ -273,7 +269,7 @@ class AuthMutation:
             viewer=viewer,
             current_password=data["currentPassword"],
             new_password=data["newPassword"],
-            meta=_meta(ctx),
+            meta=ctx.request_meta(),
         )
         return AuthPayload.from_issued(issued)
 
@@ -285,14 +281,14 @@ class AuthMutation:
         ctx = info.context
         viewer = ctx.require_user()
         return await recovery.request_email_verification(
-            ctx.db, ctx.settings, ctx.mailer, viewer=viewer, meta=_meta(ctx)
+            ctx.db, ctx.settings, ctx.mailer, viewer=viewer, meta=ctx.request_meta()
         )
 
     @strawberry.mutation(description="Confirm an e-mail address with the token from the mail.")
     async def verify_email(self, info: Info, token: str) -> User:
         data = _clean({"token": lambda: validation.token(token)})
         user = await recovery.verify_email(
-            info.context.db, token=data["token"], meta=_meta(info.context)
+            info.context.db, token=data["token"], meta=info.context.request_meta()
         )
         return User.from_row(user)
 
@@ -308,7 +304,7 @@ class AuthMutation:
         # applied where the mail is sent, and answers nothing.
         await rate_limits.admit_mail_request(ctx.db, ctx.settings.auth, ip_address=ctx.client_ip)
         args = (ctx.db, ctx.settings, ctx.mailer)
-        kwargs = {"email": data["email"], "meta": _meta(ctx)}
+        kwargs = {"email": data["email"], "meta": ctx.request_meta()}
         if ctx.background_tasks is not None:
             # After the response, so that its timing cannot tell whether the account exists.
             ctx.background_tasks.add_task(recovery.send_password_reset, *args, **kwargs)
@@ -330,6 +326,6 @@ class AuthMutation:
             ctx.settings,
             token=data["token"],
             new_password=data["newPassword"],
-            meta=_meta(ctx),
+            meta=ctx.request_meta(),
         )
         return True

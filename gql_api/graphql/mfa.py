@@ -17,7 +17,7 @@ import strawberry
 
 from gql_api import validation
 from gql_api.auth import mfa
-from gql_api.graphql.auth import AuthPayload, Info, _clean, _meta, _secret
+from gql_api.graphql.auth import AuthPayload, Info, _clean, _secret
 from gql_api.graphql.errors import BadUserInput
 from gql_api.graphql.ids import parse_uuid
 
@@ -139,7 +139,7 @@ class MfaMutation:
         viewer = ctx.require_user()
         data = _password(password)
         enrollment = await mfa.start_totp_enrollment(
-            ctx.db, ctx.settings, viewer=viewer, password=data["password"], meta=_meta(ctx)
+            ctx.db, ctx.settings, viewer=viewer, password=data["password"], meta=ctx.request_meta()
         )
         return TotpEnrollment(
             factor_id=strawberry.ID(str(enrollment.factor_id)),
@@ -164,7 +164,7 @@ class MfaMutation:
             viewer=viewer,
             code=data["code"],
             password=data["password"],
-            meta=_meta(ctx),
+            meta=ctx.request_meta(),
         )
 
     @strawberry.mutation(
@@ -198,7 +198,7 @@ class MfaMutation:
             challenge_token=data["challengeToken"],
             code=data.get("code"),
             recovery_code=data.get("recoveryCode"),
-            meta=_meta(ctx),
+            meta=ctx.request_meta(),
         )
         return AuthPayload.from_issued(issued)
 
@@ -211,7 +211,7 @@ class MfaMutation:
         viewer = ctx.require_user()
         data = _password(password)
         return await mfa.regenerate_recovery_codes(
-            ctx.db, ctx.settings, viewer=viewer, password=data["password"], meta=_meta(ctx)
+            ctx.db, ctx.settings, viewer=viewer, password=data["password"], meta=ctx.request_meta()
         )
 
     @strawberry.mutation(
@@ -229,7 +229,7 @@ class MfaMutation:
             viewer=viewer,
             factor_id=factor_id,
             password=data["password"],
-            meta=_meta(ctx),
+            meta=ctx.request_meta(),
         )
 
     @strawberry.mutation(
@@ -242,5 +242,5 @@ class MfaMutation:
         ctx = info.context
         viewer = ctx.require_admin()
         return await reset_user_mfa(
-            ctx.db, actor=viewer, user_id=parse_uuid(user_id, "userId"), meta=_meta(ctx)
+            ctx.db, actor=viewer, user_id=parse_uuid(user_id, "userId"), meta=ctx.request_meta()
         )

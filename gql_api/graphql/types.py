@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
@@ -20,22 +19,17 @@ from strawberry.scalars import JSON
 from gql_api import models
 from gql_api.graphql.errors import Forbidden
 from gql_api.graphql.rows import Column, Computed, Relation, RowType, row_type
+from gql_api.models import Role, UserStatus
 
 if TYPE_CHECKING:
     from gql_api.graphql.context import Context
     from gql_api.graphql.mfa import MfaStatus
 
 
-@strawberry.enum
-class Role(Enum):
-    USER = "user"
-    ADMIN = "admin"
-
-
-@strawberry.enum
-class UserStatus(Enum):
-    ACTIVE = "active"
-    INACTIVE = "inactive"
+# The domain's enums, exposed as they are: one definition each (gql_api.models), made GraphQL
+# enums here, where the schema is declared.
+strawberry.enum(Role)
+strawberry.enum(UserStatus)
 
 
 def _text(value: Any) -> str:

@@ -15,7 +15,6 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gql_api import validation
-from gql_api.auth.events import RequestMeta
 from gql_api.graphql.context import Context
 from gql_api.graphql.errors import BadUserInput
 from gql_api.graphql.ids import parse_uuid
@@ -128,12 +127,6 @@ def _profile_values(checks: _Checks, given: ProfileInput | None, prefix: str) ->
     return values
 
 
-def _meta(ctx: Context) -> RequestMeta:
-    return RequestMeta(
-        ip_address=ctx.client_ip, user_agent=ctx.user_agent, request_id=ctx.request_id
-    )
-
-
 def _user(ctx: Context, row: Any, profile_row: Any = None) -> User:
     """The GraphQL user; a profile just written is primed into the loader (no re-read)."""
     if profile_row is not None:
@@ -153,7 +146,11 @@ class UserMutation:
         profile_values = _profile_values(checks, input.profile, "profile.")
         checks.raise_if_any()
         row, profile_row = await profile.update_me(
-            ctx.db, viewer=viewer, names=checks.values, profile=profile_values, meta=_meta(ctx)
+            ctx.db,
+            viewer=viewer,
+            names=checks.values,
+            profile=profile_values,
+            meta=ctx.request_meta(),
         )
         return _user(ctx, row, profile_row)
 
@@ -180,7 +177,7 @@ class UserMutation:
             profile=profile_values,
         )
         row, profile_row = await admin.create_user(
-            ctx.db, ctx.settings.auth, actor=viewer, new=new, meta=_meta(ctx)
+            ctx.db, ctx.settings.auth, actor=viewer, new=new, meta=ctx.request_meta()
         )
         return _user(ctx, row, profile_row)
 
@@ -204,7 +201,7 @@ class UserMutation:
         checks.required("email_verified", "emailVerified", input.email_verified, bool)
         checks.raise_if_any()
         row = await admin.update_user(
-            ctx.db, actor=viewer, user_id=user_id, values=checks.values, meta=_meta(ctx)
+            ctx.db, actor=viewer, user_id=user_id, values=checks.values, meta=ctx.request_meta()
         )
         return _user(ctx, row)
 
@@ -217,5 +214,5 @@ class UserMutation:
         ctx = info.context
         viewer = ctx.require_admin()
         user_id = parse_uuid(id)
-        await admin.delete_user(ctx.db, actor=viewer, user_id=user_id, meta=_meta(ctx))
+        await admin.delete_user(ctx.db, actor=viewer, user_id=user_id, meta=ctx.request_meta())
         return DeleteUserPayload(deleted_user_id=strawberry.ID(str(user_id)))
