@@ -9,7 +9,9 @@ there with ``npm ci`` when the copy is missing or differs; later runs reuse it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -42,7 +44,8 @@ def node_binary(cache_dir: Path = CACHE_DIR) -> Path:
 
 def install(cache_dir: Path = CACHE_DIR, *, timeout: float = 600) -> Path:
     """Install the pinned PostGraphile and Node 22 into ``cache_dir`` unless already there;
-    returns the directory to run ``server.mjs`` from."""
+    returns the directory to run ``server.mjs`` from. Two runs at once (a benchmark and the smoke
+    test) take turns on a lock file rather than both running ``npm ci`` in one directory."""
     digest = _digest()
     stamp = cache_dir / STAMP
     if stamp.is_file() and stamp.read_text() == digest and node_binary(cache_dir).is_file():
@@ -51,6 +54,15 @@ def install(cache_dir: Path = CACHE_DIR, *, timeout: float = 600) -> Path:
     if npm is None:
         raise Unavailable("npm is not installed (PostGraphile is installed with npm on demand)")
     cache_dir.mkdir(parents=True, exist_ok=True)
+    with (cache_dir.parent / f"{cache_dir.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.is_file() and stamp.read_text() == digest and node_binary(cache_dir).is_file():
+            return cache_dir  # the other run installed it meanwhile
+        return _npm_ci(npm, cache_dir, digest, timeout)
+
+
+def _npm_ci(npm: str, cache_dir: Path, digest: str, timeout: float) -> Path:
+    stamp = cache_dir / STAMP
     stamp.unlink(missing_ok=True)
     for name in FILES:
         shutil.copyfile(SOURCE_DIR / name, cache_dir / name)
@@ -79,8 +91,6 @@ def env(base: dict[str, str], *, url: str, port: int) -> dict[str, str]:
 
 def version(cache_dir: Path = CACHE_DIR) -> str:
     """``postgraphile 5.x.y, node v22...`` from the installed cache."""
-    import json
-
     package = cache_dir / "node_modules" / "postgraphile" / "package.json"
     try:
         pgl = json.loads(package.read_text(encoding="utf-8"))["version"]
