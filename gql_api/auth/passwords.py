@@ -19,8 +19,11 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import Any
 
 import bcrypt
+
+from gql_api.observability import tracing
 
 _COST = re.compile(rb"^\$2[abxy]\$(\d\d)\$")
 _executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="bcrypt")
@@ -43,12 +46,14 @@ def verify_password_sync(password: str, password_hash: str) -> bool:
 
 async def hash_password(password: str, rounds: int) -> str:
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_executor, hash_password_sync, password, rounds)
+    with tracing.span("password.hash", _attributes("hash", rounds)):
+        return await loop.run_in_executor(_executor, hash_password_sync, password, rounds)
 
 
 async def verify_password(password: str, password_hash: str) -> bool:
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_executor, verify_password_sync, password, password_hash)
+    with tracing.span("password.verify", _attributes("verify", hash_cost(password_hash))):
+        return await loop.run_in_executor(_executor, verify_password_sync, password, password_hash)
 
 
 @lru_cache(maxsize=8)
@@ -59,9 +64,17 @@ def _dummy_hash(rounds: int) -> str:
 async def verify_dummy(password: str, rounds: int) -> bool:
     """Spend the time a real check would, so unknown accounts answer as slowly as known ones."""
     loop = asyncio.get_running_loop()
-    dummy = await loop.run_in_executor(_executor, _dummy_hash, rounds)
-    await verify_password(password, dummy)
+    with tracing.span("password.verify_dummy", _attributes("verify_dummy", rounds)):
+        dummy = await loop.run_in_executor(_executor, _dummy_hash, rounds)
+        await verify_password(password, dummy)
     return False
+
+
+def _attributes(operation: str, cost: int | None) -> dict[str, Any] | None:
+    """A hashing span's attributes: what was done and at which bcrypt cost, never the input."""
+    if tracing.CURRENT.get() is None:
+        return None
+    return {"password.operation": operation, "password.bcrypt_cost": cost or 0}
 
 
 def hash_cost(password_hash: str) -> int | None:

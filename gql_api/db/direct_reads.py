@@ -31,6 +31,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.types import TupleType
 
 from gql_api.db.sqlalchemy_internals import cache_key
+from gql_api.observability import tracing
 
 # Statements are logged where SQLAlchemy logs its own (gql_api.logs sets its level), never with
 # their parameters: they hold token and password hashes.
@@ -109,24 +110,25 @@ class Reader:
             sql_log.info("%s [direct]", sql)
         for listener in self.listeners:
             listener(sql)
-        # Out of the engine's pool (whose checkout may ping an idle connection).
-        pooled = await self.engine.raw_connection()
-        reusable = False
-        try:
-            connection: Any = pooled.driver_connection
-            rows = await connection.fetch(sql, *args, record_class=rendered.record_class)
-            reusable = True
-            if rows and rendered.record_class is Row:
-                rendered.record_class = row_class(list(rows[0].keys()))
-            return rows
-        except asyncpg.PostgresError:
-            reusable = True  # the server refused the statement; the connection is fine
-            raise
-        finally:
-            if not reusable:
-                # Cancelled mid-statement or the connection broke: it cannot go back as is.
-                pooled.invalidate()
-            pooled.close()
+        with tracing.statement_span(sql, self.engine):  # a no-op unless tracing is on
+            # Out of the engine's pool (whose checkout may ping an idle connection).
+            pooled = await self.engine.raw_connection()
+            reusable = False
+            try:
+                connection: Any = pooled.driver_connection
+                rows = await connection.fetch(sql, *args, record_class=rendered.record_class)
+                reusable = True
+                if rows and rendered.record_class is Row:
+                    rendered.record_class = row_class(list(rows[0].keys()))
+                return rows
+            except asyncpg.PostgresError:
+                reusable = True  # the server refused the statement; the connection is fine
+                raise
+            finally:
+                if not reusable:
+                    # Cancelled mid-statement or the connection broke: it cannot go back as is.
+                    pooled.invalidate()
+                pooled.close()
 
     def _render(
         self, statement: ClauseElement, params: dict[str, Any] | None
