@@ -290,7 +290,7 @@ def shape_targets(outcome: Outcome) -> list[tuple[str, str, bool | None]]:
 
 def _shapes_text(outcome: Outcome) -> list[str]:
     ours, peer = _phases(outcome, "server"), _phases(outcome, "postgraphile")
-    who = outcome.postgraphile or f"PostGraphile {outcome.postgraphile_note}"
+    who = outcome.postgraphile or f"not run ({outcome.postgraphile_note})"
     lines = [
         f"Client shapes ({outcome.options.shape_duration:g}s per run for the shapes and for "
         f"PostGraphile; Q1 and Q2 as above). PostGraphile: {who}; amber preset, no auth (it "

@@ -254,7 +254,7 @@ def prepare_postgraphile(options: argparse.Namespace) -> tuple[str | None, str |
     except (pgl.Unavailable, OSError, subprocess.SubprocessError) as exc:
         if options.postgraphile == "on":
             raise SystemExit(f"PostGraphile cannot run: {exc}") from exc
-        return None, f"not run: {exc}"
+        return None, str(exc)
     return pgl.version(installed), None
 
 
