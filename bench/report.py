@@ -317,7 +317,8 @@ def _shapes_text(outcome: Outcome) -> list[str]:
         lines.append(
             f"| {name} | {median([x.rps for x in runs]):.1f} "
             f"| {median([x.p99_ms for x in runs]):.1f} | {median(cpu):.2f} "
-            f"| {median([x.rps for x in theirs]):.1f} | {med(r[name]['reference'])} "
+            f"| {f'{median([x.rps for x in theirs]):.1f}' if theirs else '-'} "
+            f"| {med(r[name]['reference'])} "
             f"| {med(r[name]['postgraphile'])} | {med(r[name]['plain'])} "
             f"| {' / '.join(f'{stmts[k]:g}' for k in sorted(stmts)) or '-'} |"
         )

@@ -249,7 +249,7 @@ def prepare_postgraphile(options: argparse.Namespace) -> tuple[str | None, str |
     if options.postgraphile == "off":
         return None, "--postgraphile off"
     try:
-        print("postgraphile: npm install (first run only)", flush=True)
+        print(f"postgraphile: npm ci into {options.postgraphile_dir} unless there", flush=True)
         installed = pgl.install(options.postgraphile_dir)
     except (pgl.Unavailable, OSError, subprocess.SubprocessError) as exc:
         if options.postgraphile == "on":
