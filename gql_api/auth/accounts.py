@@ -16,6 +16,7 @@ from gql_api.config import AuthSettings, utc_now
 from gql_api.db import Database
 from gql_api.errors import BadUserInput, Conflict, RateLimited, Unauthenticated
 from gql_api.models import TokenPurpose, UserStatus
+from gql_api.realtime import events as realtime
 from gql_api.repositories import login_attempts
 from gql_api.repositories import mfa as mfa_repo
 from gql_api.repositories import one_time_tokens as token_repo
@@ -59,6 +60,9 @@ async def register(
                 fields={"email": "is already registered"},
             )
         user = await user_repo.record_login(session, user_id=created.id) or created
+        await realtime.publish(
+            session, realtime.user_changed(realtime.USER_CREATED, created.id, ("email",))
+        )
         issued = await session_policy.start(session, settings, user=user, meta=meta)
         await record(
             session,
@@ -203,6 +207,10 @@ async def change_password(
         assert updated is not None
         revoked = await session_repo.revoke_all_for_user(
             session, user_id=user.id, reason="password_changed"
+        )
+        # The caller's own session too: it continues in a new one (below).
+        await realtime.publish(
+            session, realtime.sessions_revoked(user.id, reason="password_changed")
         )
         await token_repo.invalidate_for_user(
             session, user_id=user.id, purpose=TokenPurpose.RESET_PASSWORD

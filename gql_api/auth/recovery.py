@@ -30,6 +30,7 @@ from gql_api.db import Database
 from gql_api.errors import BadUserInput, RateLimited, ServiceUnavailable
 from gql_api.mailer import Mailer
 from gql_api.models import TokenPurpose, User, UserStatus
+from gql_api.realtime import events as realtime
 from gql_api.repositories import login_attempts
 from gql_api.repositories import one_time_tokens as token_repo
 from gql_api.repositories import sessions as session_repo
@@ -195,6 +196,10 @@ async def reset_password(
         revoked = await session_repo.revoke_all_for_user(
             session, user_id=user_id, reason="password_reset"
         )
+        if revoked:
+            await realtime.publish(
+                session, realtime.sessions_revoked(user_id, reason="password_reset")
+            )
         await token_repo.invalidate_for_user(
             session, user_id=user_id, purpose=TokenPurpose.RESET_PASSWORD
         )

@@ -8,6 +8,7 @@ import uuid
 
 from gql_api.db import Database
 from gql_api.errors import NotFound
+from gql_api.realtime import events as realtime
 from gql_api.repositories import login_attempts
 from gql_api.repositories import sessions as session_repo
 from gql_api.repositories import users as user_repo
@@ -19,6 +20,13 @@ from .events import RequestMeta, record
 async def logout(db: Database, *, viewer: Viewer, meta: RequestMeta) -> bool:
     async with db.transaction() as session:
         revoked = await session_repo.revoke(session, session_id=viewer.session_id, reason="logout")
+        if revoked:
+            await realtime.publish(
+                session,
+                realtime.sessions_revoked(
+                    viewer.user.id, reason="logout", session_id=viewer.session_id
+                ),
+            )
         await record(
             session,
             meta,
@@ -39,6 +47,15 @@ async def logout_all(db: Database, *, viewer: Viewer, keep_current: bool, meta: 
             reason="logout_all",
             except_session_id=viewer.session_id if keep_current else None,
         )
+        if count:
+            await realtime.publish(
+                session,
+                realtime.sessions_revoked(
+                    viewer.user.id,
+                    reason="logout_all",
+                    except_session_id=viewer.session_id if keep_current else None,
+                ),
+            )
         await record(
             session,
             meta,
@@ -62,6 +79,10 @@ async def revoke_session(
         reason = "revoked" if row.user_id == viewer.user.id else "admin_revoked"
         revoked = await session_repo.revoke(session, session_id=session_id, reason=reason)
         if revoked:
+            await realtime.publish(
+                session,
+                realtime.sessions_revoked(row.user_id, reason=reason, session_id=session_id),
+            )
             await record(
                 session,
                 meta,
@@ -83,6 +104,10 @@ async def revoke_user_sessions(
         count = await session_repo.revoke_all_for_user(
             session, user_id=user_id, reason="admin_revoked"
         )
+        if count:
+            await realtime.publish(
+                session, realtime.sessions_revoked(user_id, reason="admin_revoked")
+            )
         await record(
             session,
             meta,

@@ -45,6 +45,7 @@ from gql_api.config import AuthSettings
 from gql_api.db import Database
 from gql_api.errors import Unauthenticated
 from gql_api.models import User, UserSession, UserStatus
+from gql_api.realtime import events as realtime
 from gql_api.repositories import sessions as session_repo
 from gql_api.repositories import users as user_repo
 
@@ -105,9 +106,16 @@ async def start(
         user_agent=meta.user_agent,
     )
     # Signing in on one device too many ends the least recently used session.
-    await session_repo.revoke_least_recently_used(
+    ended = await session_repo.revoke_least_recently_used(
         session, user_id=user.id, keep=settings.max_sessions_per_user, reason="session_limit"
     )
+    assert row.id is not None
+    if ended:  # which one is not known here: each of the user's sockets checks its own
+        await realtime.publish(
+            session,
+            realtime.sessions_revoked(user.id, reason="session_limit", except_session_id=row.id),
+        )
+    await realtime.publish(session, realtime.session_created(user.id, row.id))
     return issue(settings, user=user, row=row, refresh_token=refresh_token)
 
 
@@ -165,6 +173,12 @@ async def refresh(
         if row.last_used_at is not None and row.last_used_at + settings.session_idle_timeout < now:
             outcome = _Outcome.IDLE
             await session_repo.revoke(session, session_id=session_id, reason="idle_timeout")
+            await realtime.publish(
+                session,
+                realtime.sessions_revoked(
+                    row.user_id, reason="idle_timeout", session_id=session_id
+                ),
+            )
         elif row.token_hash == presented:
             next_token = next_refresh_token(settings, refresh_token)
             row = await session_repo.rotate(
@@ -197,6 +211,12 @@ async def refresh(
                 return issue(settings, user=user, row=row, refresh_token=next_token)
             outcome = _Outcome.REUSED
             await session_repo.revoke(session, session_id=session_id, reason="refresh_reuse")
+            await realtime.publish(
+                session,
+                realtime.sessions_revoked(
+                    row.user_id, reason="refresh_reuse", session_id=session_id
+                ),
+            )
             await record(
                 session,
                 meta,

@@ -35,6 +35,17 @@ _USER_OF_LIVE_SESSION = (
         _users.c.status == UserStatus.ACTIVE.value,
     )
 )
+_LIVE_SESSION_EXPIRY = (
+    select(_sessions.c.expires_at)
+    .join(_users, _sessions.c.user_id == _users.c.id)
+    .where(
+        _sessions.c.id == bindparam("session_id"),
+        _sessions.c.user_id == bindparam("user_id"),
+        _sessions.c.revoked_at.is_(None),
+        _sessions.c.expires_at > func.now(),
+        _users.c.status == UserStatus.ACTIVE.value,
+    )
+)
 _ACTIVE_BY_USER_IDS = (
     select(*public_columns(UserSession))
     .where(
@@ -53,6 +64,15 @@ async def user_of_live_session(
     that user and the user is active; None otherwise. Every authenticated request runs this."""
     rows = await db.fetch(_USER_OF_LIVE_SESSION, {"session_id": session_id, "user_id": user_id})
     return rows[0] if rows else None
+
+
+async def live_session_expiry(
+    db: RowSource, *, session_id: uuid.UUID, user_id: uuid.UUID
+) -> datetime | None:
+    """When the session expires, if it is live now (as :func:`user_of_live_session` decides);
+    None otherwise. A realtime socket re-checks its session with this."""
+    rows = await db.fetch(_LIVE_SESSION_EXPIRY, {"session_id": session_id, "user_id": user_id})
+    return rows[0].expires_at if rows else None
 
 
 async def active_by_user_ids(db: RowSource, *, user_ids: list[uuid.UUID]) -> list[Any]:

@@ -20,6 +20,7 @@ from gql_api.config import AuthSettings
 from gql_api.db import Database
 from gql_api.errors import Conflict, Forbidden, NotFound
 from gql_api.models import Role, User, UserProfile, UserStatus
+from gql_api.realtime import events as realtime
 from gql_api.repositories import mfa as mfa_repo
 from gql_api.repositories import profiles as profile_repo
 from gql_api.repositories import sessions as session_repo
@@ -81,6 +82,9 @@ async def create_user(
             "email_verified": new.email_verified,
         }
         changes = diff({}, fields) | diff({}, new.profile, prefix="profile.")
+        await realtime.publish(
+            session, realtime.user_changed(realtime.USER_CREATED, user_id, changes)
+        )
         changes["password"] = "[changed]"  # never the password, nor its hash
         await record(
             session,
@@ -116,6 +120,11 @@ async def update_user(
         if "status" in changes:
             status = UserStatus(values["status"])
             user = await user_repo.set_status(session, user_id=user_id, status=status) or user
+        if changes:
+            # Deactivating also ended the user's sessions (set_status): its sockets close.
+            deactivated = changes.get("status", {}).get("new") == UserStatus.INACTIVE.value
+            kind = realtime.USER_DEACTIVATED if deactivated else realtime.USER_UPDATED
+            await realtime.publish(session, realtime.user_changed(kind, user_id, changes))
         await record(
             session,
             meta,
@@ -140,6 +149,7 @@ async def delete_user(
         if user_id in admins:
             _require_another_admin(admins, user_id)
         await user_repo.delete_user(session, user_id=user_id)
+        await realtime.publish(session, realtime.user_changed(realtime.USER_DELETED, user_id))
         who = ("email", "first_name", "last_name", "role", "status")
         gone = snapshot(user, who)
         await record(
@@ -164,6 +174,8 @@ async def reset_user_mfa(
         revoked = await session_repo.revoke_all_for_user(
             session, user_id=user_id, reason="mfa_reset"
         )
+        if revoked:
+            await realtime.publish(session, realtime.sessions_revoked(user_id, reason="mfa_reset"))
         await record(
             session,
             meta,

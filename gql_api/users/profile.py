@@ -10,6 +10,7 @@ from gql_api.auth.events import RequestMeta, record
 from gql_api.db import Database
 from gql_api.errors import NotFound
 from gql_api.models import User, UserProfile
+from gql_api.realtime import events as realtime
 from gql_api.repositories import profiles as profile_repo
 from gql_api.repositories import users as user_repo
 
@@ -58,6 +59,10 @@ async def update_me(
             old = await profile_repo.get_for_update(session, user_id=user_id)
             changes |= diff(snapshot(old, profile_repo.EDITABLE), profile, prefix="profile.")
             written = await profile_repo.upsert(session, user_id=user_id, values=profile)
+        if changes:
+            await realtime.publish(
+                session, realtime.user_changed(realtime.USER_UPDATED, user_id, changes)
+            )
         await record(
             session,
             meta,

@@ -10,6 +10,7 @@ from gql_api.config import Settings
 from gql_api.db import Database
 from gql_api.errors import BadUserInput, Conflict, NotFound
 from gql_api.models import MfaFactorKind, UserMfaFactor
+from gql_api.realtime import events as realtime
 from gql_api.repositories import login_attempts
 from gql_api.repositories import mfa as mfa_repo
 from gql_api.repositories import sessions as session_repo
@@ -142,6 +143,13 @@ async def regenerate_recovery_codes(
             reason="mfa_codes_regenerated",
             except_session_id=viewer.session_id,
         )
+        if revoked:
+            await realtime.publish(
+                session,
+                realtime.sessions_revoked(
+                    user.id, reason="mfa_codes_regenerated", except_session_id=viewer.session_id
+                ),
+            )
         await record(
             session,
             meta,
@@ -180,6 +188,13 @@ async def remove_factor(
                 reason="mfa_removed",
                 except_session_id=viewer.session_id,
             )
+            if revoked:
+                await realtime.publish(
+                    session,
+                    realtime.sessions_revoked(
+                        user.id, reason="mfa_removed", except_session_id=viewer.session_id
+                    ),
+                )
         await record(
             session,
             meta,

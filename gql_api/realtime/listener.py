@@ -1,0 +1,106 @@
+"""The one LISTEN connection of a server process.
+
+It is a plain asyncpg connection, outside the pool (a pooled connection is shared, and PgBouncer
+in transaction mode cannot keep a LISTEN: ``realtime.listen_url`` names the server itself).
+Every notification on the events channel goes to the hub. When the connection is lost (the
+server restarted, ``pg_terminate_backend``, a network cut noticed by the periodic probe) it
+reconnects with doubling delays up to ``realtime.reconnect_max_delay``, listens again and tells
+every subscription ``resync``: events committed during the gap were not delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from gql_api.db.urls import libpq_url
+from gql_api.repositories import notifications
+
+from .events import CHANNEL, Event
+from .hub import Hub
+
+if TYPE_CHECKING:
+    from gql_api.config import RealtimeSettings
+
+log = logging.getLogger(__name__)
+
+APPLICATION_NAME = "gql_api realtime listener"
+FIRST_DELAY_S = 0.05
+PROBE_TIMEOUT_S = 5.0
+
+
+class Listener:
+    def __init__(self, url: str, hub: Hub, settings: RealtimeSettings) -> None:
+        self.url = libpq_url(url)
+        self.hub = hub
+        self.settings = settings
+        self.connected = asyncio.Event()
+        self.connects = 0  # successful connections so far (a test reads the logs, not this)
+        self._task: asyncio.Task[None] | None = None
+        self._lost: asyncio.Event | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="realtime-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        event = Event.from_payload(payload)
+        if event is None:
+            log.warning("realtime: ignored a notification this version does not understand")
+            return
+        self.hub.dispatch(event)
+
+    def _terminated(self, connection: Any) -> None:
+        if self._lost is not None:
+            self._lost.set()
+
+    async def _run(self) -> None:
+        delay = FIRST_DELAY_S
+        max_delay = max(self.settings.reconnect_max_delay.total_seconds(), FIRST_DELAY_S)
+        probe_every = max(min(self.settings.ping_interval.total_seconds(), 30.0), 0.5)
+        while True:
+            connection = None
+            try:
+                connection = await asyncpg.connect(
+                    self.url, server_settings={"application_name": APPLICATION_NAME}
+                )
+                self._lost = asyncio.Event()
+                connection.add_termination_listener(self._terminated)
+                await connection.add_listener(CHANNEL, self._notified)
+                self.connects += 1
+                if self.connects > 1:
+                    log.warning("realtime: listening again after a gap; clients told to resync")
+                    self.hub.resync()
+                self.connected.set()
+                delay = FIRST_DELAY_S
+                while not self._lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._lost.wait(), timeout=probe_every)
+                    if not self._lost.is_set():
+                        await notifications.probe_listener(connection, within_s=PROBE_TIMEOUT_S)
+                raise ConnectionError("the LISTEN connection was closed")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # lost or refused: retry after a delay
+                self.connected.clear()
+                log.warning(
+                    "realtime: LISTEN connection unavailable (%s); retrying in %.2fs",
+                    exc.__class__.__name__,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_delay)
+            finally:
+                if connection is not None and not connection.is_closed():
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(connection.close(), timeout=PROBE_TIMEOUT_S)
