@@ -226,6 +226,15 @@ async def test_login_has_a_password_hashing_span(traced: Traced, user: MadeUser)
     assert [s.name for s in hashing] == ["password.verify"]
     assert operation in _ancestors(hashing[0], by_id)
     assert (hashing[0].attributes or {})["password.bcrypt_cost"] == 4
+    # The session's writes go through SQLAlchemy: its instrumentation's spans, in this trace.
+    through_orm = [
+        s
+        for s in _statements(spans)
+        if s.instrumentation_scope and "sqlalchemy" in s.instrumentation_scope.name
+    ]
+    assert any("INSERT INTO user_sessions" in str(s.attributes) for s in through_orm)
+    for statement in _statements(spans):
+        assert not any(_statements([a]) for a in _ancestors(statement, by_id))
 
 
 async def test_failed_requests_carry_their_error_codes(
