@@ -113,9 +113,17 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         cleanup: asyncio.Task[None] | None = None
         if settings.database.cleanup_interval.total_seconds() > 0:
             cleanup = asyncio.create_task(run_periodic_cleanup(state["db"], settings))
+        # Replica lag and reachability (gql_api.db.replicas); none configured, no task.
+        replica_checks = (
+            asyncio.create_task(state["db"].watch_replicas()) if state["db"].replicas else None
+        )
         try:
             yield
         finally:
+            if replica_checks is not None:
+                replica_checks.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await replica_checks
             if cleanup is not None:
                 cleanup.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -162,9 +170,15 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                 {"status": "migrations pending", "current": current, "head": head},
                 status_code=503,
             )
-        return JSONResponse(
-            {"status": "ready", "latencyMs": round(latency, 3), "revision": current}
-        )
+        ready: dict[str, Any] = {
+            "status": "ready",
+            "latencyMs": round(latency, 3),
+            "revision": current,
+        }
+        if database.replicas:
+            # Reported, never failing readiness: reads fall back to the primary without them.
+            ready["replicas"] = database.replicas.describe()
+        return JSONResponse(ready)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics(request: Request) -> Response:

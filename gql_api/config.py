@@ -110,8 +110,14 @@ class DatabaseSettings(_Section):
     disable_prepared_statements: bool = False
     # Where the embedded PostgreSQL keeps its data when no server is configured.
     data_dir: Path = Path(".gql_api/pgdata")
-    # Optional read replica for read-only queries.
+    # Streaming replicas for the reads that tolerate a little staleness (gql_api.db.replicas),
+    # used in turn; ``read_replica_url`` (one URL) is the older spelling, still accepted.
+    read_replica_urls: list[str] = []
     read_replica_url: str | None = None
+    # A replica further behind than this, or not answering, leaves the rotation until it
+    # catches up; how often each replica's replay position is checked.
+    replica_max_lag: Duration = timedelta(seconds=5)
+    replica_check_interval: Duration = timedelta(seconds=1)
     # How often the server removes expired sessions, spent tokens and old attempts; 0 disables.
     cleanup_interval: Duration = timedelta(minutes=10)
 
@@ -123,6 +129,19 @@ class DatabaseSettings(_Section):
         if urlsplit(value).scheme not in {"postgres", "postgresql", "postgresql+asyncpg"}:
             raise ValueError("expected a postgresql:// URL")
         return value
+
+    @field_validator("read_replica_urls")
+    @classmethod
+    def _postgres_urls(cls, values: list[str]) -> list[str]:
+        return [url for url in (cls._postgres_url(v) for v in values) if url is not None]
+
+    @property
+    def replica_urls(self) -> list[str]:
+        """Every configured replica: ``read_replica_urls`` and the older single setting."""
+        urls = list(self.read_replica_urls)
+        if self.read_replica_url and self.read_replica_url not in urls:
+            urls.append(self.read_replica_url)
+        return urls
 
     @property
     def embedded(self) -> bool:

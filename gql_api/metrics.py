@@ -286,7 +286,7 @@ async def render(db: Database) -> bytes:
     from gql_api.repositories.monitoring import count_active_sessions
 
     try:
-        async with db.read_session() as session:
+        async with db.stale_session() as session:
             active: int | None = await count_active_sessions(session)
     except Exception as exc:  # a scrape still reports everything else
         log.warning("metrics: cannot count active sessions: %s", exc.__class__.__name__)

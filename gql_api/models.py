@@ -371,6 +371,18 @@ class MfaChallenge(SQLModel, table=True):
     created_at: datetime | None = _created_at()
 
 
+class ReadFence(SQLModel, table=True):
+    """Per user, the primary's WAL position (bytes) after their last write: their next reads go
+    to a replica only once it has replayed that far (gql_api.db.replicas). No foreign key: a
+    fence outliving its user is harmless, and the write path stays one statement."""
+
+    __tablename__ = "read_fences"
+
+    user_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), primary_key=True))
+    lsn: int = Field(sa_column=Column(BigInteger, nullable=False))
+    written_at: datetime | None = _created_at()
+
+
 SECRET_COLUMNS = frozenset(
     {"password_hash", "token_hash", "previous_token_hash", "secret_ciphertext", "code_hash"}
 )
@@ -395,6 +407,7 @@ __all__ = [
     "MfaFactorKind",
     "OneTimeToken",
     "PersistedQuery",
+    "ReadFence",
     "Role",
     "TokenPurpose",
     "User",

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import asyncpg
-import httpx
 import pytest
 from sqlalchemy import text
 
-from gql_api.app import create_app
-from gql_api.db import Database, migrations
-from tests.conftest import GraphQLClient, error_codes, insert_user, make_settings, session_token
+from gql_api.db import Database
+from tests.conftest import GraphQLClient, error_codes, insert_user, make_settings
 
 QUERIES = {
     "dbPoolStats": "{ dbPoolStats { openConnections inUse idle waitCount } }",
@@ -306,37 +303,3 @@ async def test_db_size_reports_database_and_tables(
     assert users["rowEstimate"] == 31  # 30 + the admin
     assert users["tableBytes"] > 0 and users["indexBytes"] > 0
     assert users["totalBytes"] >= users["tableBytes"] + users["indexBytes"]
-
-
-async def test_read_replica_serves_read_only_queries(
-    database_url: str, fresh_database: Callable[[], Awaitable[str]]
-) -> None:
-    """With ``read_replica_url`` set (here another database of the same schema), dbSize reads
-    through it, while the token check stays on the primary (the admin exists only there)."""
-    replica_url = await fresh_database()
-    replica = Database(make_settings(replica_url).database, replica_url, None)
-    try:
-        await migrations.upgrade(replica.engine, "head")
-    finally:
-        await replica.dispose()
-    settings = make_settings(database_url, database={"read_replica_url": replica_url})
-    db = Database(settings.database, database_url, None)
-    try:
-        await migrations.upgrade(db.engine, "head")
-        admin = await insert_user(db, role="admin")
-        token = await session_token(db, settings, admin)
-        app = create_app(settings, db)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-                response = await http.post(
-                    "/graphql",
-                    json={"query": "{ dbSize { name tables { name } } }"},
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-        body: dict[str, Any] = response.json()
-        assert "errors" not in body, body
-        assert body["data"]["dbSize"]["name"] == urlsplit(replica_url).path.lstrip("/")
-        assert "users" in {t["name"] for t in body["data"]["dbSize"]["tables"]}
-    finally:
-        await db.dispose()

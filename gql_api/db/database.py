@@ -1,8 +1,14 @@
 """The database: the async engine and its pool, sessions, transactions and single reads.
 
 One :class:`Database` per process. It owns the engine, the embedded server when it started one
-(``gql_api.db.urls``), and the pool counters (``gql_api.db.pool``), which ``dbPoolStats``
-reports.
+(``gql_api.db.urls``), the pool counters (``gql_api.db.pool``), which ``dbPoolStats`` reports,
+and the read replicas (``gql_api.db.replicas``).
+
+Reads go to the primary unless the caller asks for a staleness-tolerant read
+(:meth:`Database.stale_reads`, :meth:`Database.stale_session`); those go to a replica in
+rotation, except after a write: within the request that wrote, and for the writing user's later
+requests (on any server process) until a replica has replayed the write's WAL position, which
+``read_fences`` holds (see README, "Read replicas").
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,7 +35,9 @@ from gql_api.db.connection_budget import ConnectionBudget
 from gql_api.db.direct_reads import Reader
 from gql_api.db.embedded import EmbeddedServer
 from gql_api.db.pool import PoolCounters, pool_sizes, time_waits, watch_pool
+from gql_api.db.replicas import Replica, ReplicaSet, RequestReads, StaleReads, replica_failed
 from gql_api.db.urls import asyncpg_url, resolve_url, unique_statement_name
+from gql_api.repositories import replication
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +70,16 @@ class Database:
         )
         # The hottest of those reads skip SQLAlchemy's execution layer (gql_api.db.direct_reads).
         self.reader = Reader(self.autocommit, direct=not settings.disable_prepared_statements)
-        # Read-only work may go to a replica; without one it shares the primary's engine.
-        self.read_engine = (
-            self._create_engine(settings.read_replica_url)
-            if settings.read_replica_url
-            else self.engine
+        # Streaming replicas for staleness-tolerant reads (none: those read the primary).
+        self.replicas = ReplicaSet(
+            [
+                Replica(f"replica-{n}", replica_url, self._create_engine(replica_url), settings)
+                for n, replica_url in enumerate(settings.replica_urls)
+            ],
+            settings,
         )
-        self.read_sessionmaker = (
-            async_sessionmaker(
-                self.read_engine, class_=AsyncSession, expire_on_commit=False, autoflush=False
-            )
-            if self.read_engine is not self.engine
-            else self.sessionmaker
-        )
+        # Set on the per-request views made by for_request().
+        self.request_reads: RequestReads | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -132,10 +138,44 @@ class Database:
             self.settings.max_conns_per_request,
             timeout_s=self.settings.pool_timeout.total_seconds(),
         )
+        view.request_reads = RequestReads()
         return view
 
+    def act_as(self, user_id: uuid.UUID) -> None:
+        """The request's caller: their writes set their read fence, their reads respect it."""
+        if self.request_reads is not None:
+            self.request_reads.actor_id = user_id
+
+    async def stale_replica(self) -> Replica | None:
+        """The replica a staleness-tolerant read of this request may use, or None (primary)."""
+        if not self.replicas:
+            return None
+        state = self.request_reads
+        if state is None:
+            return self.replicas.pick()
+        if state.wrote:
+            return None  # a read after a write in the same request sees the write
+        if state.actor_id is not None and not state.fence_known:
+            # One primary look-up per request: the caller's last write, made by any process.
+            state.fence = await replication.fence_of(self, user_id=state.actor_id)
+            state.fence_known = True
+        return self.replicas.pick(min_lsn=state.fence)
+
+    def stale_reads(self) -> StaleReads:
+        """Single-statement reads that tolerate a little staleness (see :class:`StaleReads`)."""
+        return StaleReads(self)
+
+    async def _record_write(self) -> None:
+        state = self.request_reads
+        if state is None:
+            return
+        state.wrote = True
+        if self.replicas and state.actor_id is not None:
+            # After the commit: the primary's position now covers it.
+            state.fence = await replication.record_fence(self, user_id=state.actor_id)
+
     @asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
+    async def slot(self) -> AsyncIterator[None]:
         if self.budget is None:
             yield
         else:
@@ -145,13 +185,13 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session for one unit of work; the caller commits."""
-        async with self._slot(), self.sessionmaker() as session:
+        async with self.slot(), self.sessionmaker() as session:
             yield session
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for one read statement, outside any transaction."""
-        async with self._slot(), self.autocommit.connect() as conn:
+        async with self.slot(), self.autocommit.connect() as conn:
             yield conn
 
     async def fetch(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
@@ -165,29 +205,46 @@ class Database:
             return rows
 
     @asynccontextmanager
-    async def read_session(self) -> AsyncIterator[AsyncSession]:
-        """A session for read-only work: on the read replica when one is configured.
-
-        A replica lags its primary a little; use it only where slightly stale data is fine.
-        """
-        async with self._slot(), self.read_sessionmaker() as session:
-            yield session
+    async def stale_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for read-only work that tolerates a little staleness: on a replica when
+        one may serve it (see :meth:`stale_replica`), else on the primary."""
+        replica = await self.stale_replica()
+        session: AsyncSession | None = None
+        async with self.slot():
+            if replica is not None:
+                session = replica.sessionmaker()
+                try:
+                    # One round trip before the caller's statements, so that a replica that is
+                    # down (its pooled connections dead) sends us to the primary instead.
+                    await session.execute(text("SELECT 1"))
+                except Exception as exc:
+                    await session.close()
+                    session = None
+                    if not replica_failed(exc):
+                        raise
+                    self.replicas.failed_read(replica, exc)
+            if session is None:
+                session = self.sessionmaker()
+            async with session:
+                yield session
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside a transaction: committed on success, rolled back on error."""
-        async with self._slot(), self.sessionmaker() as session, session.begin():
+        async with self.slot(), self.sessionmaker() as session, session.begin():
             yield session
+        await self._record_write()
 
     async def ping(self) -> float:
         """Round-trip ``SELECT 1``; returns the latency in milliseconds."""
         started = time.perf_counter()
-        async with self._slot(), self.engine.connect() as conn:
+        async with self.slot(), self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         return (time.perf_counter() - started) * 1000
 
-    def pool_status(self) -> dict[str, int]:
-        pool: Any = self.engine.sync_engine.pool
+    def pool_status(self, engine: AsyncEngine | None = None) -> dict[str, int]:
+        """Open, in use and idle connections of the primary's pool (or of ``engine``'s)."""
+        pool: Any = (engine or self.engine).sync_engine.pool
         checked_out = int(pool.checkedout())
         idle = int(pool.checkedin())
         return {"open": checked_out + idle, "in_use": checked_out, "idle": idle}
@@ -203,6 +260,10 @@ class Database:
             "timeout_s": cfg.pool_timeout.total_seconds(),
         }
 
+    async def watch_replicas(self) -> None:
+        """Check the replicas' lag and reachability until cancelled (one task per process)."""
+        await self.replicas.watch(self)
+
     def describe(self) -> str:
         where = "embedded PostgreSQL" if self.embedded else "PostgreSQL"
         return f"{where} at {redact_url(self.url)}"
@@ -211,8 +272,7 @@ class Database:
         await self.engine.dispose()
         # dispose() leaves a fresh pool behind; keep counting on it.
         time_waits(self.engine.sync_engine.pool, self.settings, self.counters, self.pool_listeners)
-        if self.read_engine is not self.engine:
-            await self.read_engine.dispose()
+        await self.replicas.dispose()
 
     def stop_embedded(self) -> None:
         if self.embedded is not None:

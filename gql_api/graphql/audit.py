@@ -1,4 +1,7 @@
-"""The ``auditLogs`` query (admins): who did what to whom, newest first."""
+"""The ``auditLogs`` query (admins): who did what to whom, newest first.
+
+A staleness-tolerant read (``db.stale_session()``): on a read replica when one serves, except
+after the admin's own writes."""
 
 from __future__ import annotations
 
@@ -103,13 +106,13 @@ class AuditQuery:
             key, entry_id = decode_cursor(after, tag=_CURSOR_TAG, kind="datetime")
             start = audit.position(key, entry_id)
         db = info.context.db
-        async with db.session() as session:
+        async with db.stale_session() as session:
             rows, has_more = await audit.list_entries(
                 session, where=where, after=start, limit=window.limit
             )
 
         async def count() -> int:
-            async with db.session() as session:
+            async with db.stale_session() as session:
                 return await audit.count_entries(session, where=where)
 
         return build_connection(

@@ -120,6 +120,8 @@ async def make_context(
         token = bearer_token(request.headers.get("authorization"))
         if token is not None:
             ctx.viewer = await authenticate(ctx.db, settings.auth, token)
+            # The caller's writes set their read fence; their staleness-tolerant reads keep it.
+            ctx.db.act_as(ctx.viewer.user.id)
     except Exception as exc:
         # A bad token, or database trouble while checking it (down, starting up, pool
         # exhausted, statement timeout), is reported by the first field that asks who is

@@ -5,6 +5,9 @@ They read plain rows (attribute access by column name, as the GraphQL types' ``f
 expects), not ORM instances: building ORM objects was a fifth of a page's CPU. The statements
 live in the repositories (``profiles.by_user_ids``, ``sessions.active_by_user_ids``): built
 once, they take the keys as one array, and each batch is one autocommit statement.
+
+Both are staleness-tolerant reads (``db.stale_reads()``): on a read replica when one serves,
+except after the viewer's own writes (gql_api.db.database), so they follow the reads above them.
 """
 
 from __future__ import annotations
@@ -30,13 +33,13 @@ class Loaders:
 
     async def profiles(self, user_ids: Sequence[uuid.UUID]) -> list[Any]:
         """Per user id, its profile row or None: one statement."""
-        rows = await profile_repo.by_user_ids(self.db, user_ids=list(user_ids))
+        rows = await profile_repo.by_user_ids(self.db.stale_reads(), user_ids=list(user_ids))
         by_user = {row.user_id: row for row in rows}
         return [by_user.get(key) for key in user_ids]
 
     async def sessions(self, user_ids: Sequence[uuid.UUID]) -> list[list[Any]]:
         """Per user id, its active session rows, newest first: one statement."""
-        rows = await session_repo.active_by_user_ids(self.db, user_ids=list(user_ids))
+        rows = await session_repo.active_by_user_ids(self.db.stale_reads(), user_ids=list(user_ids))
         by_user: dict[uuid.UUID, list[Any]] = defaultdict(list)
         for row in rows:
             by_user[row.user_id].append(row)

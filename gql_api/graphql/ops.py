@@ -2,13 +2,15 @@
 
 All of them require the admin role. Views of the server's state (``pg_stat_activity``,
 ``pg_locks``, ``pg_stat_statements``) are read on the primary, which is the server they describe;
-``dbSize`` reads on the read replica when one is configured (sizes are the same there).
+``dbSize`` is a staleness-tolerant read, on a replica when one serves (sizes are the same there).
+``dbPoolStats`` shows the primary's pool and, under ``replicas``, each replica's.
 Byte counts and statement counts are ``Float``: GraphQL's ``Int`` is 32-bit.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import strawberry
 from sqlalchemy.exc import DBAPIError
@@ -36,6 +38,7 @@ PG_STAT_STATEMENTS_HELP = (
 
 @strawberry.type
 class PoolStats:
+    engine: str = strawberry.field(description="primary, or the replica's name.")
     open_connections: int = strawberry.field(description="Connections open (in use + idle).")
     in_use: int
     idle: int
@@ -54,6 +57,34 @@ class PoolStats:
     conn_max_lifetime_seconds: float
     conn_max_idle_time_seconds: float
     pool_timeout_seconds: float
+    replicas: list[PoolStats] = strawberry.field(
+        description="Each read replica's pool (database.read_replica_urls), same figures."
+    )
+
+
+def _pool_stats(
+    engine: str, status: dict[str, int], counters: Any, limits: dict[str, float]
+) -> PoolStats:
+    return PoolStats(
+        engine=engine,
+        open_connections=status["open"],
+        in_use=status["in_use"],
+        idle=status["idle"],
+        wait_count=counters.wait_count,
+        wait_duration_ms=round(counters.wait_duration_s * 1000, 3),
+        max_idle_closed=counters.closed_max_idle,
+        max_idle_time_closed=counters.closed_max_idle_time,
+        max_lifetime_closed=counters.closed_max_lifetime,
+        opened_total=counters.opened,
+        closed_total=counters.closed,
+        invalidated_total=counters.invalidated,
+        max_open_connections=int(limits["max_open"]),
+        max_idle_connections=int(limits["max_idle"]),
+        conn_max_lifetime_seconds=limits["max_lifetime_s"],
+        conn_max_idle_time_seconds=limits["max_idle_time_s"],
+        pool_timeout_seconds=limits["timeout_s"],
+        replicas=[],
+    )
 
 
 @strawberry.type
@@ -134,25 +165,13 @@ class OpsQuery:
     def db_pool_stats(self, info: strawberry.Info[Context, None]) -> PoolStats:
         info.context.require_admin()
         db = info.context.db
-        status, counters, limits = db.pool_status(), db.counters, db.pool_limits()
-        return PoolStats(
-            open_connections=status["open"],
-            in_use=status["in_use"],
-            idle=status["idle"],
-            wait_count=counters.wait_count,
-            wait_duration_ms=round(counters.wait_duration_s * 1000, 3),
-            max_idle_closed=counters.closed_max_idle,
-            max_idle_time_closed=counters.closed_max_idle_time,
-            max_lifetime_closed=counters.closed_max_lifetime,
-            opened_total=counters.opened,
-            closed_total=counters.closed,
-            invalidated_total=counters.invalidated,
-            max_open_connections=int(limits["max_open"]),
-            max_idle_connections=int(limits["max_idle"]),
-            conn_max_lifetime_seconds=limits["max_lifetime_s"],
-            conn_max_idle_time_seconds=limits["max_idle_time_s"],
-            pool_timeout_seconds=limits["timeout_s"],
-        )
+        limits = db.pool_limits()
+        stats = _pool_stats("primary", db.pool_status(), db.counters, limits)
+        stats.replicas = [
+            _pool_stats(r.name, db.pool_status(r.engine), r.counters, limits)
+            for r in db.replicas.replicas
+        ]
+        return stats
 
     @strawberry.field(description="Slowest statements by mean time, from pg_stat_statements.")
     async def slow_queries(
@@ -256,7 +275,7 @@ class OpsQuery:
     @strawberry.field(description="Size of this database and of its tables, with row estimates.")
     async def db_size(self, info: strawberry.Info[Context, None]) -> DatabaseSize:
         info.context.require_admin()
-        async with info.context.db.read_session() as session:
+        async with info.context.db.stale_session() as session:
             database = await monitoring.database_size(session)
             tables = await monitoring.table_sizes(session)
         return DatabaseSize(

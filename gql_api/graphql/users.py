@@ -3,6 +3,10 @@
 ``user(id)``: a malformed id is BAD_USER_INPUT; a user may read only itself (any other id is
 FORBIDDEN, whether or not it exists, so existence is not revealed); an admin gets ``null`` for
 an id that names no user.
+
+An admin's ``user(id)`` and ``users`` pages are staleness-tolerant reads (``db.stale_reads()``):
+on a read replica when one serves, except after the admin's own writes (gql_api.db.database).
+``me`` and one's own ``user(id)`` are the viewer authentication loaded from the primary.
 """
 
 from __future__ import annotations
@@ -117,7 +121,7 @@ async def user_row(info: strawberry.Info[Context, None], id: strawberry.ID) -> A
         return viewer.user  # already loaded by authentication
     if not viewer.is_admin:
         raise Forbidden("You can only read your own account")
-    return await user_listing.get_public(info.context.db, user_id=user_id)
+    return await user_listing.get_public(info.context.db.stale_reads(), user_id=user_id)
 
 
 @row_resolver("Query", "users")
@@ -141,7 +145,7 @@ async def users_page(
     start = _position(after, tag=tag, order=order, argument="after")
     end = _position(before, tag=tag, order=order, argument="before")
 
-    db = info.context.db
+    db = info.context.db.stale_reads()
     rows, has_more = await user_listing.list_users(
         db,
         where=where,

@@ -1,0 +1,332 @@
+"""Read replicas for real: a primary of the test's own and a streaming replica of it
+(``pg_basebackup -R``, tests/replica_support.py), the app over HTTP (ASGI, or real uvicorn
+processes where the point is that nothing is shared between server processes but PostgreSQL).
+
+Where a read ran is told by ``pg_stat_statements`` on each server; the replica is held back with
+``pg_wal_replay_pause()`` and stopped with ``pg_ctl stop``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from gql_api.app import create_app
+from gql_api.config import Settings
+from gql_api.db import Database
+from tests.conftest import MadeUser, insert_user, make_settings, session_token
+from tests.pg_control import ControlledPostgres
+from tests.replica_support import (
+    DATABASE,
+    StreamingReplica,
+    caught_up,
+    missing_binaries,
+    pause_replay,
+    poll,
+    resume_replay,
+    statement_calls,
+)
+from tests.server_support import server_env, uvicorn_server
+
+pytestmark = pytest.mark.slow
+
+# The loaders' batches and the page's count, as pg_stat_statements shows them.
+PROFILES_BATCH = ("FROM user_profiles", "user_id = ANY")
+USERS_COUNT = ("count(*)", "FROM users")
+ADMIN_PAGE = """{ users(first: 50) { totalCount edges { node { id firstName
+  profile { bio } sessions { id } } } } }"""
+
+
+@dataclass
+class Pair:
+    primary: ControlledPostgres
+    replica: StreamingReplica
+
+    async def caught_up(self) -> None:
+        await caught_up(self.primary.url, self.replica.url)
+
+
+@pytest.fixture(scope="module")
+async def pair(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pair]:
+    reason = missing_binaries()
+    if reason is not None:
+        pytest.skip(f"no streaming replica can be built here: {reason}")
+    root = tmp_path_factory.mktemp("replicas")
+    primary = ControlledPostgres(root / "primary", database=DATABASE)
+    try:
+        await primary.migrate()
+        conn = await asyncpg.connect(primary.url)
+        try:  # preloaded by the embedded server; the view itself replicates
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        finally:
+            await conn.close()
+        replica = StreamingReplica(primary, root / "replica")
+        try:
+            built = Pair(primary, replica)
+            await built.caught_up()
+            yield built
+        finally:
+            replica.destroy()
+    finally:
+        primary.destroy()
+
+
+@dataclass
+class Api:
+    """GraphQL over one HTTP client (ASGI or a real server)."""
+
+    http: httpx.AsyncClient
+
+    async def gql(self, query: str, token: str, variables: dict[str, Any] | None = None) -> Any:
+        response = await self.http.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def replicas(self) -> list[dict[str, Any]]:
+        body = (
+            await self.http.post(
+                "/graphql", json={"query": "{ health { replicas { name inRotation lagSeconds } } }"}
+            )
+        ).json()
+        assert "errors" not in body, body
+        replicas: list[dict[str, Any]] = body["data"]["health"]["replicas"]
+        return replicas
+
+    async def in_rotation(self, expected: bool = True, timeout: float = 20) -> None:
+        async def reached() -> bool:
+            return [r["inRotation"] for r in await self.replicas()] == [expected]
+
+        await poll(reached, timeout=timeout, what=f"replica inRotation={expected}")
+
+
+@dataclass
+class Served(Api):
+    settings: Settings
+    db: Database
+
+    async def admin(self, name: str = "Ada") -> tuple[MadeUser, str]:
+        made = await insert_user(self.db, role="admin", first_name=name)
+        return made, await session_token(self.db, self.settings, made)
+
+
+def replica_settings(pair: Pair, **database: Any) -> Settings:
+    values = {
+        "read_replica_urls": [pair.replica.url],
+        "replica_check_interval": "100ms",
+        "replica_max_lag": "1s",
+        "cleanup_interval": "0",
+        **database,
+    }
+    return make_settings(pair.primary.url, database=values)
+
+
+@asynccontextmanager
+async def serving(pair: Pair, **database: Any) -> AsyncIterator[Served]:
+    settings = replica_settings(pair, **database)
+    db = Database(settings.database, pair.primary.url, None)
+    try:
+        app = create_app(settings, db)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                yield Served(http, settings, db)
+    finally:
+        await db.dispose()
+
+
+def no_errors(body: dict[str, Any]) -> dict[str, Any]:
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+def codes(body: dict[str, Any]) -> list[str]:
+    return [e["extensions"]["code"] for e in body.get("errors") or []]
+
+
+async def test_admin_reads_land_on_the_replica(pair: Pair) -> None:
+    async with serving(pair) as served:
+        _admin, token = await served.admin()
+        for n in range(3):
+            await insert_user(served.db, first_name=f"Page{n}")
+        await pair.caught_up()
+        await served.in_rotation()
+        primary, replica = pair.primary.url, pair.replica.url
+        before = {
+            "replica": await statement_calls(replica, *PROFILES_BATCH),
+            "primary": await statement_calls(primary, *PROFILES_BATCH),
+            "replica_count": await statement_calls(replica, *USERS_COUNT),
+            "primary_count": await statement_calls(primary, *USERS_COUNT),
+            "replica_audit": await statement_calls(replica, "FROM audit_logs"),
+            "replica_size": await statement_calls(replica, "pg_database_size"),
+        }
+        data = no_errors(
+            await served.gql(
+                ADMIN_PAGE[:-1] + " auditLogs(first: 5) { totalCount } dbSize { name } }",
+                token,
+            )
+        )
+        assert data["users"]["totalCount"] == 4
+        assert data["dbSize"]["name"] == DATABASE
+        assert await statement_calls(replica, *PROFILES_BATCH) > before["replica"]
+        assert await statement_calls(replica, *USERS_COUNT) > before["replica_count"]
+        assert await statement_calls(replica, "FROM audit_logs") > before["replica_audit"]
+        assert await statement_calls(replica, "pg_database_size") > before["replica_size"]
+        # None of them ran on the primary.
+        assert await statement_calls(primary, *PROFILES_BATCH) == before["primary"]
+        assert await statement_calls(primary, *USERS_COUNT) == before["primary_count"]
+
+        pools = no_errors(
+            await served.gql(
+                "{ dbPoolStats { engine openConnections replicas { engine openConnections "
+                "openedTotal } } }",
+                token,
+            )
+        )["dbPoolStats"]
+        assert pools["engine"] == "primary" and pools["openConnections"] >= 1
+        assert [r["engine"] for r in pools["replicas"]] == ["replica-0"]
+        assert pools["replicas"][0]["openedTotal"] >= 1
+
+
+async def test_revocation_is_immediate_while_the_replica_is_paused(pair: Pair) -> None:
+    # A generous lag limit: the paused replica stays in rotation, and still nothing it holds
+    # decides who the caller is.
+    async with serving(pair, replica_max_lag="60s") as served:
+        _admin, token = await served.admin()
+        await pair.caught_up()
+        await served.in_rotation()
+        await pause_replay(pair.replica.url)
+        try:
+            assert no_errors(await served.gql("mutation { logout }", token)) == {"logout": True}
+            assert codes(await served.gql(ADMIN_PAGE, token)) == ["UNAUTHENTICATED"]
+            assert [r["inRotation"] for r in await served.replicas()] == [True]
+        finally:
+            await resume_replay(pair.replica.url)
+
+
+async def test_own_writes_are_read_back_on_another_server_process(
+    pair: Pair, tmp_path: Path
+) -> None:
+    """Two uvicorn processes, the replica paused but in rotation: the admin who wrote through
+    one process reads the write back through the other; an admin who did not write is served
+    the replica's (stale) copy, which shows the replica really is the one paused and in use."""
+    settings = replica_settings(pair)
+    db = Database(settings.database, pair.primary.url, None)
+    try:
+        writer = await insert_user(db, role="admin", first_name="Writer")
+        other = await insert_user(db, role="admin", first_name="Other")
+        member = await insert_user(db, first_name="Before")
+        writer_token = await session_token(db, settings, writer)
+        other_token = await session_token(db, settings, other)
+        member_token = await session_token(db, settings, member)
+    finally:
+        await db.dispose()
+    env = server_env(
+        pair.primary.url,
+        USER_SERVICE_DATABASE_READ_REPLICA_URLS=pair.replica.url,
+        USER_SERVICE_DATABASE_REPLICA_MAX_LAG="60s",
+        USER_SERVICE_DATABASE_REPLICA_CHECK_INTERVAL="100ms",
+        USER_SERVICE_DATABASE_CLEANUP_INTERVAL="0",
+    )
+    read_user = "query($id: ID!) { user(id: $id) { firstName profile { bio } } }"
+    with (
+        uvicorn_server(env, tmp_path / "a.log") as first,
+        uvicorn_server(env, tmp_path / "b.log") as second,
+    ):
+        async with (
+            httpx.AsyncClient(base_url=first.url, timeout=30) as a,
+            httpx.AsyncClient(base_url=second.url, timeout=30) as b,
+        ):
+            await pair.caught_up()
+            on_a, on_b = Api(a), Api(b)
+            for api in (on_a, on_b):
+                await api.in_rotation()
+            await pause_replay(pair.replica.url)
+            try:
+                write = await on_a.gql(
+                    'mutation($id: ID!) { updateUser(id: $id, input: {firstName: "After"}) '
+                    "{ firstName } }",
+                    writer_token,
+                    {"id": str(member.id)},
+                )
+                assert no_errors(write) == {"updateUser": {"firstName": "After"}}
+                mine = await on_b.gql(read_user, writer_token, {"id": str(member.id)})
+                assert no_errors(mine)["user"]["firstName"] == "After"
+                theirs = await on_b.gql(read_user, other_token, {"id": str(member.id)})
+                assert no_errors(theirs)["user"]["firstName"] == "Before"
+
+                # A member's own profile change, read back through the other process.
+                changed = await on_a.gql(
+                    'mutation { updateMe(input: {profile: {bio: "fresh"}}) { id } }',
+                    member_token,
+                )
+                no_errors(changed)
+                me = await on_b.gql("{ me { profile { bio } } }", member_token)
+                assert no_errors(me)["me"]["profile"]["bio"] == "fresh"
+            finally:
+                await resume_replay(pair.replica.url)
+        assert "Traceback" not in first.log() + second.log(), first.errors() + second.errors()
+
+
+async def test_a_lagging_replica_leaves_the_rotation_and_comes_back(
+    pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gql_api.db.replicas")
+    async with serving(pair, replica_max_lag="1s") as served:
+        _admin, token = await served.admin()
+        await pair.caught_up()
+        await served.in_rotation()
+        await pause_replay(pair.replica.url)
+        try:
+            late = await insert_user(served.db, first_name="OnlyOnThePrimary")
+            await served.in_rotation(False, timeout=15)
+            assert any("out of rotation (lag)" in r.getMessage() for r in caplog.records)
+            metrics = (await served.http.get("/metrics")).text
+            assert 'gql_api_db_replica_removals_total{reason="lag",replica="replica-0"}' in metrics
+            ready = await served.http.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["replicas"][0]["inRotation"] is False
+            # Reads fall back to the primary: the row the paused replica lacks is there.
+            before = await statement_calls(pair.replica.url, *USERS_COUNT)
+            page = no_errors(await served.gql(ADMIN_PAGE, token))
+            assert str(late.id) in {e["node"]["id"] for e in page["users"]["edges"]}
+            assert await statement_calls(pair.replica.url, *USERS_COUNT) == before
+        finally:
+            await resume_replay(pair.replica.url)
+        await served.in_rotation(True, timeout=15)
+        assert any("in rotation" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_stopped_replica_costs_no_failed_request(pair: Pair) -> None:
+    async with serving(pair) as served:
+        _admin, token = await served.admin()
+        await pair.caught_up()
+        await served.in_rotation()
+        full = ADMIN_PAGE[:-1] + " auditLogs(first: 5) { totalCount } dbSize { name } }"
+        no_errors(await served.gql(full, token))  # the replica's pool holds connections now
+        pair.replica.stop()
+        try:
+            for _ in range(10):
+                no_errors(await served.gql(full, token))
+            assert [r["inRotation"] for r in await served.replicas()] == [False]
+            ready = await served.http.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["replicas"][0]["inRotation"] is False
+        finally:
+            pair.replica.start()
+        await served.in_rotation(True, timeout=30)
+        before = await statement_calls(pair.replica.url, *USERS_COUNT)
+        no_errors(await served.gql(full, token))
+        assert await statement_calls(pair.replica.url, *USERS_COUNT) > before
