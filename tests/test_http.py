@@ -63,8 +63,9 @@ async def test_get_for_queries_only(
     assert query.status_code == 200 and query.json()["data"]["health"]["status"] == "ok"
     auth = {"Authorization": f"Bearer {user_token}"}
     mutation = await client.get("/graphql", params={"query": LOGOUT}, headers=auth)
-    assert mutation.status_code in (400, 405)
-    assert "data" not in mutation.text or mutation.json().get("data") is None
+    assert mutation.status_code == 405  # the specification's answer: POST is the method for it
+    assert mutation.headers["allow"] == "POST"
+    assert "data" not in mutation.text
     assert await _session_is_alive(client, db, user_token)
 
 
@@ -92,6 +93,37 @@ async def test_form_and_text_bodies_are_refused(
 async def test_batched_requests_are_off(client: httpx.AsyncClient) -> None:
     response = await client.post("/graphql", json=[{"query": "{ health { status } }"}] * 2)
     assert response.status_code == 400
+
+
+async def test_batches_when_configured(db: Database) -> None:
+    async with app_client(db, graphql={"batching": True, "max_batch_size": 3}) as http:
+        batch = [{"query": "{ health { status } }"}, {"query": "{ nope }"}]
+        response = await http.post("/graphql", json=batch)
+        assert response.status_code == 200
+        first, second = response.json()
+        assert first == {"data": {"health": {"status": "ok"}}}
+        assert second["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+        too_many = await http.post("/graphql", json=[{"query": "{ __typename }"}] * 4)
+        assert too_many.status_code == 400 and too_many.text == "Too many operations"
+        not_objects = await http.post("/graphql", json=[{"query": "{ __typename }"}, 1])
+        assert not_objects.status_code == 400
+
+
+async def test_malformed_requests_are_400_before_any_lookup(
+    client: httpx.AsyncClient, user_token: str
+) -> None:
+    auth = {"Authorization": f"Bearer {user_token}", "Content-Type": "application/json"}
+    for body, reason in [
+        (b"{", "Unable to parse request body as JSON"),
+        (b"1", "The request body must be a JSON object"),
+        (b'{"query": 1}', "The GraphQL operation's `query` must be a string or null, if provided."),
+        (b'{"query": "{ me { id } }", "variables": []}', "`variables` must be an object"),
+        (b'{"query": "{ me { id } }", "operationName": 2}', "`operationName` must be a string"),
+        (b'{"variables": {}}', "No GraphQL query found in the request"),
+    ]:
+        response = await client.post("/graphql", content=body, headers=auth)
+        assert response.status_code == 400, body
+        assert reason in response.text, (body, response.text)
 
 
 async def test_body_limit(client: httpx.AsyncClient) -> None:

@@ -1,14 +1,24 @@
-"""The one GraphQL-over-HTTP entry: Strawberry's ASGI view (``AsyncBaseHTTPView``, its
-documented place for a transport) plus what the specification and production need. Every
-request to ``/graphql`` comes here, whatever executes it (gql_api.graphql.pipeline lists the
-stages); FastAPI keeps the other routes.
+"""The one GraphQL-over-HTTP entry: an ASGI app that turns a request into the pipeline's input
+and its result into a response. Every request to ``/graphql`` comes here, whatever executes it
+(gql_api.graphql.pipeline lists the stages); FastAPI keeps the other routes.
 
+What it owns, following the GraphQL-over-HTTP specification (the graphql-http audit in
+``tests/test_http_audit.py`` checks it):
+
+- GET (queries only: a mutation is a 405) and POST with a JSON body; other media types are
+  refused (a browser sends form and text bodies cross-site without a preflight); a body must be
+  a JSON object (a list only when batching is configured); ``query``, ``variables``,
+  ``extensions`` and ``operationName`` of the wrong type are a 400.
 - Media types: a client that accepts ``application/graphql-response+json`` gets that media
   type, and a request that fails before execution (parse, validation, variable coercion,
   limits) gets 400 without a ``data`` entry; ``application/json`` clients keep the classic 200.
 - Persisted queries (APQ) and trusted documents, resolved before execution.
-- orjson for request and response bodies; batching only when configured (Strawberry refuses
-  lists otherwise); GET for queries; the GraphiQL page from this package.
+- orjson both ways; the GraphiQL page (gql_api.graphiql) for a browser's GET.
+
+Written for this service rather than Strawberry's generic HTTP view, whose streaming, multipart
+and framework adapters cost about a fifth of a ``me`` request's CPU (measured side by side) for
+features this service does not offer; Strawberry's view still serves the WebSocket
+(gql_api.graphql.websocket).
 """
 
 from __future__ import annotations
@@ -16,15 +26,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from cross_web import HTTPException
 from starlette.datastructures import URL
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
-from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.exceptions import MissingQueryError
+from strawberry.http import process_result
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
 
 from gql_api import graphiql
 from gql_api.config import Settings
@@ -36,111 +47,188 @@ from gql_api.logs import current_request
 GRAPHQL_PATH = "/graphql"
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 GRAPHQL_RESPONSE_CONTENT_TYPE = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+_ALLOWED = {
+    "GET": frozenset({OperationType.QUERY}),
+    "POST": frozenset({OperationType.QUERY, OperationType.MUTATION}),
+}
+
+
+class HTTPError(Exception):
+    """A request this entry refuses before GraphQL sees it: a status and a plain-text reason."""
+
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.headers = headers
 
 
 def wants_graphql_response(request: Request) -> bool:
     return GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
 
 
-class GraphQLEndpoint(GraphQL[Context, None]):
+class GraphQLEndpoint:
     def __init__(self, schema: Any, *, settings: Settings, state: dict[str, Any]) -> None:
-        super().__init__(
-            schema,
-            graphql_ide="graphiql" if settings.graphiql_enabled else None,
-            # No subscriptions: websocket handshakes never reach this view (GraphQLEntry).
-            subscription_protocols=(),
-        )
+        self.schema = schema
         self.settings = settings
         self.state = state  # holds the Database once the app has started
         self.documents = PersistedDocuments(settings.graphql)
 
-    async def get_context(self, request: Any, response: Any) -> Context:
-        context = await make_context(request, response, settings=self.settings, db=self.state["db"])
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self.answer(request)
+        except HTTPError as error:
+            response = PlainTextResponse(error.reason, error.status, headers=error.headers)
+        await response(scope, receive, send)
+
+    async def answer(self, request: Request) -> Response:
+        if self._is_graphiql_visit(request):
+            if not self.settings.graphiql_enabled:
+                raise HTTPError(404, "Not Found")
+            return graphiql.page_response()
+        body = await self._read(request)
+        context = await self.context(request)
+        if isinstance(body, list):
+            results = [await self.execute(request, context, item) for item in body]
+            return self.respond(request, [self.encode(r) for r in results], 200)
+        result = await self.execute(request, context, body)
+        status = 400 if _failed_early(result) and wants_graphql_response(request) else 200
+        return self.respond(request, self.encode(result, drop_data=status == 400), status)
+
+    async def context(self, request: Request) -> Context:
+        context = await make_context(request, None, settings=self.settings, db=self.state["db"])
         entry = current_request()
         if entry is not None and context.viewer is not None:
             entry.user_id = str(context.viewer.user.id)  # from here on, lines name the caller
         return context
 
-    def should_render_graphql_ide(self, request: Any) -> bool:
-        # A GET carrying only a persisted query hash is an operation, not a visit to GraphiQL.
-        if "extensions" in request.query_params:
-            return False
-        return bool(super().should_render_graphql_ide(request))
-
-    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        # Not Strawberry's page, which loads its assets from a CDN: gql_api.graphiql.
-        return graphiql.page_response()
-
-    def decode_json(self, data: str | bytes) -> object:
-        # orjson refuses invalid UTF-8 and nesting deeper than 1,024 levels with a
-        # JSONDecodeError (a 400), where json.loads would recurse until it crashes.
-        value = orjson.loads(data)
-        if not isinstance(value, dict | list):
-            raise HTTPException(400, "The request body must be a JSON object")
-        return value
-
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
-
-    async def execute_single(  # type: ignore[override]
-        self,
-        request: Request,
-        request_adapter: Any,
-        sub_response: Response,
-        context: Any,
-        root_value: Any,
-        request_data: GraphQLRequestData,
+    async def execute(
+        self, request: Request, context: Context, params: dict[str, Any]
     ) -> ExecutionResult:
+        """Persisted document resolution, then the pipeline (gql_api.graphql.pipeline)."""
         viewer = context.viewer
         try:
             resolved = await self.documents.resolve(
                 context.db,
-                request_data.query,
-                request_data.extensions,
+                params.get("query"),
+                params.get("extensions"),
                 is_admin=bool(viewer is not None and viewer.is_admin),
             )
         except Exception as exc:  # the stored documents are out of reach (database down)
             return PreExecutionError(data=None, errors=[database_error(exc)])
         if resolved.error is not None:
             return PreExecutionError(data=None, errors=[resolved.error])
-        request_data.query = resolved.query
-        result = await super().execute_single(
-            request, request_adapter, sub_response, context, root_value, request_data
-        )
+        method = request.method
+        try:
+            result: ExecutionResult = await self.schema.execute(
+                resolved.query,
+                variable_values=params.get("variables"),
+                context_value=context,
+                operation_name=params.get("operationName"),
+                allowed_operation_types=_ALLOWED[method],
+                operation_extensions=params.get("extensions"),
+            )
+        except MissingQueryError as error:
+            raise HTTPError(400, "No GraphQL query found in the request") from error
+        except CannotGetOperationTypeError as error:
+            raise HTTPError(400, error.as_http_error_reason()) from error
+        except InvalidOperationTypeError as error:
+            if method == "GET" and error.operation_type is OperationType.MUTATION:
+                raise HTTPError(
+                    405, error.as_http_error_reason(method), {"Allow": "POST"}
+                ) from error
+            raise HTTPError(400, error.as_http_error_reason(method)) from error
         if resolved.store and resolved.sha256 and not isinstance(result, PreExecutionError):
             # Only documents that parsed and validated are kept.
             await self.documents.store(context.db, resolved.sha256, resolved.query or "")
         return result
 
-    async def process_result(
-        self, request: Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:
+    def _is_graphiql_visit(self, request: Request) -> bool:
+        # A GET carrying a query, or only a persisted query's hash, is an operation.
+        if request.method != "GET":
+            return False
+        params = request.query_params
+        if "query" in params or "extensions" in params:
+            return False
+        accept = request.headers.get("accept", "")
+        return "text/html" in accept or "*/*" in accept
+
+    async def _read(self, request: Request) -> dict[str, Any] | list[dict[str, Any]]:
+        """The operation(s) the request carries, checked as the specification asks."""
+        if request.method == "GET":
+            params: dict[str, Any] = dict(request.query_params)
+            for name in ("variables", "extensions"):
+                if params.get(name):
+                    params[name] = _json(params[name])
+            return _checked(params)
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            raise HTTPError(400, "Unsupported content type")
+        body = _json(await request.body())
+        if isinstance(body, dict):
+            return _checked(body)
+        if not isinstance(body, list):
+            raise HTTPError(400, "The request body must be a JSON object")
+        limits = self.settings.graphql
+        if not limits.batching:
+            raise HTTPError(400, "Batching is not enabled")
+        if len(body) > limits.max_batch_size:
+            raise HTTPError(400, "Too many operations")
+        if not all(isinstance(item, dict) for item in body):
+            raise HTTPError(400, "Each operation of a batch must be a JSON object")
+        return [_checked(item) for item in body]
+
+    def encode(self, result: ExecutionResult, *, drop_data: bool = False) -> dict[str, Any]:
         if result.errors:
-            # Errors raised while parsing skip the operation hooks, so the codes of parse and
-            # validation errors are settled here.
+            # Errors raised while parsing never reach the masking stage's codes: settled here.
             result.errors = [with_code(error) for error in result.errors]
-        response = await super().process_result(request, result)
-        failed_early = isinstance(result, PreExecutionError) or (
-            result.data is None
-            and bool(result.errors)
-            and all(is_coercion_error(error) for error in result.errors or ())
-        )
-        if failed_early and wants_graphql_response(request):
-            # The request failed before execution: no data entry, and a 400 (see run()).
+        response = dict(process_result(result))
+        if drop_data:  # failed before execution: no data entry (graphql-response+json)
             response.pop("data", None)
-            request.state.graphql_status = 400
         return response
 
-    async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
-        response = await super().run(request)
-        if isinstance(request, Request) and isinstance(response, Response):
-            media_type = response.headers.get("content-type", "")
-            if media_type.startswith("application/json") and wants_graphql_response(request):
-                response.headers["content-type"] = GRAPHQL_RESPONSE_CONTENT_TYPE
-                status = getattr(request.state, "graphql_status", None)
-                if status is not None:
-                    response.status_code = status
-        return response
+    def respond(self, request: Request, payload: object, status: int) -> Response:
+        media_type = (
+            GRAPHQL_RESPONSE_CONTENT_TYPE if wants_graphql_response(request) else "application/json"
+        )
+        return Response(orjson.dumps(payload), status, media_type=media_type)
+
+
+def _json(data: str | bytes) -> Any:
+    # orjson refuses invalid UTF-8 and nesting deeper than 1,024 levels with a JSONDecodeError
+    # (a 400), where json.loads would recurse until it crashes.
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raise HTTPError(400, "Unable to parse request body as JSON") from error
+
+
+_TYPES = {
+    "query": (str, "a string"),
+    "variables": (dict, "an object"),
+    "extensions": (dict, "an object"),
+    "operationName": (str, "a string"),
+}
+
+
+def _checked(params: dict[str, Any]) -> dict[str, Any]:
+    for name, (kind, described) in _TYPES.items():
+        value = params.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise HTTPError(
+                400, f"The GraphQL operation's `{name}` must be {described} or null, if provided."
+            )
+    return params
+
+
+def _failed_early(result: ExecutionResult) -> bool:
+    """Failed before execution: parse, validation, limits, or variables that do not coerce."""
+    return isinstance(result, PreExecutionError) or (
+        result.data is None
+        and bool(result.errors)
+        and all(is_coercion_error(error) for error in result.errors or ())
+    )
 
 
 class GraphQLEntry:
@@ -149,11 +237,17 @@ class GraphQLEntry:
     another method is a 405 naming the allowed ones (before any caller lookup), and
     ``/graphql/`` redirects to ``/graphql``."""
 
-    def __init__(self, app: ASGIApp, *, endpoint: GraphQLEndpoint) -> None:
+    def __init__(
+        self, app: ASGIApp, *, endpoint: GraphQLEndpoint, websocket: ASGIApp | None = None
+    ) -> None:
         self.app = app
         self.endpoint = endpoint
+        self.websocket = websocket  # subscriptions (graphql/websocket.py) when enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == GRAPHQL_PATH and self.websocket:
+            await self.websocket(scope, receive, send)
+            return
         if scope["type"] != "http" or scope["path"] not in _PATHS:
             await self.app(scope, receive, send)
             return

@@ -4,12 +4,12 @@ whichever executor answers it, and the one function or class that owns each.
 ====================  ==========================================================================
 stage                 owner
 ====================  ==========================================================================
-HTTP decode           ``endpoint.GraphQLEndpoint`` (Strawberry's ``AsyncBaseHTTPView``: media
-                      types, GET/POST rules, JSON with ``decode_json``, batching)
+HTTP decode           ``endpoint.GraphQLEndpoint`` (GET/POST rules, media types, JSON with
+                      orjson, batching, the GraphiQL page)
 context               ``context.make_context`` (the viewer looked up once), via
-                      ``GraphQLEndpoint.get_context``
+                      ``GraphQLEndpoint.context``
 persisted documents   ``persisted.PersistedDocuments.resolve`` (APQ, trusted documents), via
-                      ``GraphQLEndpoint.execute_single``
+                      ``GraphQLEndpoint.execute``
 parse (cached)        ``documents.DocumentStore.prepare``, via ``limits.request_limits``
 validate (cached)     ``documents.PreparedDocument.errors``, via ``limits.request_limits``
 limits, cost,         ``limits.request_limits`` (``shape_errors``, ``cost.operation_cost``)
@@ -22,7 +22,7 @@ mask errors           ``masking.MaskUnexpectedErrors``
 metrics               ``gql_api.metrics.MetricsExtension``
 logging               ``gql_api.logs.RequestLogExtension`` (the access line:
                       ``gql_api.app.RequestIdMiddleware``)
-encode                ``GraphQLEndpoint.process_result`` / ``run`` / ``encode_json``
+encode                ``GraphQLEndpoint.encode`` / ``respond`` (status and media type)
 ====================  ==========================================================================
 
 :func:`stages` is that list as it runs: each stage is a Strawberry ``SchemaExtension`` class
