@@ -11,7 +11,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -28,7 +28,11 @@ from gql_api.graphql.pipeline import build_pipeline_schema
 from gql_api.http_limits import BodySizeLimitMiddleware
 from gql_api.logs import bind_request, configure_logging, unbind_request
 from gql_api.metrics_exposure import public_refusal
+from gql_api.observability import tracing
 from gql_api.ops.maintenance import run_periodic_cleanup
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("gql_api.access")
@@ -43,8 +47,9 @@ class RequestIdMiddleware:
     """Takes ``X-Request-ID`` (or makes one), keeps it on the request and returns it; binds the
     request's log context and writes one access line when the request ends."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, trace_ids: bool = False) -> None:
         self.app = app
+        self.trace_ids = trace_ids
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,6 +65,8 @@ class RequestIdMiddleware:
             if incoming and len(incoming) <= 64 and incoming.isprintable()
             else secrets.token_hex(16)
         )
+        if self.trace_ids:  # tracing on: the trace's id, so that log lines and traces join
+            request_id = tracing.current_trace_id() or request_id
         scope.setdefault("state", {})["request_id"] = request_id
         entry, token = bind_request(request_id)
         status = 500  # unless a response starts
@@ -92,10 +99,17 @@ def secret_file_for(settings: Settings) -> Path:
     return settings.database.data_dir.expanduser().resolve().parent / "jwt_secret"
 
 
-def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
-    """The ASGI app. With ``db`` given the caller owns it; else the app opens and closes one."""
+def create_app(
+    settings: Settings | None = None,
+    db: Database | None = None,
+    *,
+    span_exporter: SpanExporter | None = None,
+) -> FastAPI:
+    """The ASGI app. With ``db`` given the caller owns it; else the app opens and closes one.
+    ``span_exporter`` replaces the OTLP exporter while tracing is on (tests, the benchmark)."""
     settings = settings or load_settings()
     ensure_jwt_secret(settings, secret_file_for(settings))
+    traced = tracing.setup(settings, span_exporter)  # None when tracing is off
     state: dict[str, Any] = {"db": db}
     head = migrations.head_revision()
 
@@ -106,6 +120,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             state["db"] = Database.from_settings(settings)
         log.info("gql_api %s serving on %s", __version__, state["db"].describe())
         metrics.instrument_database(state["db"])
+        if traced is not None:
+            tracing.instrument_engine(traced, state["db"].engine)
         # Everything loaded so far (modules, schema, plans' machinery) lives as long as the
         # process: keep it out of the cyclic collector's scans (measured +5% on a users page).
         gc.collect()
@@ -129,6 +145,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                 with contextlib.suppress(asyncio.CancelledError):
                     await cleanup
             metrics.worker_exiting()
+            if traced is not None:
+                traced.shutdown()  # exports the spans still buffered
             if owned:
                 await state["db"].dispose()
 
@@ -205,7 +223,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         max_age=600,
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.server.max_body_bytes)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, trace_ids=traced is not None)
+    if traced is not None:  # outermost: the server span covers everything, the request id too
+        app.add_middleware(tracing.TracingMiddleware, tracing=traced)
     return app
 
 

@@ -281,6 +281,19 @@ class LoggingSettings(_Section):
     format: Literal["auto", "json", "text"] = "auto"
 
 
+class TracingSettings(_Section):
+    # OpenTelemetry (gql_api.observability.tracing). OTEL_EXPORTER_OTLP_ENDPOINT (or
+    # ..._TRACES_ENDPOINT) in the environment turns it on, OTEL_SDK_DISABLED=true off.
+    enabled: bool = False
+    # The client's address and the URL's query string (GET /graphql?variables=... may hold
+    # passwords) stay out of the HTTP span unless these say otherwise.
+    record_client_address: bool = False
+    record_query_string: bool = False
+
+
+OTEL_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -297,6 +310,7 @@ class Settings(BaseSettings):
     mail: MailSettings = MailSettings()
     graphql: GraphQLSettings = GraphQLSettings()
     logging: LoggingSettings = LoggingSettings()
+    tracing: TracingSettings = TracingSettings()
     # Not configuration: the time the second factor's checks see (TOTP steps, challenge expiry,
     # re-authentication), so that tests inject it instead of sleeping.
     clock: Callable[[], datetime] = Field(default=utc_now, exclude=True, repr=False)
@@ -447,6 +461,10 @@ def load_settings(
     if database_url and not data.get("database", {}).get("url"):
         data = _deep_merge(data, {"database": {"url": database_url}})
     data = _deep_merge(data, overrides)
+    if any(env_vars.get(name) for name in OTEL_ENDPOINT_VARIABLES):
+        data = _deep_merge(data, {"tracing": {"enabled": True}})
+    if env_vars.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        data = _deep_merge(data, {"tracing": {"enabled": False}})
 
     try:
         settings = Settings(**data)

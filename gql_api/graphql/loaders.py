@@ -21,6 +21,7 @@ from typing import Any
 from aiodataloader import DataLoader
 
 from gql_api.db import Database
+from gql_api.observability import tracing
 from gql_api.repositories import profiles as profile_repo
 from gql_api.repositories import sessions as session_repo
 
@@ -33,13 +34,17 @@ class Loaders:
 
     async def profiles(self, user_ids: Sequence[uuid.UUID]) -> list[Any]:
         """Per user id, its profile row or None: one statement."""
-        rows = await profile_repo.by_user_ids(self.db.stale_reads(), user_ids=list(user_ids))
+        with tracing.span("dataloader User.profile", _batch("User.profile", user_ids)):
+            rows = await profile_repo.by_user_ids(self.db.stale_reads(), user_ids=list(user_ids))
         by_user = {row.user_id: row for row in rows}
         return [by_user.get(key) for key in user_ids]
 
     async def sessions(self, user_ids: Sequence[uuid.UUID]) -> list[list[Any]]:
         """Per user id, its active session rows, newest first: one statement."""
-        rows = await session_repo.active_by_user_ids(self.db.stale_reads(), user_ids=list(user_ids))
+        with tracing.span("dataloader User.sessions", _batch("User.sessions", user_ids)):
+            rows = await session_repo.active_by_user_ids(
+                self.db.stale_reads(), user_ids=list(user_ids)
+            )
         by_user: dict[uuid.UUID, list[Any]] = defaultdict(list)
         for row in rows:
             by_user[row.user_id].append(row)
@@ -55,3 +60,10 @@ class Loaders:
     @cached_property
     def sessions_by_user_id(self) -> DataLoader[uuid.UUID, list[Any]]:
         return DataLoader(self.sessions)
+
+
+def _batch(relation: str, keys: Sequence[Any]) -> dict[str, Any] | None:
+    """A loader batch's span attributes (None, built for nothing, while tracing is off)."""
+    if tracing.CURRENT.get() is None:
+        return None
+    return {"graphql.dataloader.relation": relation, "graphql.dataloader.batch_size": len(keys)}
