@@ -432,6 +432,10 @@ def commands(outcome: Outcome) -> dict[str, str]:
         found["load"] = (
             f"bench/load.py's asyncio httpx client: {o.connections} connections for {o.duration:g}s"
         )
+    found["load"] += (
+        f"; the client shapes and PostGraphile's runs for {o.shape_duration:g}s each "
+        "(bodies from bench/queries.py `SHAPES`, no bearer token for PostGraphile)"
+    )
     if outcome.postgraphile:
         found["PostGraphile"] = (
             _code(
@@ -541,7 +545,8 @@ def markdown(outcome: Outcome, text: str, previous: str = "") -> str:
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(outcome.started_at))
     minutes = (outcome.finished_at - outcome.started_at) / 60
     lines = [
-        "# Benchmark: gql_api against the raw Starlette + asyncpg reference",
+        "# Benchmark: gql_api against the raw Starlette + asyncpg reference"
+        + (" and PostGraphile v5" if outcome.postgraphile else ""),
         "",
         f"Run {started} ({minutes:.1f} min), code at {_git()}, PostgreSQL {outcome.postgres}.",
         "Written by `python -m bench.run`; see bench/README.md for what each figure means.",
