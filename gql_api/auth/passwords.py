@@ -6,8 +6,10 @@ characters of any script (up to 512 UTF-8 bytes) must count in full, so we hash
 bytes of the digest from cutting the input short, the known flaw of feeding a raw digest.
 
 bcrypt costs ~320 ms at cost 12 on this machine and releases the GIL, so it runs in a thread
-pool capped at the core count: the event loop never waits on a hash, and a login storm cannot
-queue more hashing than the cores can do.
+pool: the event loop never waits on a hash. The pool keeps one core out of hashing (one thread
+on two cores): a login storm then queues its hashes instead of taking every core from the event
+loop and PostgreSQL, which kept the other requests' p99 at 3.2x its calm value on this 2-core
+machine with a thread per core (bench Q4).
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ import bcrypt
 from gql_api.observability import tracing
 
 _COST = re.compile(rb"^\$2[abxy]\$(\d\d)\$")
-_executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="bcrypt")
+
+
+def _hashing_threads() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) - 1)
+
+
+_executor = ThreadPoolExecutor(max_workers=_hashing_threads(), thread_name_prefix="bcrypt")
 
 
 def _prehash(password: str) -> bytes:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from strawberry.fastapi import BaseContext
 
 from gql_api.auth.current import Viewer, authenticate, bearer_token
+from gql_api.auth.events import RequestMeta
 from gql_api.config import Settings
 from gql_api.db import Database
 from gql_api.graphql.errors import Forbidden, Unauthenticated
@@ -77,6 +78,12 @@ class Context(BaseContext):
         """SMTP when ``mail.smtp_host`` is set, else the log; built on first use."""
         return build_mailer(self.settings)
 
+    def request_meta(self) -> RequestMeta:
+        """Who sent this request, as the audit log records it."""
+        return RequestMeta(
+            ip_address=self.client_ip, user_agent=self.user_agent, request_id=self.request_id
+        )
+
     def current_viewer(self) -> Viewer | None:
         """The caller, None when anonymous; raises when a token was sent but is not valid."""
         if self.auth_error is not None:
@@ -125,11 +132,11 @@ async def make_context(
     except Exception as exc:
         # A bad token, or database trouble while checking it (down, starting up, pool
         # exhausted, statement timeout), is reported by the first field that asks who is
-        # calling, with the same codes as anywhere else; anything else is a bug.
+        # calling, with the same codes as anywhere else. Anything else is a bug: it goes to
+        # that field too, where the masking stage logs it with the request id and answers
+        # INTERNAL_SERVER_ERROR (a plain 500 here would also drop the keep-alive connection).
         error = classify(exc)
-        if error is None:
-            raise
-        if error is not exc:
+        if error is not None and error is not exc:
             error.__cause__ = exc
-        ctx.auth_error = error
+        ctx.auth_error = error or exc
     return ctx
