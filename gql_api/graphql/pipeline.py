@@ -79,7 +79,7 @@ def stages(settings: Settings) -> list[type[SchemaExtension]]:
     if settings.graphql.fast_execution:
         ordered.append(planned_execution(settings))  # the execute stage's faster branch
     if settings.tracing.enabled:  # last: its on_execute sees whether the plan answered
-        from gql_api.observability.operation_span import operation_span_stage
+        from gql_api.graphql.operation_span import operation_span_stage
 
         ordered.append(operation_span_stage(settings))
     return ordered

@@ -1,3 +1,2 @@
-"""Observability: tracing (``tracing``: OpenTelemetry, off by default; ``operation_span``: the
-GraphQL operation's span as a pipeline stage). Logs and metrics live in ``gql_api.logs`` and
-``gql_api.metrics`` for now."""
+"""Observability: tracing (``tracing``: OpenTelemetry, off by default). The GraphQL operation's
+span is a pipeline stage, so it lives with the pipeline (``gql_api.graphql.operation_span``)."""
