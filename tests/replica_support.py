@@ -15,16 +15,17 @@ import importlib.util
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 
-from tests.pg_control import ControlledPostgres
-from tests.server_support import free_port
+if TYPE_CHECKING:
+    from gql_api.db.embedded import EmbeddedServer
 
 DATABASE = "replicas"
 
@@ -49,14 +50,29 @@ def missing_binaries() -> str | None:
     return None
 
 
+class Primary(Protocol):
+    """An embedded server to copy (tests.pg_control.ControlledPostgres is one); nothing here
+    needs pytest, so the benchmark builds its replica with this module too."""
+
+    @property
+    def server(self) -> EmbeddedServer: ...
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class StreamingReplica:
     """One hot standby of ``primary``, in ``data_dir``, on a socket directory of its own."""
 
-    def __init__(self, primary: ControlledPostgres, data_dir: Path) -> None:
+    def __init__(self, primary: Primary, data_dir: Path, database: str = DATABASE) -> None:
         bin_dir = _bin_dir()
         assert bin_dir is not None
         self.bin_dir = bin_dir
         self.primary = primary
+        self.database = database
         self.data_dir = data_dir
         self.user: str | None = primary.server.handle.system_user  # type: ignore[attr-defined]
         self.socket_dir = Path(tempfile.mkdtemp(prefix="gqlrep"))
@@ -79,7 +95,7 @@ class StreamingReplica:
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@/{DATABASE}?host={self.socket_dir}&port={self.port}"
+        return f"postgresql://postgres@/{self.database}?host={self.socket_dir}&port={self.port}"
 
     def _run(self, binary: str, args: list[str], timeout: float = 120) -> None:
         log = self.data_dir.parent / f"{binary}.out"
