@@ -25,11 +25,13 @@ from gql_api.cors import CORS_HEADERS, ExplainedCORSMiddleware
 from gql_api.db import Database, migrations
 from gql_api.graphql.endpoint import GraphQLEndpoint, GraphQLEntry
 from gql_api.graphql.pipeline import build_pipeline_schema
+from gql_api.graphql.websocket import GraphQLWebSocket
 from gql_api.http_limits import BodySizeLimitMiddleware
 from gql_api.logs import bind_request, configure_logging, unbind_request
 from gql_api.metrics_exposure import public_refusal
 from gql_api.observability import tracing
 from gql_api.ops.maintenance import run_periodic_cleanup
+from gql_api.realtime import Hub, Listener
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -133,9 +135,17 @@ def create_app(
         replica_checks = (
             asyncio.create_task(state["db"].watch_replicas()) if state["db"].replicas else None
         )
+        # The one LISTEN connection of this process (gql_api.realtime.listener).
+        listener = None
+        if hub is not None:
+            listen_url = settings.realtime.listen_url or state["db"].url
+            listener = Listener(listen_url, hub, settings.realtime)
+            listener.start()
         try:
             yield
         finally:
+            if listener is not None:
+                await listener.stop()
             if replica_checks is not None:
                 replica_checks.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -161,7 +171,13 @@ def create_app(
     app.state.settings = settings
     app.state.holder = state
     # The one GraphQL-over-HTTP entry (gql_api.graphql.pipeline lists its stages).
-    endpoint = GraphQLEndpoint(build_pipeline_schema(settings), settings=settings, state=state)
+    schema = build_pipeline_schema(settings)
+    endpoint = GraphQLEndpoint(schema, settings=settings, state=state)
+    # Subscriptions over WebSocket at /graphql (gql_api.graphql.websocket), when enabled.
+    hub = Hub(settings.realtime) if settings.realtime.enabled else None
+    websocket = (
+        None if hub is None else GraphQLWebSocket(schema, settings=settings, state=state, hub=hub)
+    )
     if settings.graphiql_enabled:
         graphiql.mount_assets(app)  # the page's scripts and styles, from this package
 
@@ -209,7 +225,7 @@ def create_app(
 
     # /graphql skips FastAPI's routing and dependency solving (measurable on a ``me`` request);
     # it sits inside CORS, the body limit and the request id like every other route.
-    app.add_middleware(GraphQLEntry, endpoint=endpoint)
+    app.add_middleware(GraphQLEntry, endpoint=endpoint, websocket=websocket)
     # Always installed, so a refused preflight is a 400 that names the origin (gql_api.cors),
     # not the 405 of a route that knows only GET and POST.
     app.add_middleware(

@@ -276,6 +276,35 @@ class GraphQLSettings(_Section):
     fast_execution: bool = True
 
 
+class RealtimeSettings(_Section):
+    """GraphQL subscriptions over WebSocket (gql_api/realtime/, graphql/websocket.py)."""
+
+    # Off: /graphql accepts no WebSocket upgrade and no LISTEN connection is opened.
+    enabled: bool = True
+    # The one LISTEN connection per process connects here directly (not through PgBouncer in
+    # transaction mode, which cannot keep a LISTEN); None: the database URL.
+    listen_url: str | None = None
+    max_sockets: int = Field(10_000, ge=1)
+    max_sockets_per_user: int = Field(20, ge=1)
+    max_subscriptions_per_socket: int = Field(10, ge=1, le=1000)
+    # One client message (connection_init, subscribe) at most this many bytes.
+    max_message_bytes: int = Field(64 * 1024, ge=1024)
+    # Events waiting for one subscription; a client that lets it fill is closed with 4429.
+    queue_size: int = Field(256, ge=1, le=100_000)
+    # connection_init must arrive (and authenticate) within this.
+    init_timeout: Duration = timedelta(seconds=10)
+    # The server pings this often and closes a socket silent for idle_timeout (4408).
+    ping_interval: Duration = timedelta(seconds=30)
+    idle_timeout: Duration = timedelta(seconds=90)
+    # The LISTEN connection reconnects with doubling delays up to this.
+    reconnect_max_delay: Duration = timedelta(seconds=5)
+
+    @field_validator("listen_url")
+    @classmethod
+    def _listen_url(cls, value: str | None) -> str | None:
+        return DatabaseSettings._postgres_url(value)
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "text"] = "auto"
@@ -310,6 +339,7 @@ class Settings(BaseSettings):
     mail: MailSettings = MailSettings()
     graphql: GraphQLSettings = GraphQLSettings()
     logging: LoggingSettings = LoggingSettings()
+    realtime: RealtimeSettings = RealtimeSettings()
     tracing: TracingSettings = TracingSettings()
     # Not configuration: the time the second factor's checks see (TOTP steps, challenge expiry,
     # re-authentication), so that tests inject it instead of sleeping.

@@ -4,8 +4,12 @@ PostgreSQL LISTEN/NOTIFY: real PostgreSQL, real uvicorn processes, real sockets.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import shutil
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +39,7 @@ from tests.realtime_support import (
     servers,
     terminate_listeners,
 )
-from tests.server_support import RunningServer
+from tests.server_support import REPO, RunningServer
 
 # Small queues, so that a client that stops reading fills one quickly.
 QUEUE = "16"
@@ -428,3 +432,95 @@ async def test_disabled_subscriptions_have_no_route_and_idle_sockets_close(
             assert code == 4408
         finally:
             await client.ws.close()
+
+
+CLIENTS_DIR = REPO / ".ci" / "realtime"
+
+
+def _install_node_clients() -> bool:
+    """graphql-ws and Apollo Client from npm (pinned in .ci/realtime/package.json), installed on
+    first use like the HTTP audit's graphql-http."""
+    marker = CLIENTS_DIR / "node_modules" / "@apollo" / "client"
+    npm = shutil.which("npm")
+    if not marker.is_dir() and npm is not None:
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--silent"],
+            cwd=CLIENTS_DIR,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+    return marker.is_dir()
+
+
+async def test_the_npm_graphql_ws_client_and_apollo_work_unchanged(
+    pair: list[RunningServer], db: Database, settings: Settings, database_url: str
+) -> None:
+    node = shutil.which("node")
+    installed = _install_node_clients()
+    if node is None or not installed:
+        reason = "node is not installed" if node is None else "npm install --prefix .ci/realtime"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the Node realtime clients: {reason}")
+        pytest.skip(reason)
+    first, second = pair
+    plain_user = await insert_user(db)
+    apollo_user = await insert_user(db)
+    plain_token = await session_token(db, settings, plain_user)
+    apollo_token = await session_token(db, settings, apollo_user)
+    process = await asyncio.create_subprocess_exec(
+        node,
+        str(CLIENTS_DIR / "clients.mjs"),
+        f"ws://127.0.0.1:{first.port}/graphql",
+        plain_token,
+        apollo_token,
+        cwd=CLIENTS_DIR,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    stdout = process.stdout
+    assert stdout is not None
+    lines: list[dict[str, Any]] = []
+
+    async def read_until(done: Callable[[], bool], within: float, poke: Any = None) -> None:
+        deadline = time.monotonic() + within
+        while not done():
+            left = deadline - time.monotonic()
+            assert left > 0, f"node clients: {lines}"
+            if poke is not None:
+                await poke()
+            try:
+                raw = await asyncio.wait_for(stdout.readline(), timeout=min(left, 0.3))
+            except TimeoutError:
+                continue
+            assert raw, f"node exited: {lines}"
+            lines.append(json.loads(raw))
+
+    def events(client: str) -> list[dict[str, Any]]:
+        return [
+            line["result"]["data"]["viewerEvents"]
+            for line in lines
+            if line.get("client") == client and "result" in line
+        ]
+
+    async def probe() -> None:
+        await notify_burst(database_url, plain_user.id, 1)
+        await notify_burst(database_url, apollo_user.id, 1)
+
+    try:
+        await read_until(lambda: bool(events("graphql-ws") and events("apollo")), 30, probe)
+        for token in (plain_token, apollo_token):
+            assert (await graphql(second, "mutation { logout }", token))["data"] == {"logout": True}
+
+        def ended(client: str) -> bool:
+            return any(
+                e["kind"] == "SESSION_REVOKED" and e["ownSession"] for e in events(client)
+            ) and any(line.get("client") == client and "closed" in line for line in lines)
+
+        await read_until(lambda: ended("graphql-ws") and ended("apollo"), 15)
+        closes = {line["client"]: line["closed"] for line in lines if "closed" in line}
+        assert closes == {"graphql-ws": 4401, "apollo": 4401}, lines
+    finally:
+        if process.returncode is None:
+            process.kill()  # by its own handle (PID), never by name
+        await process.wait()

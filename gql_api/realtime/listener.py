@@ -87,7 +87,7 @@ class Listener:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._lost.wait(), timeout=probe_every)
                     if not self._lost.is_set():
-                        await notifications.probe_listener(connection, within_s=PROBE_TIMEOUT_S)
+                        await notifications.probe_listener(_Probe(connection))
                 raise ConnectionError("the LISTEN connection was closed")
             except asyncio.CancelledError:
                 raise
@@ -104,3 +104,14 @@ class Listener:
                 if connection is not None and not connection.is_closed():
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(connection.close(), timeout=PROBE_TIMEOUT_S)
+
+
+class _Probe:
+    """The LISTEN connection as a ``RowSource`` for the repository's probe, with a deadline (a
+    silent network would otherwise hold the probe for ever)."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    async def fetch(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
+        return list(await self.connection.fetch(statement, timeout=PROBE_TIMEOUT_S))

@@ -3,19 +3,20 @@ so PostgreSQL delivers it at commit and drops it at rollback) and the listener's
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gql_api.repositories.row_source import RowSource
+
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+# Plain text: the LISTEN connection is a bare asyncpg connection (gql_api.realtime.listener).
+_PROBE = "SELECT 1"
 
 
 async def notify(session: AsyncSession, *, channel: str, payload: str) -> None:
     await session.execute(_NOTIFY, {"channel": channel, "payload": payload})
 
 
-async def probe_listener(connection: Any, *, within_s: float) -> None:
-    """One round trip on the LISTEN connection (asyncpg): raises when it is gone or silent
-    for ``within_s`` seconds."""
-    await connection.fetchval("SELECT 1", timeout=within_s)
+async def probe_listener(db: RowSource) -> None:
+    """One round trip on the LISTEN connection: raises when it is gone."""
+    await db.fetch(_PROBE)
