@@ -184,3 +184,52 @@ def test_only_resolvers_that_read_nothing_but_the_context_are_planned() -> None:
     assert not reads_only_context(passed_on, "info")
     assert not reads_only_context(renamed, "data")
     assert not reads_only_context(len, "info")  # no source to read: refused
+
+
+def test_the_library_seams_still_hold() -> None:
+    """Every library internal the planned executor relies on (gql_api.graphql.strawberry_seams),
+    used against the real schema: an upgrade that moves one fails here, by name."""
+    from graphql import VariableValues, get_argument_values, parse
+
+    from gql_api.graphql.schema import build_schema
+    from gql_api.graphql.strawberry_seams import (
+        InfoSite,
+        argument_converter,
+        resolver_parts,
+        strawberry_info,
+    )
+    from gql_api.graphql.users import OrderDirection, UserFilter, UserOrder
+
+    schema: Any = build_schema()
+    users = schema.get_field_for_type("users", "Query")
+    parts = resolver_parts(users.base_resolver)
+    assert parts.pass_source and parts.info_name == "info" and parts.parent_name is None
+    assert callable(parts.function)
+
+    page = parse(
+        '{ users(first: 2, filter: {search: "x"}, orderBy: {direction: ASC}) { totalCount } }'
+    )
+    page_node = page.definitions[0].selection_set.selections[0]  # type: ignore[attr-defined]
+    coerced = get_argument_values(schema._schema.query_type.fields["users"], page_node)
+    converted = argument_converter(schema)(coerced, users.arguments)
+    assert converted["first"] == 2
+    assert isinstance(converted["filter"], UserFilter) and converted["filter"].search == "x"
+    assert isinstance(converted["order_by"], UserOrder)
+    assert converted["order_by"].direction is OrderDirection.ASC
+
+    node = parse("{ users { totalCount } }").definitions[0]
+    field_node = node.selection_set.selections[0]  # type: ignore[attr-defined]
+    site = InfoSite(
+        strawberry_schema=schema,
+        strawberry_field=users,
+        field_nodes=[field_node],
+        return_type=schema._schema.query_type.fields["users"].type,
+        parent_type=schema._schema.query_type,
+        fragments={},
+        operation=node,  # type: ignore[arg-type]
+    )
+    info = strawberry_info(site, ["users"], VariableValues({}, {}), context="CONTEXT")
+    assert info.context == "CONTEXT"
+    assert info.field_name == "users" and info.python_name == "users"
+    assert info.path.as_list() == ["users"]
+    assert [f.name for f in info.selected_fields[0].selections] == ["totalCount"]

@@ -8,10 +8,8 @@ parent made null is dropped as graphql-core cancels it.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 from graphql import (
@@ -26,37 +24,8 @@ from graphql import located_error as locate
 
 from gql_api.graphql.plans import FieldPlan, Plan
 from gql_api.graphql.readers import ContextOnlyInfo, NullInNonNull
+from gql_api.graphql.settling import PlanPosition, close, settle
 from gql_api.graphql.strawberry_seams import strawberry_info
-
-
-class PlanPosition:
-    """Where an object or list sits in the response: its slot (``container[key]``), whether
-    that slot may be null, and the position of what holds it (None for ``data``)."""
-
-    __slots__ = ("container", "dead", "key", "nullable", "parent")
-
-    def __init__(
-        self, parent: PlanPosition | None, container: Any, key: Any, nullable: bool
-    ) -> None:
-        self.parent, self.container, self.key, self.nullable = parent, container, key, nullable
-        self.dead = False  # made null by an error below it
-
-    def path(self) -> list[Any]:
-        keys: list[Any] = []
-        position: PlanPosition | None = self
-        while position is not None and position.parent is not None:
-            keys.append(position.key)
-            position = position.parent
-        return keys[::-1]
-
-    def attached(self) -> bool:
-        position: PlanPosition | None = self
-        while position is not None:
-            if position.dead:
-                return False
-            position = position.parent
-        return True
-
 
 # A pending value: its slot, the position holding the slot, its field, its type, the awaitable.
 _Pending = tuple[Any, Any, PlanPosition, FieldPlan, Any, Any]
@@ -75,16 +44,21 @@ class Executor:
         self.root = PlanPosition(None, None, None, nullable=False)
         # Relation fields met on this level: per field, each value's slot and parent row.
         self.relations: dict[int, tuple[FieldPlan, list[tuple[Any, Any, PlanPosition, Any]]]] = {}
+        # While a level settles: the position holding the field being completed, and the
+        # non-null errors that leave it (see _fail).
+        self.task_holder: PlanPosition | None = None
+        self.deferred: list[tuple[Any, ...]] | None = None
 
     async def run(self) -> ExecutionResult:
         data: dict[str, Any] = {}
         pending: list[_Pending] = []
         self._resolve_fields(self.fields, None, data, self.root, pending)
+        self.deferred = []
         while (pending or self.relations) and not self.root.dead:
             batch, pending = pending, []
             relations, self.relations = list(self.relations.values()), {}
             if self.errors:  # work under a parent made null is dropped, as graphql-core does
-                batch = [item for item in batch if item[2].attached() or _close(item[5])]
+                batch = [item for item in batch if item[2].attached() or close(item[5])]
             # All resolvers and relations of this level run together, so their DataLoader calls
             # batch and their statements overlap.
             awaitables = [item[5] for item in batch]
@@ -92,9 +66,9 @@ class Executor:
                 assert plan.relation is not None
                 awaitables.append(plan.relation.load(self.context, [e[3] for e in entries]))
             settled = functools.partial(self._settled, batch, relations, pending)
-            await _settle(awaitables, settled, self.root)
+            await settle(awaitables, settled, self.root, self._flush)
         for item in pending:
-            _close(item[5])
+            close(item[5])
         return ExecutionResult(None if self.root.dead else data, self.errors or None)
 
     def _settled(
@@ -109,13 +83,35 @@ class Executor:
         relation loaded for all its parents (``relations``, after the batch)."""
         if index < len(batch):
             container, key, holder, plan, graphql_type, _ = batch[index]
+            self.task_holder = holder
             self._complete(container, key, holder, plan, graphql_type, value, pending)
+            self.task_holder = None
             return
         plan, entries = relations[index - len(batch)]
         for (container, key, holder, _), each in zip(
             entries, _per_parent(value, entries), strict=True
         ):
+            self.task_holder = holder  # graphql-core awaits each parent's value on its own
             self._complete(container, key, holder, plan, plan.graphql_type, each, pending)
+        self.task_holder = None
+
+    def _flush(self) -> None:
+        """After a level's values that arrived together: the non-null errors that left their
+        field, in arrival order (the first one under a parent wins, as in graphql-core)."""
+        deferred, self.deferred = self.deferred, None
+        for arguments in deferred or ():
+            self._fail(*arguments)
+        self.deferred = []
+
+    def _escapes(self, holder: PlanPosition) -> bool:
+        """Whether a null in a non-null field under ``holder`` goes up past the field being
+        completed (it makes the object holding that field null, or more)."""
+        position = holder
+        while position is not self.task_holder:
+            if position.nullable or position.parent is None:
+                return False
+            position = position.parent
+        return True
 
     def _resolve_fields(
         self,
@@ -198,6 +194,8 @@ class Executor:
                 for index, item in enumerate(value):
                     self._complete(items, index, position, plan, item_type, item, pending)
             elif isinstance(graphql_type, GraphQLObjectType):
+                if plan.children_error is not None:
+                    raise plan.children_error
                 child: dict[str, Any] = {}
                 container[key] = child
                 assert plan.children is not None
@@ -219,6 +217,19 @@ class Executor:
     ) -> None:
         if not holder.attached():
             return  # under a parent already made null: graphql-core would have cancelled it
+        if (
+            self.deferred is not None
+            and self.task_holder is not None
+            and isinstance(graphql_type, GraphQLNonNull)
+            and self._escapes(holder)
+        ):
+            # graphql-core completes a field's value inside the field's own task: errors of
+            # nullable fields are recorded there and then, while a null that leaves the field
+            # reaches its parent only when the parent collects its fields' results, after every
+            # other value that arrived in the same tick was completed. So it waits to the end
+            # of this level's arrivals (_flush).
+            self.deferred.append((exc, container, key, holder, plan, graphql_type))
+            return
         self.errors.append(locate(exc, plan.nodes, [*holder.path(), key]))
         if not isinstance(graphql_type, GraphQLNonNull):
             container[key] = None
@@ -242,45 +253,6 @@ def _serialize(graphql_type: Any, value: Any) -> Any:
     return serialized
 
 
-async def _settle(
-    awaitables: list[Any], settled: Callable[[int, Any], None], root: PlanPosition
-) -> None:
-    """Hands each awaitable's value (or the exception it raised) to ``settled`` as soon as it
-    is known, in the order they finish, as graphql-core completes fields. Once an error has
-    made ``data`` null the rest is cancelled: graphql-core answers at that moment too, so the
-    same error is reported, and the connections the rest hold are freed at once."""
-    if len(awaitables) == 1:
-        try:
-            value = await awaitables[0]
-        except Exception as exc:
-            value = exc
-        settled(0, value)
-        return
-    tasks = {asyncio.ensure_future(awaitable): index for index, awaitable in enumerate(awaitables)}
-    waiting = set(tasks)
-    try:
-        while waiting and not root.dead:
-            done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(done, key=tasks.__getitem__):  # one tick: selection order
-                if task.cancelled():
-                    continue
-                exception = task.exception()  # retrieved even when no longer wanted
-                if not root.dead:
-                    settled(tasks[task], task.result() if exception is None else exception)
-    finally:
-        for task in waiting:
-            task.cancel()
-        if waiting:
-            await asyncio.gather(*waiting, return_exceptions=True)
-
-
 def _per_parent(loaded: Any, entries: list[Any]) -> list[Any]:
     # A relation's loader that failed fails the field of every parent.
     return [loaded] * len(entries) if isinstance(loaded, BaseException) else loaded
-
-
-def _close(awaitable: Any) -> bool:
-    close = getattr(awaitable, "close", None)
-    if close is not None:
-        close()  # a coroutine never awaited: no "never awaited" warning
-    return False

@@ -1,15 +1,12 @@
 """The planned executor's compiler: validated query documents compiled into plans (run by
 ``gql_api.graphql.plan_execution``).
 
-graphql-core's generic executor spends ~10 µs per field (a ResolveInfo, a path entry, a task or
-two); on a page of users that is most of the request. This module compiles a validated query,
-once per document text, into a plan: per response key its field, how to get the value (the
-attribute, or the same Strawberry resolver the generic executor would call, with the same
-arguments: ``gql_api.graphql.arguments``) and how to serialise it (the schema's own
-``serialize``). Fragments, ``@skip``/``@include`` and merged fields are resolved here, with
-graphql-core's ``CollectFields`` semantics (``gql_api.graphql.selections``); ``__typename`` is
-a constant. Executing the plan walks the objects the resolvers return, breadth first, gathering
-every pending resolver of a level at once so DataLoaders batch exactly as under graphql-core.
+graphql-core's generic executor spends ~10 µs per field; this module compiles a validated
+query, once per document text, into a plan: per response key its field, how to get the value
+(the attribute, or the Strawberry resolver the generic executor would call, with the same
+arguments: ``gql_api.graphql.arguments``) and how to serialise it (the schema's ``serialize``).
+Fragments, ``@skip``/``@include`` and merged fields are resolved here with graphql-core's
+``CollectFields`` semantics (``gql_api.graphql.selections``); ``__typename`` is a constant.
 
 Under a root field that has a row-returning twin (``gql_api.graphql.rows``), the values of types
 with a row description stay database rows: their fields compile into readers that go from the
@@ -35,6 +32,7 @@ from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
+    GraphQLError,
     GraphQLList,
     GraphQLObjectType,
     GraphQLSchema,
@@ -48,7 +46,13 @@ from graphql import (
 from gql_api.graphql.arguments import ArgumentPlan
 from gql_api.graphql.readers import column_reader, reads_only_context
 from gql_api.graphql.rows import ROW_RESOLVERS, ROW_TYPES, Relation, RowType
-from gql_api.graphql.selections import Collector, Fields, conditional_selections, inclusions
+from gql_api.graphql.selections import (
+    Collector,
+    ConditionError,
+    Fields,
+    conditional_selections,
+    inclusions,
+)
 from gql_api.graphql.strawberry_seams import (
     InfoSite,
     argument_converter,
@@ -78,6 +82,7 @@ class FieldPlan:
     info_site: InfoSite | None = None  # set when the resolver needs a full strawberry.Info
     arguments: ArgumentPlan | None = None
     children: list[FieldPlan] | None = None  # for object types
+    children_error: GraphQLError | None = None  # raised for each object: a refused @include
     typename: str | None = None  # a constant __typename
     # Fields of a type whose values are rows (see the module's docstring):
     read: Callable[[Any], Any] | None = None  # row -> JSON value
@@ -93,16 +98,20 @@ class Plan:
     name: str | None
     compiler: Compiler
     conditional: list[SelectionNode]  # @skip/@include that read a variable
-    variants: dict[tuple[bool, ...], list[FieldPlan]] = field(default_factory=dict)
+    variants: dict[tuple[Any, ...], list[FieldPlan]] = field(default_factory=dict)
 
     def fields_for(self, variables: VariableValues) -> list[FieldPlan]:
         """The root fields for this request's variables (raises graphql-core's GraphQLError
-        for an ``if`` it refuses)."""
+        for an ``if`` it refuses at the root)."""
         decided = inclusions(self.conditional, variables) if self.conditional else ()
         fields = self.variants.get(decided)
         if fields is None:
-            fields = self.compiler.fields(self, decided)
-            if len(self.variants) < MAX_VARIANTS:
+            try:
+                fields = self.compiler.fields(self, decided)
+            except ConditionError as refused:
+                raise refused.error from None
+            has_errors = any(isinstance(value, GraphQLError) for value in decided)
+            if len(self.variants) < MAX_VARIANTS and not has_errors:  # errors are per request
                 self.variants[decided] = fields
         return fields
 
@@ -138,7 +147,7 @@ class Compiler:
         plan.variants[everything] = self.fields(plan, everything)
         return plan
 
-    def fields(self, plan: Plan, decided: tuple[bool, ...]) -> list[FieldPlan]:
+    def fields(self, plan: Plan, decided: tuple[Any, ...]) -> list[FieldPlan]:
         conditions = {
             id(node): value for node, value in zip(plan.conditional, decided, strict=True)
         }
@@ -179,7 +188,12 @@ class _Variant:
     def _children(
         self, plan: FieldPlan, nodes: list[FieldNode], named: Any, *, rows: bool
     ) -> list[FieldPlan]:
-        return self._fields(self.collector.subfields(nodes, named), named, rows=rows)
+        try:
+            fields = self.collector.subfields(nodes, named)
+        except ConditionError as refused:
+            plan.children_error = refused.error  # graphql-core raises it completing each object
+            return []
+        return self._fields(fields, named, rows=rows)
 
     def _field(
         self, nodes: list[FieldNode], parent: GraphQLObjectType, key: str, *, rows: bool

@@ -22,6 +22,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     GraphQLIncludeDirective,
     GraphQLObjectType,
     GraphQLSchema,
@@ -77,8 +78,27 @@ def included(node: SelectionNode, variables: VariableValues | None) -> bool:
     return not (include and not include["if"])
 
 
-def inclusions(nodes: list[SelectionNode], variables: VariableValues) -> tuple[bool, ...]:
-    return tuple(included(node, variables) for node in nodes)
+class ConditionError(Exception):
+    """A selection's ``if`` that graphql-core refuses (a null): raised where the selection set
+    holding it is collected, as graphql-core raises it there."""
+
+    def __init__(self, error: GraphQLError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def inclusions(
+    nodes: list[SelectionNode], variables: VariableValues
+) -> tuple[bool | GraphQLError, ...]:
+    """Per selection, whether this request includes it, or the error graphql-core raises."""
+    return tuple(_inclusion(node, variables) for node in nodes)
+
+
+def _inclusion(node: SelectionNode, variables: VariableValues) -> bool | GraphQLError:
+    try:
+        return included(node, variables)
+    except GraphQLError as error:
+        return error
 
 
 class Collector:
@@ -87,7 +107,10 @@ class Collector:
     variable)."""
 
     def __init__(
-        self, schema: GraphQLSchema, document: DocumentNode, decided: dict[int, bool]
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        decided: dict[int, bool | GraphQLError],
     ) -> None:
         self.schema = schema
         self.fragments = {
@@ -128,6 +151,8 @@ class Collector:
 
     def _included(self, node: SelectionNode) -> bool:
         decided = self.decided.get(id(node))
+        if isinstance(decided, GraphQLError):
+            raise ConditionError(decided)
         if decided is not None:
             return decided
         return not node.directives or included(node, None)  # literal conditions only here

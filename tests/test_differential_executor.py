@@ -1,0 +1,436 @@
+# ruff: noqa: E501  (GraphQL documents read best on one line each)
+"""The planned executor answers every query exactly as graphql-core does (issue 15).
+
+Documents are generated from ``schema.graphql`` by hypothesis-graphql (root fields, nested
+selections, arguments of every input kind) and then reshaped the way clients write them:
+named and inline fragments (reused, nested), ``@skip``/``@include`` with literals and
+variables, ``__typename``, aliases and merged fields, arguments moved into variables (sent, or
+left to a default). Each document goes through two apps on one seeded database, one with
+``graphql.fast_execution`` on and one with it off, as an anonymous caller, a plain user and an
+admin: the HTTP status and the raw response bytes (data, errors with message, path and code,
+key order) must be identical, and ``gql_api_graphql_executions_total{executor="planned"}`` at
+/metrics must show that the planned app answered every request that got past validation and
+limits. Hand-written cases cover what the generator does not write.
+
+``pytest -m deep`` runs the generator for thousands of examples instead of a few hundred.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import graphql
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
+from hypothesis_graphql import queries
+
+from gql_api.db import Database
+from tests.conftest import MadeUser, insert_user, make_settings, session_token
+from tests.hardening_support import app_client
+
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
+CALLERS = ("anonymous", "user", "admin")
+# Values that differ between two runs of the same query, left out of generation:
+VOLATILE = {
+    # Each app has its own pool, so its counters and connection figures differ.
+    ("Query", "dbPoolStats"),
+    ("Query", "dbConnections"),
+    # pg_stat_statements, pg_stat_activity and pg_locks change with every statement either app sends.
+    ("Query", "slowQueries"),
+    ("Query", "dbActivity"),
+    ("Query", "dbLocks"),
+    # The database's size moves with every write (sessions touched, audit rows).
+    ("Query", "dbSize"),
+    # A timing, measured per request.
+    ("DatabaseHealth", "latencyMs"),
+    # Touched by the requests signed in with the session.
+    ("Session", "lastUsedAt"),
+    ("MfaFactor", "lastUsedAt"),
+}
+# Codes of documents refused before execution (parse, validation, limits): neither executor runs.
+REFUSED = {
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+    "QUERY_TOO_COMPLEX",
+    "QUERY_TOO_DEEP",
+    "QUERY_TOO_LARGE",
+    "TOO_MANY_ALIASES",
+    "TOO_MANY_EXPENSIVE_FIELDS",
+    "TOO_MANY_FIELDS",
+    "TOO_MANY_FRAGMENTS",
+    "TOO_MANY_REPEATED_FIELDS",
+}
+IDS = ("@ADMIN", "@USER", "@OTHER", "not-a-uuid", "00000000-0000-0000-0000-000000000000")
+PLANNED = re.compile(r'^gql_api_graphql_executions_total\{executor="planned"\} (\S+)$', re.M)
+REQUEST_ID = re.compile(rb',?"requestId":"[^"]*"')
+
+
+def _generation_schema() -> graphql.GraphQLSchema:
+    """schema.graphql without mutations, subscriptions and the volatile fields."""
+    document = graphql.parse(SCHEMA_FILE.read_text())
+    kept: list[Any] = []
+    for definition in document.definitions:
+        if isinstance(definition, graphql.ObjectTypeDefinitionNode):
+            if definition.name.value in ("Mutation", "Subscription"):
+                continue
+            fields = tuple(
+                f
+                for f in definition.fields or ()
+                if (definition.name.value, f.name.value) not in VOLATILE
+            )
+            definition = _rebuild(definition, fields=fields)
+        kept.append(definition)
+    return graphql.build_ast_schema(graphql.DocumentNode(definitions=tuple(kept)))
+
+
+def _rebuild(node: Any, **changes: Any) -> Any:
+    return type(node)(**{**{k: getattr(node, k) for k in node.keys if k != "loc"}, **changes})
+
+
+def _name(value: str) -> graphql.NameNode:
+    return graphql.NameNode(value=value)
+
+
+SCHEMA = _generation_schema()
+DATETIMES = [
+    "2020-01-01T00:00:00+00:00",
+    "2999-01-01T00:00:00Z",
+    "2024-06-01T12:00:00",
+    "yesterday",
+]
+CUSTOM_SCALARS: dict[str, st.SearchStrategy[graphql.ValueNode]] = {
+    "DateTime": st.sampled_from(DATETIMES).map(lambda v: graphql.StringValueNode(value=v)),
+    "JSON": st.just(graphql.StringValueNode(value="x")),
+}
+
+
+@dataclass
+class Generated:
+    query: str
+    variables: dict[str, Any]
+
+
+class _Reshape:
+    """Rewrites a generated document the way clients write theirs (see the module docstring)."""
+
+    def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
+        self.draw = draw
+        self.definitions: list[graphql.VariableDefinitionNode] = []
+        self.variables: dict[str, Any] = {}
+        self.fragments: list[graphql.FragmentDefinitionNode] = []
+
+    def document(self, document: graphql.DocumentNode) -> graphql.DocumentNode:
+        operation = document.definitions[0]
+        assert isinstance(operation, graphql.OperationDefinitionNode)
+        assert SCHEMA.query_type is not None
+        selection_set = self.selection_set(operation.selection_set, SCHEMA.query_type)
+        name = _name("Generated") if self.draw(st.booleans()) else None
+        operation = _rebuild(
+            operation,
+            name=name,
+            selection_set=selection_set,
+            variable_definitions=tuple(self.definitions),
+        )
+        return graphql.DocumentNode(definitions=(operation, *self.fragments))
+
+    def selection_set(
+        self, node: graphql.SelectionSetNode, parent: Any
+    ) -> graphql.SelectionSetNode:
+        selections: list[Any] = [
+            self.field(s, parent) if isinstance(s, graphql.FieldNode) else s
+            for s in node.selections
+        ]
+        draw = self.draw
+        if draw(st.integers(0, 3)) == 0:
+            selections.insert(
+                draw(st.integers(0, len(selections))), graphql.FieldNode(name=_name("__typename"))
+            )
+        if draw(st.integers(0, 3)) == 0:  # the same field under a second key
+            original = draw(st.sampled_from(selections))
+            if isinstance(original, graphql.FieldNode):
+                selections.append(_rebuild(original, alias=_name(f"again_{original.name.value}")))
+        if draw(st.integers(0, 2)) == 0:
+            index = draw(st.integers(0, len(selections) - 1))
+            selections[index] = self.conditional(selections[index])
+        if len(selections) > 1 and draw(st.integers(0, 2)) == 0:
+            start = draw(st.integers(0, len(selections) - 1))
+            end = draw(st.integers(start + 1, len(selections)))
+            selections[start:end] = self.fragment(selections[start:end], parent)
+        if draw(st.integers(0, 4)) == 0:  # a field written twice: merged into one key
+            selections.append(draw(st.sampled_from(selections)))
+        return graphql.SelectionSetNode(selections=tuple(selections))
+
+    def field(self, node: graphql.FieldNode, parent: Any) -> graphql.FieldNode:
+        definition = parent.fields[node.name.value]
+        arguments = tuple(
+            self.argument(a, definition.args[a.name.value].type) for a in node.arguments or ()
+        )
+        selection_set = node.selection_set
+        if selection_set is not None:
+            selection_set = self.selection_set(
+                selection_set, graphql.get_named_type(definition.type)
+            )
+        return _rebuild(node, arguments=arguments, selection_set=selection_set)
+
+    def argument(self, node: graphql.ArgumentNode, type_: Any) -> graphql.ArgumentNode:
+        value = node.value
+        named = graphql.get_named_type(type_)
+        if named.name == "ID" and isinstance(value, graphql.StringValueNode):
+            value = graphql.StringValueNode(value=self.draw(st.sampled_from(IDS)))
+        if (
+            named.name == "Int"
+            and node.name.value in ("first", "last")
+            and self.draw(st.booleans())
+        ):
+            value = graphql.IntValueNode(value=str(self.draw(st.integers(0, 6))))
+        if self.draw(st.integers(0, 2)) == 0:
+            value = self.variable(value, type_)
+        return _rebuild(node, value=value)
+
+    def variable(self, value: Any, type_: Any) -> graphql.VariableNode:
+        name = f"v{len(self.definitions)}"
+        literal = graphql.value_from_ast_untyped(value)
+        default = None
+        if self.draw(st.booleans()):
+            self.variables[name] = literal  # sent with the request
+        else:
+            default = value  # left to the variable's default
+        self.definitions.append(
+            graphql.VariableDefinitionNode(
+                variable=graphql.VariableNode(name=_name(name)),
+                type=graphql.parse_type(str(type_)),
+                default_value=default,
+                directives=(),
+            )
+        )
+        return graphql.VariableNode(name=_name(name))
+
+    def conditional(self, selection: Any) -> Any:
+        directive = self.draw(st.sampled_from(["include", "skip"]))
+        value: Any = graphql.BooleanValueNode(value=self.draw(st.booleans()))
+        if self.draw(st.booleans()):
+            value = self.variable(value, graphql.GraphQLNonNull(graphql.GraphQLBoolean))
+        condition = graphql.DirectiveNode(
+            name=_name(directive), arguments=(graphql.ArgumentNode(name=_name("if"), value=value),)
+        )
+        return _rebuild(selection, directives=(*(selection.directives or ()), condition))
+
+    def fragment(self, selections: list[Any], parent: Any) -> list[Any]:
+        selection_set = graphql.SelectionSetNode(selections=tuple(selections))
+        kind = self.draw(st.sampled_from(["inline", "typed inline", "named", "named twice"]))
+        if kind == "inline":
+            return [
+                graphql.InlineFragmentNode(
+                    type_condition=None, directives=(), selection_set=selection_set
+                )
+            ]
+        condition = graphql.NamedTypeNode(name=_name(parent.name))
+        if kind == "typed inline":
+            return [
+                graphql.InlineFragmentNode(
+                    type_condition=condition, directives=(), selection_set=selection_set
+                )
+            ]
+        name = f"F{len(self.fragments)}"
+        self.fragments.append(
+            graphql.FragmentDefinitionNode(
+                name=_name(name),
+                type_condition=condition,
+                directives=(),
+                selection_set=selection_set,
+            )
+        )
+        spread = graphql.FragmentSpreadNode(name=_name(name), directives=())
+        return [spread, spread] if kind == "named twice" else [spread]
+
+
+@st.composite
+def generated(draw: Callable[[st.SearchStrategy[Any]], Any]) -> Generated:
+    document = draw(
+        queries(SCHEMA, custom_scalars=CUSTOM_SCALARS, print_ast=lambda d: d, allow_x00=False)  # type: ignore[arg-type]
+    )
+    reshape = _Reshape(draw)
+    return Generated(graphql.print_ast(reshape.document(document)), reshape.variables)
+
+
+@dataclass
+class World:
+    planned: httpx.AsyncClient
+    generic: httpx.AsyncClient
+    tokens: dict[str, str | None]
+    ids: dict[str, str]
+
+
+@pytest.fixture
+async def world(db: Database) -> AsyncIterator[World]:
+    """Seeded once per test: an admin, a user with a profile and two sessions, three others."""
+    settings = make_settings(db.url)
+    admin = await insert_user(db, email="admin@example.com", role="admin", first_name="Ada")
+    user = await insert_user(db, email="user@example.com", last_name="Zed")
+    others: list[MadeUser] = [
+        await insert_user(db, email=f"u{i}@example.com", last_name=f"L{i}") for i in range(3)
+    ]
+    async with db.engine.begin() as conn:
+        from sqlalchemy import text
+
+        await conn.execute(
+            text(
+                "UPDATE user_profiles SET bio = 'hello', timezone = 'UTC', preferences = '{\"a\": [1]}'"
+            )
+        )
+    tokens: dict[str, str | None] = {
+        "anonymous": None,
+        "user": await session_token(db, settings, user),
+        "admin": await session_token(db, settings, admin),
+    }
+    await session_token(db, settings, user)  # a second session of the user
+    ids = {"@ADMIN": str(admin.id), "@USER": str(user.id), "@OTHER": str(others[0].id)}
+    async with (
+        app_client(db, graphql={"fast_execution": True}) as planned,
+        app_client(db, graphql={"fast_execution": False}) as generic,
+    ):
+        yield World(planned, generic, tokens, ids)
+
+
+async def _planned_count(http: httpx.AsyncClient) -> float:
+    match = PLANNED.search((await http.get("/metrics")).text)
+    return float(match.group(1)) if match else 0.0
+
+
+def _fill(text: str, ids: dict[str, str]) -> str:
+    for placeholder, value in ids.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
+async def _compare(world: World, query: str, variables: dict[str, Any]) -> list[dict[str, Any]]:
+    """Posts the document to both apps as every caller; returns the bodies (asserting equality
+    and that the planned app ran every executed request)."""
+    query = _fill(query, world.ids)
+    variables = json.loads(_fill(json.dumps(variables), world.ids))
+    # One process, one metrics registry: the count is the two apps' together, and only the app
+    # with the planned executor can add to it.
+    before = await _planned_count(world.planned)
+    bodies, executed = [], 0
+    for caller in CALLERS:
+        token = world.tokens[caller]
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        body = {"query": query, "variables": variables}
+        a = await world.planned.post("/graphql", json=body, headers=headers)
+        b = await world.generic.post("/graphql", json=body, headers=headers)
+        # A masked internal error carries its request's id; everything else must match byte for byte.
+        assert (a.status_code, REQUEST_ID.sub(b"", a.content)) == (
+            b.status_code,
+            REQUEST_ID.sub(b"", b.content),
+        ), (caller, query, variables)
+        parsed = a.json()
+        codes = {(e.get("extensions") or {}).get("code") for e in parsed.get("errors") or ()}
+        executed += not codes & REFUSED
+        bodies.append(parsed)
+    assert await _planned_count(world.planned) - before == executed, (query, bodies)
+    return bodies
+
+
+def _generated_test(examples: int) -> Callable[..., Any]:
+    @seed(15)
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        # The seeded world is read by every example on purpose (the test compares answers).
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(example=generated())
+    async def check(world: World, example: Generated) -> None:
+        await _compare(world, example.query, example.variables)
+
+    return check
+
+
+test_generated_documents_answer_alike = _generated_test(200)
+test_generated_documents_answer_alike_deep = pytest.mark.deep(_generated_test(3000))
+
+
+# What the generator does not write. Each runs as every caller, on both apps (see _compare).
+HAND_WRITTEN: list[tuple[str, dict[str, Any]]] = [
+    # Errors at depth and null propagation: a nullable root field, a non-null root field (data
+    # null), both in one document, and a bad cursor under a connection.
+    ('{ me { id } user(id: "@OTHER") { email sessions { id } } }', {}),
+    (
+        'query Two { a: user(id: "@OTHER") { email } b: user(id: "not-a-uuid") { email } users(first: 2) { totalCount } }',
+        {},
+    ),
+    ('{ me { email } users(first: 1, after: "garbage") { totalCount } }', {}),
+    (
+        "{ users(first: 3) { edges { cursor node { email sessions { id current } mfa { enabled } profile { bio } } } } }",
+        {},
+    ),
+    # Directive combinations, on fields, inline fragments and spreads, with literals and variables.
+    (
+        "query D($a: Boolean!, $b: Boolean!) { me { id @include(if: $a) @skip(if: $b) email @skip(if: $a) ... on User @include(if: $b) { firstName } ... @skip(if: $a) { lastName } ...F @include(if: true) } } fragment F on User { role @include(if: $a) status @skip(if: false) }",
+        {"a": True, "b": False},
+    ),
+    (
+        "query D($a: Boolean!, $b: Boolean!) { me { id @include(if: $a) @skip(if: $b) email @skip(if: $a) } }",
+        {"a": False, "b": True},
+    ),
+    (
+        "query D($a: Boolean!, $b: Boolean!) { me { id @include(if: $a) @skip(if: $b) email @skip(if: $a) } }",
+        {"a": True, "b": True},
+    ),
+    # A key whose position depends on a variable: first written conditionally, then plainly.
+    ("query K($a: Boolean!) { me { email @include(if: $a) id email } }", {"a": False}),
+    ("query K($a: Boolean!) { me { email @include(if: $a) id email } }", {"a": True}),
+    # A nullable `if` variable: its default, and an explicit null (refused by graphql-core).
+    ("query N($a: Boolean = true) { me { id @include(if: $a) email } }", {}),
+    ("query N($a: Boolean = true) { me { id @include(if: $a) email } }", {"a": None}),
+    # Fragments on the same type, nested and reused, and merged sub-selections.
+    (
+        '{ me { ...U profile { ...P } } user(id: "@USER") { ...U ...V } } fragment U on User { id email ...V } fragment V on User { firstName id profile { ...P timezone } } fragment P on Profile { bio }',
+        {},
+    ),
+    ("{ me { id profile { bio } } me { email profile { timezone } } }", {}),
+    # The same field twice with different arguments.
+    (
+        "{ a: users(first: 1) { edges { node { email } } } b: users(first: 2, orderBy: {field: EMAIL, direction: ASC}) { totalCount edges { node { email } } } }",
+        {},
+    ),
+    # Input-object variables with defaults (default, replaced, nulled) and enum arguments.
+    (
+        'query F($f: UserFilter = {role: USER, search: "u"}, $o: UserOrder = {field: LAST_NAME}) { users(first: 5, filter: $f, orderBy: $o) { totalCount edges { node { email lastName } } } }',
+        {},
+    ),
+    (
+        'query F($f: UserFilter = {role: USER, search: "u"}, $o: UserOrder = {field: LAST_NAME}) { users(first: 5, filter: $f, orderBy: $o) { totalCount edges { node { email lastName } } } }',
+        {"f": {"status": "ACTIVE", "createdAfter": "2000-01-01T00:00:00Z"}, "o": None},
+    ),
+    ('{ users(first: 2, filter: {search: "%%%%"}) { totalCount } }', {}),
+    ('{ users(first: 2, filter: {createdBefore: "not a date"}) { totalCount } }', {}),
+    (
+        "query O($d: OrderDirection = ASC) { users(last: 2, orderBy: {direction: $d}) { pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor } } }",
+        {},
+    ),
+    # __typename everywhere, at the root too.
+    (
+        "{ __typename users(first: 1) { __typename edges { __typename node { __typename profile { __typename } mfa { __typename } } } pageInfo { __typename } } }",
+        {},
+    ),
+    (
+        '{ auditLogs(first: 3, filter: {action: "x"}) { totalCount edges { node { action } } pageInfo { hasNextPage } } }',
+        {},
+    ),
+]
+
+
+@pytest.mark.parametrize(("query", "variables"), HAND_WRITTEN)
+async def test_hand_written_documents_answer_alike(
+    world: World, query: str, variables: dict[str, Any]
+) -> None:
+    await _compare(world, query, variables)
