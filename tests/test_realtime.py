@@ -9,10 +9,12 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from websockets.exceptions import ConnectionClosed
@@ -25,6 +27,7 @@ from gql_api.auth.tokens import (
 )
 from gql_api.config import Settings
 from gql_api.db import Database
+from gql_api.realtime.events import CHANNEL, USER_UPDATED, Event, publish, user_changed
 from tests.conftest import MadeUser, insert_user, session_token
 from tests.realtime_support import (
     USER_CHANGES,
@@ -43,6 +46,7 @@ from tests.server_support import REPO, RunningServer
 
 # Small queues, so that a client that stops reading fills one quickly.
 QUEUE = "16"
+INIT_TIMEOUT = "2s"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +56,11 @@ def pair(
     """Two server processes on one database."""
     directory = tmp_path_factory.mktemp("realtime")
     with servers(
-        database_url, directory, count=2, USER_SERVICE_REALTIME_QUEUE_SIZE=QUEUE
+        database_url,
+        directory,
+        count=2,
+        USER_SERVICE_REALTIME_QUEUE_SIZE=QUEUE,
+        USER_SERVICE_REALTIME_INIT_TIMEOUT=INIT_TIMEOUT,
     ) as started:
         yield started
 
@@ -87,6 +95,18 @@ async def test_logout_on_one_server_reaches_a_socket_on_the_other(
         assert (await client.init(this_tab))["type"] == "connection_ack"
         await client.subscribe("v", VIEWER_EVENTS)
         await ready(client, "v", database_url, user.id)
+
+        login = await graphql(
+            second,
+            "mutation($input: LoginInput!) { login(input: $input) { accessToken } }",
+            input={"email": user.email, "password": user.password},
+        )
+        third_tab = login["data"]["login"]["accessToken"]
+        created = await client.event(
+            "v", 2.0, lambda d: d["viewerEvents"]["kind"] == "SESSION_CREATED"
+        )
+        assert created["viewerEvents"]["sessionId"] == session_of(settings, third_tab)
+        assert created["viewerEvents"]["ownSession"] is False
 
         started = time.monotonic()
         body = await graphql(second, "mutation { logout }", other_tab)
@@ -241,6 +261,14 @@ async def test_unauthenticated_sockets_are_closed_4401(
             assert closed.value.code == 4401
         finally:
             await client.ws.close()
+    # Saying nothing: closed when the init timeout (2 s here) passes, with the protocol's 4408.
+    client = await open_client(first)
+    try:
+        started = time.monotonic()
+        assert (await client.close_code(10))[0] == 4408
+        assert time.monotonic() - started < 5
+    finally:
+        await client.ws.close()
     # Subscribing without connection_init: the protocol's 4401 too.
     client = await open_client(first)
     try:
@@ -524,3 +552,28 @@ async def test_the_npm_graphql_ws_client_and_apollo_work_unchanged(
         if process.returncode is None:
             process.kill()  # by its own handle (PID), never by name
         await process.wait()
+
+
+async def test_an_event_is_published_with_its_transaction_only(
+    db: Database, database_url: str
+) -> None:
+    """NOTIFY inside the change's transaction: nothing for a rollback, the event at commit."""
+    received: asyncio.Queue[str] = asyncio.Queue()
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.add_listener(CHANNEL, lambda *args: received.put_nowait(args[-1]))
+        rolled_back, committed = uuid.uuid4(), uuid.uuid4()
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as session:
+                await publish(session, user_changed(USER_UPDATED, rolled_back, ["first_name"]))
+                raise RuntimeError("the change fails after publishing")
+        async with db.transaction() as session:
+            await publish(session, user_changed(USER_UPDATED, committed, ["first_name"]))
+        payload = await asyncio.wait_for(received.get(), timeout=5)
+        assert Event.from_payload(payload) == Event(
+            USER_UPDATED, user_id=committed, fields=("first_name",)
+        )
+        assert received.empty()  # the rolled-back one never came (it would have come first)
+        assert len(payload.encode()) < 8000
+    finally:
+        await conn.close()
