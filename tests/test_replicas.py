@@ -110,6 +110,12 @@ class Api:
 
         await poll(reached, timeout=timeout, what=f"replica inRotation={expected}")
 
+    async def in_rotation_all(self, count: int, timeout: float = 20) -> None:
+        async def reached() -> bool:
+            return [r["inRotation"] for r in await self.replicas()] == [True] * count
+
+        await poll(reached, timeout=timeout, what=f"{count} replicas in rotation")
+
 
 @dataclass
 class Served(Api):
@@ -330,3 +336,25 @@ async def test_a_stopped_replica_costs_no_failed_request(pair: Pair) -> None:
         before = await statement_calls(pair.replica.url, *USERS_COUNT)
         no_errors(await served.gql(full, token))
         assert await statement_calls(pair.replica.url, *USERS_COUNT) > before
+
+
+async def test_several_replicas_are_used_in_turn(pair: Pair) -> None:
+    # Beside the primary: the folders above it are open to the server's system user.
+    second = StreamingReplica(pair.primary, pair.primary.data_dir.parent / "second", DATABASE)
+    try:
+        await caught_up(pair.primary.url, second.url)
+        urls = [pair.replica.url, second.url]
+        async with serving(pair, read_replica_urls=urls) as served:
+            _admin, token = await served.admin()
+            await pair.caught_up()
+            await caught_up(pair.primary.url, second.url)
+            await served.in_rotation_all(2)
+            before = [await statement_calls(url, "FROM users") for url in urls]
+            for _ in range(4):
+                no_errors(await served.gql(ADMIN_PAGE, token))
+            after = [await statement_calls(url, "FROM users") for url in urls]
+            # Each read takes the next replica: a page's rows and its count (two of the four
+            # reads of a request, with the two loaders) land on one each.
+            assert [b - a for a, b in zip(before, after, strict=True)] == [4, 4]
+    finally:
+        second.destroy()
