@@ -577,3 +577,45 @@ async def test_an_event_is_published_with_its_transaction_only(
         assert len(payload.encode()) < 8000
     finally:
         await conn.close()
+
+
+async def test_a_demoted_admin_stops_watching_and_a_deactivated_user_is_closed(
+    pair: list[RunningServer], db: Database, settings: Settings, database_url: str
+) -> None:
+    first, second = pair
+    boss = await insert_user(db, role="admin")
+    demoted = await insert_user(db, role="admin")
+    plain = await insert_user(db)
+    boss_token = await session_token(db, settings, boss)
+    watcher = await open_client(first)
+    member = await open_client(first)
+    try:
+        assert (await watcher.init(await session_token(db, settings, demoted)))[
+            "type"
+        ] == "connection_ack"
+        await watcher.subscribe("u", USER_CHANGES)
+        await ready(watcher, "u", database_url, demoted.id)
+        assert (await member.init(await session_token(db, settings, plain)))[
+            "type"
+        ] == "connection_ack"
+
+        body = await graphql(
+            second,
+            "mutation($id: ID!) { updateUser(id: $id, input: {role: USER}) { role } }",
+            boss_token,
+            id=str(demoted.id),
+        )
+        assert body["data"] == {"updateUser": {"role": "USER"}}, body
+        assert (await watcher.close_code(5))[0] == 4403
+
+        body = await graphql(
+            second,
+            "mutation($id: ID!) { updateUser(id: $id, input: {status: INACTIVE}) { status } }",
+            boss_token,
+            id=str(plain.id),
+        )
+        assert body["data"] == {"updateUser": {"status": "INACTIVE"}}, body
+        assert (await member.close_code(5))[0] == 4401
+    finally:
+        await watcher.ws.close()
+        await member.ws.close()
