@@ -9,6 +9,10 @@ Where a read ran is told by ``pg_stat_statements`` on each server; the replica i
 from __future__ import annotations
 
 import logging
+import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,6 +22,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from prometheus_client.mmap_dict import MmapedDict
 
 from gql_api.app import create_app
 from gql_api.config import Settings
@@ -34,7 +39,7 @@ from tests.replica_support import (
     resume_replay,
     statement_calls,
 )
-from tests.server_support import server_env, uvicorn_server
+from tests.server_support import free_port, server_env, uvicorn_server
 
 pytestmark = pytest.mark.slow
 
@@ -358,3 +363,94 @@ async def test_several_replicas_are_used_in_turn(pair: Pair) -> None:
             assert [b - a for a, b in zip(before, after, strict=True)] == [4, 4]
     finally:
         second.destroy()
+
+
+def pids_that_served(metrics_dir: Path) -> set[str]:
+    """The processes whose metric file counts GraphQL requests (prometheus-client's
+    multi-process files are named ``counter_<pid>.db``)."""
+    served = set()
+    for path in metrics_dir.glob("counter_*.db"):
+        for key, value, _timestamp, _pos in MmapedDict.read_all_values_from_file(str(path)):
+            if "gql_api_graphql_requests_total" in key and value > 0:
+                served.add(path.stem.rsplit("_", 1)[-1])
+    return served
+
+
+async def test_serve_workers_share_revocation_with_a_paused_replica(
+    pair: Pair, tmp_path: Path
+) -> None:
+    """``gql-api serve --workers 2`` with the replica: both workers serve admin pages through
+    it, and a logout is refused by every worker at once, replay paused or not (each worker
+    checks the session on the primary; nothing is shared between them but PostgreSQL)."""
+    settings = replica_settings(pair)
+    db = Database(settings.database, pair.primary.url, None)
+    try:
+        admin = await insert_user(db, role="admin", first_name="Workers")
+        token = await session_token(db, settings, admin)
+    finally:
+        await db.dispose()
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    env = server_env(
+        pair.primary.url,
+        USER_SERVICE_DATABASE_READ_REPLICA_URLS=pair.replica.url,
+        USER_SERVICE_DATABASE_REPLICA_MAX_LAG="60s",
+        USER_SERVICE_DATABASE_REPLICA_CHECK_INTERVAL="100ms",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
+    port = free_port()
+    gql_api = shutil.which("gql-api", path=str(Path(sys.executable).parent))
+    assert gql_api is not None, "the gql-api console script of this environment"
+    command = [gql_api, "serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)]
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w", encoding="utf-8") as log_file:
+        server = subprocess.Popen(
+            [*command, "--cleanup-interval", "0"],
+            cwd=tmp_path,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        # A new connection per request: the kernel spreads them over both workers.
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30
+        ) as http:
+            api = Api(http)
+
+            async def every_worker_ready() -> bool:
+                if server.poll() is not None:
+                    raise AssertionError(f"serve exited:\n{log_path.read_text()}")
+                try:
+                    answers = [await http.get("/readyz") for _ in range(6)]
+                except httpx.TransportError:
+                    return False
+                return all(
+                    a.status_code == 200 and a.json()["replicas"][0]["inRotation"] for a in answers
+                )
+
+            await poll(every_worker_ready, timeout=60, what="both workers ready, replica in use")
+            await pair.caught_up()
+            before = await statement_calls(pair.replica.url, *USERS_COUNT)
+            for _ in range(12):
+                no_errors(await api.gql(ADMIN_PAGE, token))
+            assert await statement_calls(pair.replica.url, *USERS_COUNT) >= before + 12
+            # Both workers answered: each counts its requests in a metric file of its own.
+            assert len(pids_that_served(metrics_dir)) >= 2
+
+            await pause_replay(pair.replica.url)
+            try:
+                assert no_errors(await api.gql("mutation { logout }", token)) == {"logout": True}
+                for _ in range(12):
+                    assert codes(await api.gql(ADMIN_PAGE, token)) == ["UNAUTHENTICATED"]
+            finally:
+                await resume_replay(pair.replica.url)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()[-4000:]
