@@ -183,9 +183,10 @@ async def test_no_cors_headers_by_default(client: httpx.AsyncClient) -> None:
     assert "access-control-allow-origin" not in response.headers
 
 
-async def test_websocket_protocols_are_off(app) -> None:  # type: ignore[no-untyped-def]
-    """A raw ASGI websocket handshake: no GraphQL subprotocol is accepted."""
-    for protocol in ("graphql-transport-ws", "graphql-ws"):
+async def test_the_legacy_websocket_protocol_is_refused(app) -> None:  # type: ignore[no-untyped-def]
+    """A raw ASGI websocket handshake: only graphql-transport-ws is spoken (subscriptions,
+    tests/test_realtime.py); the legacy graphql-ws protocol is closed, never accepted as such."""
+    for protocol in ("graphql-ws",):
         sent: list[dict[str, object]] = []
         incoming = [{"type": "websocket.connect"}]
 
@@ -212,4 +213,4 @@ async def test_websocket_protocols_are_off(app) -> None:  # type: ignore[no-unty
         accepted = [m for m in sent if m["type"] == "websocket.accept"]
         assert all(m.get("subprotocol") != protocol for m in accepted), sent
         closes = [m for m in sent if m["type"] == "websocket.close"]
-        assert closes and not accepted, sent
+        assert closes, sent

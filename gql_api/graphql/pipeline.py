@@ -21,7 +21,7 @@ execute               ``planned.planned_execution`` when the document has a plan
 mask errors           ``masking.MaskUnexpectedErrors``
 metrics               ``gql_api.metrics.MetricsExtension``
 logging               ``gql_api.logs.RequestLogExtension`` (the access line:
-                      ``gql_api.app.RequestIdMiddleware``)
+                      ``gql_api.request_id.RequestIdMiddleware``)
 encode                ``GraphQLEndpoint.encode`` / ``respond`` (status and media type)
 ====================  ==========================================================================
 
