@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import text
 
 from gql_api.app import create_app
 from gql_api.db import Database, migrations
@@ -164,3 +165,34 @@ async def test_reads_need_no_transaction_round_trips(
         body = await app.graphql('mutation { updateMe(input: { firstName: "Ada" }) { firstName } }')
         assert body == {"data": {"updateMe": {"firstName": "Ada"}}}
         assert await transaction_statements() >= before + 2  # BEGIN ... COMMIT
+
+
+async def test_a_session_ended_mid_read_is_not_handed_out_again(
+    fresh_database: Callable[[], Awaitable[str]],
+) -> None:
+    """The server ends a backend in the middle of a direct read (FATAL, as a shutdown, a crash
+    or an admin does): the connection is dropped, and the next read on a pool of one gets a new
+    one instead of asyncpg's "another operation is in progress"."""
+    url = await fresh_database()
+    db = Database(make_settings(url, database={"max_open_conns": 1}).database, url, None)
+    observer = await asyncpg.connect(url)
+    try:
+        sleeping = asyncio.create_task(db.fetch(text("SELECT pg_sleep(60) AS slept")))
+        deadline = asyncio.get_running_loop().time() + 30
+        while not (
+            pid := await observer.fetchval(
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%' "
+                "AND state = 'active' AND pid <> pg_backend_pid()"
+            )
+        ):
+            assert asyncio.get_running_loop().time() < deadline, "the read never started"
+            await asyncio.sleep(0.05)
+        assert await observer.fetchval("SELECT pg_terminate_backend($1)", pid)
+        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError)):
+            await sleeping
+        for _ in range(3):  # the same one-connection pool, read after read
+            rows = await db.fetch(text("SELECT 1 AS one"))
+            assert rows[0].one == 1
+    finally:
+        await observer.close()
+        await db.dispose()

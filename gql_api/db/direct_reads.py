@@ -89,6 +89,12 @@ def bind_processors(compiled: Compiled, names: Sequence[str]) -> dict[str, Any]:
     return processors
 
 
+def ends_session(error: asyncpg.PostgresError) -> bool:
+    """Whether the server ended the connection's session with this error."""
+    severity = getattr(error, "severity", None) or ""
+    return severity in ("FATAL", "PANIC") or (error.sqlstate or "").startswith(("08", "57P"))
+
+
 class Reader:
     """``fetch(statement, params)``: the statement's rows, on asyncpg or through SQLAlchemy."""
 
@@ -121,8 +127,12 @@ class Reader:
                 if rows and rendered.record_class is Row:
                     rendered.record_class = row_class(list(rows[0].keys()))
                 return rows
-            except asyncpg.PostgresError:
-                reusable = True  # the server refused the statement; the connection is fine
+            except asyncpg.PostgresError as error:
+                # The server refused the statement: the connection is fine, unless the error
+                # ended the session (FATAL: shutdown, crash recovery, termination), after which
+                # no ReadyForQuery comes and asyncpg's protocol never returns to idle ("another
+                # operation is in progress" for whoever gets the connection next).
+                reusable = not connection.is_closed() and not ends_session(error)
                 raise
             finally:
                 if not reusable:
