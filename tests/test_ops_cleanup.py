@@ -69,9 +69,25 @@ async def _challenge(db: Database, user: MadeUser, expires: str, consumed: bool)
         )
 
 
+async def _fence(db: Database, age: str) -> None:
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO read_fences (user_id, lsn, written_at) "
+                "VALUES (:uid, 1, now() - CAST(:age AS text)::interval)"
+            ),
+            {"uid": uuid.uuid4(), "age": age},
+        )
+
+
 async def _expired_and_kept(db: Database, user: MadeUser) -> None:
-    """Expired: 5 sessions, 3 tokens, 4 attempts, 3 login challenges. Kept: 3 sessions, 1 token,
-    2 attempts, 1 challenge."""
+    """Expired: 5 sessions, 3 tokens, 4 attempts, 3 login challenges, 3 read fences. Kept: 3
+    sessions, 1 token, 2 attempts, 1 challenge, 2 fences (younger than the replica lag limit
+    plus a check interval and a minute)."""
+    for age in ("10 minutes", "1 hour", "2 days"):
+        await _fence(db, age)
+    for age in ("0 seconds", "30 seconds"):
+        await _fence(db, age)
     for expires, consumed in (("-1 minute", False), ("-1 hour", True), ("-1 second", False)):
         await _challenge(db, user, expires, consumed)
     await _challenge(db, user, "+5 minutes", False)
@@ -95,11 +111,17 @@ async def _counts(db: Database) -> dict[str, int]:
     async with db.engine.connect() as conn:
         return {
             table: int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
-            for table in ("user_sessions", "one_time_tokens", "login_attempts", "mfa_challenges")
+            for table in KEPT
         }
 
 
-KEPT = {"user_sessions": 3, "one_time_tokens": 1, "login_attempts": 2, "mfa_challenges": 1}
+KEPT = {
+    "user_sessions": 3,
+    "one_time_tokens": 1,
+    "login_attempts": 2,
+    "mfa_challenges": 1,
+    "read_fences": 2,
+}
 
 
 async def test_cleanup_removes_only_what_expired_in_batches(
@@ -112,6 +134,7 @@ async def test_cleanup_removes_only_what_expired_in_batches(
         "one_time_tokens": 3,
         "login_attempts": 4,
         "mfa_challenges": 3,
+        "read_fences": 3,
         "persisted_queries": 0,  # tests/test_abuse_persisted.py covers those
     }
     assert await _counts(db) == KEPT

@@ -29,7 +29,10 @@ def upgrade() -> None:
             "written_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),
     )
+    # Periodic cleanup removes fences every replica has replayed, oldest first.
+    op.create_index("idx_read_fences_written_at", "read_fences", ["written_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("idx_read_fences_written_at", table_name="read_fences")
     op.drop_table("read_fences")

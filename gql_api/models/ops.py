@@ -79,6 +79,7 @@ class ReadFence(SQLModel, table=True):
     fence outliving its user is harmless, and the write path stays one statement."""
 
     __tablename__ = "read_fences"
+    __table_args__ = (Index("idx_read_fences_written_at", "written_at"),)
 
     user_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), primary_key=True))
     lsn: int = Field(sa_column=Column(BigInteger, nullable=False))

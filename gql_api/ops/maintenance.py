@@ -1,6 +1,7 @@
-"""Housekeeping: delete expired sessions, spent one-time tokens and old login attempts, and
-automatic persisted queries unused for ``graphql.persisted_query_idle_ttl`` or beyond the store's
-budget, in bounded batches so that no statement holds locks for long.
+"""Housekeeping: delete expired sessions, spent one-time tokens, old login attempts, expired MFA
+challenges, read fences every replica has replayed, and automatic persisted queries unused for
+``graphql.persisted_query_idle_ttl`` or beyond the store's budget, in bounded batches so that no
+statement holds locks for long.
 
 ``gql-api db cleanup`` runs it once; the server runs it every ``database.cleanup_interval``
 (:func:`run_periodic_cleanup`). With several workers or replicas only the one holding a
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_api.config import Settings
 from gql_api.db import Database
-from gql_api.repositories import locks, login_attempts, persisted_queries
+from gql_api.repositories import locks, login_attempts, persisted_queries, replication
 from gql_api.repositories import mfa as mfa_repo
 from gql_api.repositories import one_time_tokens as token_repo
 from gql_api.repositories import sessions as session_repo
@@ -43,6 +44,9 @@ _DELETERS: dict[str, Callable[[AsyncSession, float, int], Awaitable[int]]] = {
     "mfa_challenges": lambda session, keep, batch: mfa_repo.delete_expired_challenges(
         session, batch=batch
     ),
+    "read_fences": lambda session, keep, batch: replication.delete_satisfied_fences(
+        session, keep_s=keep, batch=batch
+    ),
 }
 
 
@@ -61,6 +65,11 @@ async def cleanup_expired(
             settings.auth.mail_window.total_seconds(),
         ),
         "mfa_challenges": 0.0,
+        # A replica in the rotation lags at most replica_max_lag (checked every
+        # replica_check_interval): older fences are behind every replica that may serve a read.
+        "read_fences": settings.database.replica_max_lag.total_seconds()
+        + settings.database.replica_check_interval.total_seconds()
+        + 60.0,
     }
     removed: dict[str, int] = {}
     for table, delete_batch in _DELETERS.items():

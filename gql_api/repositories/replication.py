@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_api.repositories.row_source import RowSource
 
@@ -62,3 +63,16 @@ async def record_fence(db: RowSource, *, user_id: uuid.UUID) -> int:
 async def fence_of(db: RowSource, *, user_id: uuid.UUID) -> int | None:
     rows = await db.fetch(_FENCE_OF, {"user_id": user_id})
     return int(rows[0].lsn) if rows else None
+
+
+_DELETE_SATISFIED = text(
+    "DELETE FROM read_fences WHERE user_id IN (SELECT user_id FROM read_fences "
+    "WHERE written_at < now() - make_interval(secs => :keep) LIMIT :batch)"
+)
+
+
+async def delete_satisfied_fences(session: AsyncSession, *, keep_s: float, batch: int) -> int:
+    """At most ``batch`` fences older than ``keep_s``: every replica still in the rotation has
+    replayed them (gql_api.ops.maintenance)."""
+    result = await session.execute(_DELETE_SATISFIED, {"keep": keep_s, "batch": batch})
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
