@@ -139,7 +139,7 @@ class Compiler:
         if operation.operation != OperationType.QUERY:
             raise Unsupported("not a query")
         name = operation.name.value if operation.name else None
-        conditional = conditional_selections(document)
+        conditional = conditional_selections(document, operation)
         plan = Plan(operation, document, name, self, conditional)
         # Every condition true: the widest variant. Any other selects less of it, so one that
         # compiles here compiles for every request.

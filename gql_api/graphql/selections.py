@@ -42,19 +42,27 @@ Fields = dict[str, dict[int, FieldNode]]
 _CONDITIONS = (GraphQLSkipDirective.name, GraphQLIncludeDirective.name)
 
 
-def conditional_selections(document: DocumentNode) -> list[SelectionNode]:
-    """The selections whose ``@skip``/``@include`` read a variable, in document order."""
+def conditional_selections(
+    document: DocumentNode, operation: OperationDefinitionNode
+) -> list[SelectionNode]:
+    """The selections of the operation, and of the fragments it spreads, whose
+    ``@skip``/``@include`` read a variable (each fragment walked once)."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
     found: list[SelectionNode] = []
-    pending: list[SelectionSetNode] = [
-        definition.selection_set
-        for definition in document.definitions
-        if isinstance(definition, (OperationDefinitionNode, FragmentDefinitionNode))
-    ]
+    pending: list[SelectionSetNode] = [operation.selection_set]
+    walked: set[str] = set()
     while pending:
         for selection in pending.pop().selections:
             if _reads_a_variable(selection):
                 found.append(selection)
             inner = getattr(selection, "selection_set", None)
+            if isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = fragments.get(name)
+                inner = fragment.selection_set if fragment and name not in walked else None
+                walked.add(name)
             if inner is not None:
                 pending.append(inner)
     return found
