@@ -8,6 +8,8 @@ import re
 from typing import Any
 
 import pytest
+import strawberry
+from strawberry.permission import BasePermission
 
 from gql_api.db import Database
 from tests.conftest import MadeUser, insert_user, session_token
@@ -233,3 +235,56 @@ def test_the_library_seams_still_hold() -> None:
     assert info.field_name == "users" and info.python_name == "users"
     assert info.path.as_list() == ["users"]
     assert [f.name for f in info.selected_fields[0].selections] == ["totalCount"]
+
+
+class OnlyAda(BasePermission):
+    message = "Only Ada"
+
+    def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
+        return bool(info.context["name"] == "Ada")
+
+
+@strawberry.type
+class Item:
+    name: str
+
+    @strawberry.field(permission_classes=[OnlyAda])
+    def secret(self, suffix: str = "!") -> str | None:
+        return self.name + suffix
+
+
+@strawberry.type
+class ToyQuery:
+    @strawberry.field
+    def items(self) -> list[Item]:
+        return [Item(name="a"), Item(name="b")]
+
+    @strawberry.field(permission_classes=[OnlyAda])
+    async def guarded(self, times: int = 1) -> str | None:
+        return "x" * times
+
+
+async def test_fields_with_permissions_run_planned_through_strawberry() -> None:
+    """A field with Strawberry field extensions (a permission class here; the service's schema
+    has none yet) is resolved inside the plan by Strawberry's own resolve function, so its
+    extensions run as under graphql-core: same data, same errors, for a caller it admits and
+    one it refuses."""
+    from gql_api.graphql.planned import Planner
+    from gql_api.graphql.schema import Schema
+    from tests.conftest import make_settings
+
+    schema = Schema(query=ToyQuery)
+    planner = Planner(schema, make_settings("postgresql://unused@127.0.0.1/unused"))
+    query = 'query($t: Int) { guarded(times: $t) items { name secret(suffix: "?") } }'
+    plan = planner.plan_for(query, None)
+    assert plan is not None  # planned, not declined
+    for name in ("Ada", "Bob"):
+        context = {"name": name}
+        planned = await planner.run(plan, context, {"t": 2})
+        generic = await schema.execute(query, variable_values={"t": 2}, context_value=context)
+        assert planned.data == generic.data
+        assert [e.formatted for e in planned.errors or ()] == [
+            e.formatted for e in generic.errors or ()
+        ]
+    refused = {"guarded": None, "items": [{"name": n, "secret": None} for n in ("a", "b")]}
+    assert planned.data == refused  # Bob, the last caller

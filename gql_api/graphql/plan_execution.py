@@ -25,7 +25,7 @@ from graphql import located_error as locate
 from gql_api.graphql.plans import FieldPlan, Plan
 from gql_api.graphql.readers import ContextOnlyInfo, NullInNonNull
 from gql_api.graphql.settling import PlanPosition, close, settle
-from gql_api.graphql.strawberry_seams import strawberry_info
+from gql_api.graphql.strawberry_seams import resolve_info, strawberry_info
 
 # A pending value: its slot, the position holding the slot, its field, its type, the awaitable.
 _Pending = tuple[Any, Any, PlanPosition, FieldPlan, Any, Any]
@@ -147,6 +147,12 @@ class Executor:
             return plan.compute(source, self.context)
         if plan.to_source is not None:
             source = plan.to_source(source)  # a row, for a field its description leaves out
+        if plan.resolve is not None:
+            assert plan.info_site is not None
+            path = [*holder.path(), plan.key]
+            info = resolve_info(plan.info_site, path, self.variables, self.context)
+            kwargs = plan.arguments.values(self.variables) if plan.arguments is not None else {}
+            return plan.resolve(source, info, **kwargs)
         if plan.resolver is None:
             return getattr(source, plan.python_name)
         kwargs = plan.arguments.values(self.variables) if plan.arguments is not None else {}

@@ -8,15 +8,15 @@ arguments: ``gql_api.graphql.arguments``) and how to serialise it (the schema's 
 Fragments, ``@skip``/``@include`` and merged fields are resolved here with graphql-core's
 ``CollectFields`` semantics (``gql_api.graphql.selections``); ``__typename`` is a constant.
 
-Under a root field that has a row-returning twin (``gql_api.graphql.rows``), the values of types
-with a row description stay database rows: their fields compile into readers that go from the
-row's column straight to the JSON value, and their relations are loaded for every parent of a
-level in one call. A field the description does not cover calls its Strawberry resolver on the
-object ``from_row`` builds, so a new field needs no change here.
+Under a root field with a row-returning twin (``gql_api.graphql.rows``), values of types with a
+row description stay rows: fields compile into readers from a column to the JSON value, and
+relations load for every parent of a level at once. A field the description does not cover
+calls its Strawberry resolver on the object ``from_row`` builds: a new field needs no change.
 
 Whether a document runs here is decided once, when it is compiled (:class:`Unsupported` is
-raised by the compiler only): mutations, subscriptions, introspection, abstract types and fields
-with Strawberry field extensions (permissions among them) stay with the generic executor. A
+raised by the compiler only): mutations, subscriptions, introspection and abstract types stay
+with the generic executor. A field with Strawberry field extensions (permissions among them)
+is resolved through Strawberry's own resolve function, extensions and all. A
 document that compiled runs here exactly once: an error raised while it runs is answered as
 graphql-core answers it (null at the field and the error with its path; a null in a non-null
 field goes up to the nearest nullable parent, or makes ``data`` null).
@@ -44,8 +44,9 @@ from graphql import (
 )
 
 from gql_api.graphql.arguments import ArgumentPlan
+from gql_api.graphql.field_plans import FieldPlan
 from gql_api.graphql.readers import column_reader, reads_only_context
-from gql_api.graphql.rows import ROW_RESOLVERS, ROW_TYPES, Relation, RowType
+from gql_api.graphql.rows import ROW_RESOLVERS, ROW_TYPES, RowType
 from gql_api.graphql.selections import (
     Collector,
     ConditionError,
@@ -66,29 +67,6 @@ MAX_VARIANTS = 16
 
 class Unsupported(Exception):
     """Raised by the compiler: the document is for the generic executor."""
-
-
-@dataclass
-class FieldPlan:
-    key: str
-    python_name: str
-    graphql_type: Any  # the field's full output type (NonNull and List wrappers included)
-    nodes: list[FieldNode] = field(default_factory=list)  # where its errors are located
-    owner: str = ""  # "Type.field", for graphql-core's null-in-non-null message
-    resolver: Callable[..., Any] | None = None
-    pass_source: bool = False  # the resolver takes the parent object (self/root) first
-    parent_name: str | None = None  # the keyword a strawberry.Parent parameter goes by
-    info_name: str | None = None  # the keyword its Info goes by
-    info_site: InfoSite | None = None  # set when the resolver needs a full strawberry.Info
-    arguments: ArgumentPlan | None = None
-    children: list[FieldPlan] | None = None  # for object types
-    children_error: GraphQLError | None = None  # raised for each object: a refused @include
-    typename: str | None = None  # a constant __typename
-    # Fields of a type whose values are rows (see the module's docstring):
-    read: Callable[[Any], Any] | None = None  # row -> JSON value
-    compute: Callable[[Any, Any], Any] | None = None  # (row, context) -> field value
-    relation: Relation | None = None
-    to_source: Callable[[Any], Any] | None = None  # row -> the Strawberry object, for a resolver
 
 
 @dataclass
@@ -205,8 +183,9 @@ class _Variant:
             raise Unsupported("introspection")
         definition = parent.fields[name]
         strawberry_field = self.compiler.strawberry.get_field_for_type(name, parent.name)
-        if strawberry_field is None or strawberry_field.extensions:
-            raise Unsupported("unknown field or field extensions (permissions among them)")
+        if strawberry_field is None:
+            raise Unsupported("a field Strawberry does not know")
+        extended = bool(strawberry_field.extensions)  # permissions are field extensions too
         plan = FieldPlan(
             key=key,
             python_name=strawberry_field.python_name,
@@ -216,14 +195,18 @@ class _Variant:
         )
         row_type = ROW_TYPES.get(_origin(parent)) if rows else None
         if row_type is not None:
-            covered = self._row_field(nodes, plan, row_type, parent)
-            if covered:
+            if self._row_field(nodes, plan, row_type, parent, extended):
                 return plan
             rows = False  # the resolver returns Strawberry objects, as under graphql-core
         row_resolver = None
-        if self.compiler.rows and row_type is None:
+        if self.compiler.rows and row_type is None and not extended:
             row_resolver = ROW_RESOLVERS.get((parent.name, name))
-        if strawberry_field.base_resolver is not None:
+        if extended:
+            plan.resolve = definition.resolve
+            plan.info_site = self._site(plan, strawberry_field, definition, parent)
+            if definition.args:  # Strawberry converts them itself
+                plan.arguments = ArgumentPlan(definition, nodes[0], [], _coerced)
+        elif strawberry_field.base_resolver is not None:
             self._resolver(plan, strawberry_field, definition, parent, row_resolver)
             rows = rows or row_resolver is not None  # from here down, row types' values are rows
         elif nodes[0].arguments:
@@ -250,33 +233,47 @@ class _Variant:
             # The twin takes the same arguments but no parent object.
             plan.resolver, plan.pass_source, plan.parent_name = row_resolver, False, None
         if plan.info_name is not None and not reads_only_context(plan.resolver, plan.info_name):
-            plan.info_site = InfoSite(
-                strawberry_schema=self.compiler.strawberry,
-                strawberry_field=strawberry_field,
-                field_nodes=plan.nodes,
-                return_type=definition.type,
-                parent_type=parent,
-                fragments=self.fragments,
-                operation=self.plan.operation,
-            )
+            plan.info_site = self._site(plan, strawberry_field, definition, parent)
         if definition.args:
             plan.arguments = ArgumentPlan(
                 definition, plan.nodes[0], strawberry_field.arguments, self.compiler.convert
             )
 
+    def _site(
+        self, plan: FieldPlan, strawberry_field: Any, definition: Any, parent: Any
+    ) -> InfoSite:
+        return InfoSite(
+            strawberry_schema=self.compiler.strawberry,
+            strawberry_field=strawberry_field,
+            field_nodes=plan.nodes,
+            return_type=definition.type,
+            parent_type=parent,
+            fragments=self.fragments,
+            operation=self.plan.operation,
+        )
+
     def _row_field(
-        self, nodes: list[FieldNode], plan: FieldPlan, row_type: RowType, parent: Any
+        self,
+        nodes: list[FieldNode],
+        plan: FieldPlan,
+        row_type: RowType,
+        parent: Any,
+        extended: bool,
     ) -> bool:
         """A field of a row-described type whose values are rows: False when the description
         does not cover it (its resolver then gets the object ``from_row`` builds)."""
         name = plan.python_name
         named = get_named_type(plan.graphql_type)
-        covered = not nodes[0].arguments and (
-            (name in row_type.relations and isinstance(named, GraphQLObjectType))
-            or (
-                not isinstance(named, GraphQLObjectType)
-                and not isinstance(plan.graphql_type, GraphQLList)
-                and (name in row_type.columns or name in row_type.computed)
+        covered = (
+            not extended
+            and not nodes[0].arguments
+            and (
+                (name in row_type.relations and isinstance(named, GraphQLObjectType))
+                or (
+                    not isinstance(named, GraphQLObjectType)
+                    and not isinstance(plan.graphql_type, GraphQLList)
+                    and (name in row_type.columns or name in row_type.computed)
+                )
             )
         )
         if not covered:
@@ -293,6 +290,10 @@ class _Variant:
         else:
             plan.compute = row_type.computed[name].compute
         return True
+
+
+def _coerced(values: dict[str, Any], _arguments: list[Any]) -> dict[str, Any]:
+    return dict(values)  # graphql-core's coerced values, as its executor passes them
 
 
 def _origin(graphql_type: GraphQLObjectType) -> Any:

@@ -96,16 +96,15 @@ class InfoSite:
     operation: OperationDefinitionNode
 
 
-def strawberry_info(
+def resolve_info(
     site: InfoSite, path: list[Any], variables: VariableValues, context: Any
-) -> Any:
-    """The ``strawberry.Info`` graphql-core's executor would hand this resolver, for resolvers
-    that read more of it than its context (building one costs a few microseconds)."""
+) -> GraphQLResolveInfo:
+    """The ``GraphQLResolveInfo`` graphql-core's executor would build for this field here."""
     graphql_path: Path | None = None
     for key in path:
         graphql_path = Path(graphql_path, key, None)
     schema: GraphQLSchema = site.strawberry_schema._schema
-    raw = GraphQLResolveInfo(
+    return GraphQLResolveInfo(
         site.field_nodes[0].name.value,
         site.field_nodes,
         site.return_type,
@@ -121,4 +120,12 @@ def strawberry_info(
         None,
         _HELPERS,
     )
+
+
+def strawberry_info(
+    site: InfoSite, path: list[Any], variables: VariableValues, context: Any
+) -> Any:
+    """The ``strawberry.Info`` graphql-core's executor would hand this resolver, for resolvers
+    that read more of it than its context (building one costs a few microseconds)."""
+    raw = resolve_info(site, path, variables, context)
     return site.strawberry_schema.config.info_class(_raw_info=raw, _field=site.strawberry_field)
