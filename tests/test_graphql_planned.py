@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 import strawberry
@@ -253,8 +253,44 @@ class Item:
         return self.name + suffix
 
 
+@strawberry.interface
+class Pet:
+    name: str
+
+
+@strawberry.type
+class Dog(Pet):
+    barks: bool
+
+
+@strawberry.type
+class Cat(Pet):
+    lives: int
+
+
+@strawberry.type
+class Fish:
+    fins: int
+
+
+Creature = Annotated[Dog | Cat | Fish, strawberry.union("Creature")]
+
+
 @strawberry.type
 class ToyQuery:
+    @strawberry.field
+    def pets(self) -> list[Pet]:
+        return [Dog(name="rex", barks=True), Cat(name="tom", lives=9)]
+
+    @strawberry.field
+    async def creatures(self) -> list[Creature]:
+        return [Fish(fins=2), Dog(name="d", barks=False)]
+
+    @strawberry.field
+    def not_a_pet(self) -> Pet | None:
+        # Not a Pet: graphql-core answers with its error, both executors alike.
+        return Fish(fins=1)  # type: ignore[return-value]
+
     @strawberry.field
     def items(self) -> list[Item]:
         return [Item(name="a"), Item(name="b")]
@@ -288,3 +324,34 @@ async def test_fields_with_permissions_run_planned_through_strawberry() -> None:
         ]
     refused = {"guarded": None, "items": [{"name": n, "secret": None} for n in ("a", "b")]}
     assert planned.data == refused  # Bob, the last caller
+
+
+async def test_interfaces_and_unions_run_planned() -> None:
+    """Interfaces and unions (the service's schema has none yet): the runtime type is decided
+    by Strawberry's resolve_type and is_type_of, fragments apply per type, and a value of a
+    type the interface does not allow gets graphql-core's error."""
+    from gql_api.graphql.planned import Planner
+    from gql_api.graphql.schema import Schema
+    from tests.conftest import make_settings
+
+    schema = Schema(query=ToyQuery)
+    planner = Planner(schema, make_settings("postgresql://unused@127.0.0.1/unused"))
+    query = (
+        "{ pets { __typename name ... on Dog { barks } ... on Cat { lives } }"
+        " creatures { __typename ... on Fish { fins } ... on Pet { name } ...D }"
+        " notAPet { name } } fragment D on Dog { barks name }"
+    )
+    plan = planner.plan_for(query, None)
+    assert plan is not None  # planned, not declined
+    planned = await planner.run(plan, {"name": "Ada"}, None)
+    generic = await schema.execute(query, context_value={"name": "Ada"})
+    assert planned.data == generic.data
+    assert [e.formatted for e in planned.errors or ()] == [
+        e.formatted for e in generic.errors or ()
+    ]
+    assert planned.data is not None
+    assert planned.data["pets"] == [
+        {"__typename": "Dog", "name": "rex", "barks": True},
+        {"__typename": "Cat", "name": "tom", "lives": 9},
+    ]
+    assert planned.errors and planned.errors[0].path == ["notAPet"]

@@ -30,6 +30,8 @@ class FieldPlan:
     info_site: InfoSite | None = None  # when the resolver needs a full Info, or for ``resolve``
     arguments: ArgumentPlan | None = None
     children: list[FieldPlan] | None = None  # for object types
+    by_type: dict[str, list[FieldPlan]] | None = None  # for interfaces and unions
+    type_checked: bool = False  # its object type has an is_type_of (not met by rows)
     children_error: GraphQLError | None = None  # raised for each object: a refused @include
     typename: str | None = None  # a constant __typename
     # Fields of a type whose values are rows (see the module's docstring):

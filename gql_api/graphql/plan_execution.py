@@ -22,6 +22,7 @@ from graphql import (
 )
 from graphql import located_error as locate
 
+from gql_api.graphql.abstract_types import check_type_of, runtime_type
 from gql_api.graphql.plans import FieldPlan, Plan
 from gql_api.graphql.readers import ContextOnlyInfo, NullInNonNull
 from gql_api.graphql.settling import PlanPosition, close, settle
@@ -200,6 +201,8 @@ class Executor:
                 for index, item in enumerate(value):
                     self._complete(items, index, position, plan, item_type, item, pending)
             elif isinstance(graphql_type, GraphQLObjectType):
+                if plan.type_checked:
+                    check_type_of(graphql_type, value, self._info(plan, holder, key), plan.nodes)
                 if plan.children_error is not None:
                     raise plan.children_error
                 child: dict[str, Any] = {}
@@ -207,10 +210,25 @@ class Executor:
                 assert plan.children is not None
                 position = PlanPosition(holder, container, key, nullable)
                 self._resolve_fields(plan.children, value, child, position, pending)
+            elif plan.by_type is not None:  # an interface or a union
+                info = self._info(plan, holder, key)
+                runtime = runtime_type(graphql_type, value, info, plan.nodes)
+                check_type_of(runtime, value, info, plan.nodes)
+                if plan.children_error is not None:
+                    raise plan.children_error
+                child = container[key] = {}
+                position = PlanPosition(holder, container, key, nullable)
+                self._resolve_fields(plan.by_type[runtime.name], value, child, position, pending)
             else:
                 container[key] = _serialize(graphql_type, value)
         except Exception as exc:
             self._fail(exc, container, key, holder, plan, graphql_type)
+
+    def _info(self, plan: FieldPlan, holder: PlanPosition, key: Any) -> Any:
+        """The field's GraphQLResolveInfo (a list item gets its list's, as in graphql-core)."""
+        assert plan.info_site is not None
+        path = holder.path() if isinstance(key, int) else [*holder.path(), key]
+        return resolve_info(plan.info_site, path, self.variables, self.context)
 
     def _fail(
         self,

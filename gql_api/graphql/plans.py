@@ -14,8 +14,8 @@ relations load for every parent of a level at once. A field the description does
 calls its Strawberry resolver on the object ``from_row`` builds: a new field needs no change.
 
 Whether a document runs here is decided once, when it is compiled (:class:`Unsupported` is
-raised by the compiler only): mutations, subscriptions, introspection and abstract types stay
-with the generic executor. A field with Strawberry field extensions (permissions among them)
+raised by the compiler only): mutations, subscriptions and introspection stay with the generic
+executor. A field with Strawberry field extensions (permissions among them)
 is resolved through Strawberry's own resolve function, extensions and all. A
 document that compiled runs here exactly once: an error raised while it runs is answered as
 graphql-core answers it (null at the field and the error with its path; a null in a non-null
@@ -41,11 +41,12 @@ from graphql import (
     SelectionNode,
     VariableValues,
     get_named_type,
+    is_abstract_type,
 )
 
 from gql_api.graphql.arguments import ArgumentPlan
 from gql_api.graphql.field_plans import FieldPlan
-from gql_api.graphql.readers import column_reader, reads_only_context
+from gql_api.graphql.readers import as_coerced, column_reader, reads_only_context, strawberry_origin
 from gql_api.graphql.rows import ROW_RESOLVERS, ROW_TYPES, RowType
 from gql_api.graphql.selections import (
     Collector,
@@ -193,7 +194,8 @@ class _Variant:
             nodes=nodes,
             owner=f"{parent.name}.{name}",
         )
-        row_type = ROW_TYPES.get(_origin(parent)) if rows else None
+        site = self._site(plan, strawberry_field, definition, parent)  # for a full Info, if needed
+        row_type = ROW_TYPES.get(strawberry_origin(parent)) if rows else None
         if row_type is not None:
             if self._row_field(nodes, plan, row_type, parent, extended):
                 return plan
@@ -203,19 +205,23 @@ class _Variant:
             row_resolver = ROW_RESOLVERS.get((parent.name, name))
         if extended:
             plan.resolve = definition.resolve
-            plan.info_site = self._site(plan, strawberry_field, definition, parent)
+            plan.info_site = site
             if definition.args:  # Strawberry converts them itself
-                plan.arguments = ArgumentPlan(definition, nodes[0], [], _coerced)
+                plan.arguments = ArgumentPlan(definition, nodes[0], [], as_coerced)
         elif strawberry_field.base_resolver is not None:
-            self._resolver(plan, strawberry_field, definition, parent, row_resolver)
+            self._resolver(plan, strawberry_field, definition, site, row_resolver)
             rows = rows or row_resolver is not None  # from here down, row types' values are rows
         elif nodes[0].arguments:
             raise Unsupported("arguments without a resolver")
         named = get_named_type(definition.type)
         if isinstance(named, GraphQLObjectType):
             plan.children = self._children(plan, nodes, named, rows=rows)
-        elif not hasattr(named, "serialize"):  # interfaces and unions
-            raise Unsupported("abstract type")
+            if named.is_type_of is not None and not rows:  # checked as graphql-core does
+                plan.type_checked, plan.info_site = True, site
+        elif is_abstract_type(named):  # children per possible type (their values are objects)
+            plan.info_site = site
+            possible = self.compiler.schema.get_possible_types(named)  # type: ignore[arg-type]
+            plan.by_type = {t.name: self._children(plan, nodes, t, rows=False) for t in possible}
         return plan
 
     def _resolver(
@@ -223,7 +229,7 @@ class _Variant:
         plan: FieldPlan,
         strawberry_field: Any,
         definition: Any,
-        parent: GraphQLObjectType,
+        site: InfoSite,
         row_resolver: Callable[..., Any] | None,
     ) -> None:
         parts = resolver_parts(strawberry_field.base_resolver)
@@ -233,7 +239,7 @@ class _Variant:
             # The twin takes the same arguments but no parent object.
             plan.resolver, plan.pass_source, plan.parent_name = row_resolver, False, None
         if plan.info_name is not None and not reads_only_context(plan.resolver, plan.info_name):
-            plan.info_site = self._site(plan, strawberry_field, definition, parent)
+            plan.info_site = site
         if definition.args:
             plan.arguments = ArgumentPlan(
                 definition, plan.nodes[0], strawberry_field.arguments, self.compiler.convert
@@ -277,7 +283,7 @@ class _Variant:
             )
         )
         if not covered:
-            from_row = getattr(_origin(parent), "from_row", None)
+            from_row = getattr(strawberry_origin(parent), "from_row", None)
             if from_row is None:
                 raise Unsupported("a row type without from_row")
             plan.to_source = from_row
@@ -290,12 +296,3 @@ class _Variant:
         else:
             plan.compute = row_type.computed[name].compute
         return True
-
-
-def _coerced(values: dict[str, Any], _arguments: list[Any]) -> dict[str, Any]:
-    return dict(values)  # graphql-core's coerced values, as its executor passes them
-
-
-def _origin(graphql_type: GraphQLObjectType) -> Any:
-    definition = (graphql_type.extensions or {}).get("strawberry-definition")
-    return getattr(definition, "origin", None)

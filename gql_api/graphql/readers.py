@@ -84,3 +84,14 @@ def column_reader(column: Column, graphql_type: Any, owner: str) -> Callable[[An
         return serialize(value if convert is None else convert(value))
 
     return read
+
+
+def as_coerced(values: dict[str, Any], _arguments: list[Any]) -> dict[str, Any]:
+    """Arguments as graphql-core coerced them, for a resolve function that converts them."""
+    return dict(values)
+
+
+def strawberry_origin(graphql_type: Any) -> Any:
+    """The Python class Strawberry built a GraphQL object type from."""
+    definition = (graphql_type.extensions or {}).get("strawberry-definition")
+    return getattr(definition, "origin", None)
