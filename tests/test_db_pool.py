@@ -18,6 +18,7 @@ import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from gql_api.app import create_app
 from gql_api.db import Database, migrations
@@ -193,6 +194,43 @@ async def test_a_session_ended_mid_read_is_not_handed_out_again(
         for _ in range(3):  # the same one-connection pool, read after read
             rows = await db.fetch(text("SELECT 1 AS one"))
             assert rows[0].one == 1
+    finally:
+        await observer.close()
+        await db.dispose()
+
+
+async def test_a_session_ended_mid_transaction_is_not_handed_out_again(
+    fresh_database: Callable[[], Awaitable[str]],
+) -> None:
+    """The same through SQLAlchemy (a transaction): the failed reset of the connection makes
+    SQLAlchemy drop it, for the reads straight on asyncpg and the sessions alike."""
+    url = await fresh_database()
+    db = Database(make_settings(url, database={"max_open_conns": 1}).database, url, None)
+    observer = await asyncpg.connect(url)
+
+    async def sleep_in_a_transaction() -> None:
+        async with db.transaction() as session:
+            await session.execute(text("SELECT pg_sleep(60)"))
+
+    try:
+        for _ in range(2):  # twice: the second cut lands on the connection that replaced the first
+            sleeping = asyncio.create_task(sleep_in_a_transaction())
+            deadline = asyncio.get_running_loop().time() + 30
+            while not (
+                pid := await observer.fetchval(
+                    "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%' "
+                    "AND state = 'active' AND pid <> pg_backend_pid()"
+                )
+            ):
+                assert asyncio.get_running_loop().time() < deadline, "the statement never started"
+                await asyncio.sleep(0.05)
+            assert await observer.fetchval("SELECT pg_terminate_backend($1)", pid)
+            with pytest.raises(DBAPIError):  # SQLAlchemy's wrapper of the FATAL error
+                await sleeping
+            for _ in range(3):
+                assert (await db.fetch(text("SELECT 1 AS one")))[0].one == 1
+                async with db.transaction() as session:
+                    assert (await session.execute(text("SELECT 2"))).scalar_one() == 2
     finally:
         await observer.close()
         await db.dispose()

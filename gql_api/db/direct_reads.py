@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.types import TupleType
 
+from gql_api.db.failures import ends_session
 from gql_api.db.sqlalchemy_internals import cache_key
 from gql_api.observability import tracing
 
@@ -87,12 +88,6 @@ def bind_processors(compiled: Compiled, names: Sequence[str]) -> dict[str, Any]:
         if processor is not None:
             processors[name] = processor
     return processors
-
-
-def ends_session(error: asyncpg.PostgresError) -> bool:
-    """Whether the server ended the connection's session with this error."""
-    severity = getattr(error, "severity", None) or ""
-    return severity in ("FATAL", "PANIC") or (error.sqlstate or "").startswith(("08", "57P"))
 
 
 class Reader:

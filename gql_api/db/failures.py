@@ -29,6 +29,24 @@ _MIGRATIONS_PENDING = "The database schema is not up to date (migrations pending
 _MAX_CHAIN = 8
 
 
+def ends_session(error: BaseException) -> bool:
+    """Whether the server ended the connection's session with this error (FATAL: shutdown,
+    crash recovery, termination; or a connection failure), bare or wrapped by SQLAlchemy. No
+    ReadyForQuery follows it, so asyncpg's protocol never returns to idle: the connection must
+    not be used again."""
+    link: BaseException | None = error
+    for _ in range(_MAX_CHAIN):
+        if link is None:
+            return False
+        if isinstance(link, asyncpg.PostgresError):
+            severity = getattr(link, "severity", None) or ""
+            sqlstate = link.sqlstate or ""
+            return severity in ("FATAL", "PANIC") or sqlstate.startswith(("08", "57P"))
+        orig = getattr(link, "orig", None)
+        link = orig if isinstance(orig, BaseException) else link.__cause__
+    return False
+
+
 def classify(original: BaseException) -> AppError | None:
     """Map infrastructure failures onto expected errors with a code."""
     if isinstance(original, AppError):
@@ -75,10 +93,16 @@ def _classify_one(error: BaseException) -> AppError | None:
             return ServiceUnavailable(_MIGRATIONS_PENDING)
         return None
     # asyncpg's InterfaceError covers a connection that is closed or was lost
-    # (ConnectionDoesNotExistError); OSError covers refused and reset sockets and, since
+    # (ConnectionDoesNotExistError), its InternalClientError a connection whose protocol was
+    # left mid-operation by a lost server; OSError covers refused and reset sockets and, since
     # Python 3.11, asyncio.TimeoutError from a connect that did not finish in time.
     if isinstance(
-        error, asyncpg.InterfaceError | OSError | asyncio.TimeoutError | DisconnectionError
+        error,
+        asyncpg.InterfaceError
+        | asyncpg.InternalClientError
+        | OSError
+        | asyncio.TimeoutError
+        | DisconnectionError,
     ):
         return ServiceUnavailable()
     return None
