@@ -155,7 +155,8 @@ class _Reshape:
         if draw(st.integers(0, 3)) == 0:  # the same field under a second key
             original = draw(st.sampled_from(selections))
             if isinstance(original, graphql.FieldNode):
-                selections.append(_rebuild(original, alias=_name(f"again_{original.name.value}")))
+                again = _rebuild(original, alias=_name(f"again_{original.name.value}"))
+                selections.append(self.other_page(again))
         if draw(st.integers(0, 2)) == 0:
             index = draw(st.integers(0, len(selections) - 1))
             selections[index] = self.conditional(selections[index])
@@ -166,6 +167,16 @@ class _Reshape:
         if draw(st.integers(0, 4)) == 0:  # a field written twice: merged into one key
             selections.append(draw(st.sampled_from(selections)))
         return graphql.SelectionSetNode(selections=tuple(selections))
+
+    def other_page(self, node: graphql.FieldNode) -> graphql.FieldNode:
+        """The same field under its second key with another page size (different arguments)."""
+        arguments = tuple(
+            _rebuild(a, value=graphql.IntValueNode(value=str(self.draw(st.integers(0, 4)))))
+            if a.name.value in ("first", "last") and isinstance(a.value, graphql.IntValueNode)
+            else a
+            for a in node.arguments or ()
+        )
+        return _rebuild(node, arguments=arguments)
 
     def field(self, node: graphql.FieldNode, parent: Any) -> graphql.FieldNode:
         definition = parent.fields[node.name.value]
@@ -310,7 +321,9 @@ def _fill(text: str, ids: dict[str, str]) -> str:
     return text
 
 
-async def _compare(world: World, query: str, variables: dict[str, Any]) -> list[dict[str, Any]]:
+async def _compare(
+    world: World, query: str, variables: dict[str, Any], operation: str | None = None
+) -> list[dict[str, Any]]:
     """Posts the document to both apps as every caller; returns the bodies (asserting equality
     and that the planned app ran every executed request)."""
     query = _fill(query, world.ids)
@@ -322,7 +335,7 @@ async def _compare(world: World, query: str, variables: dict[str, Any]) -> list[
     for caller in CALLERS:
         token = world.tokens[caller]
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        body = {"query": query, "variables": variables}
+        body = {"query": query, "variables": variables, "operationName": operation}
         a = await world.planned.post("/graphql", json=body, headers=headers)
         b = await world.generic.post("/graphql", json=body, headers=headers)
         # A masked internal error carries its request's id; everything else must match byte for byte.
@@ -427,6 +440,18 @@ HAND_WRITTEN: list[tuple[str, dict[str, Any]]] = [
         {},
     ),
 ]
+
+
+async def test_one_operation_of_several_answers_alike(world: World) -> None:
+    """A document of several operations: the chosen one's conditions decide, the other's not."""
+    document = (
+        "query A($a: Boolean!) { me { id @include(if: $a) ...F } }"
+        " query B($b: Boolean!) { me { email @skip(if: $b) ...F } }"
+        " fragment F on User { lastName }"
+    )
+    for operation, variables in (("A", {"a": True}), ("B", {"b": False}), ("B", {"b": True})):
+        bodies = await _compare(world, document, variables, operation)
+        assert bodies[1]["data"]["me"] is not None
 
 
 @pytest.mark.parametrize(("query", "variables"), HAND_WRITTEN)
