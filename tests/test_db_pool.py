@@ -168,6 +168,21 @@ async def test_reads_need_no_transaction_round_trips(
         assert await transaction_statements() >= before + 2  # BEGIN ... COMMIT
 
 
+async def terminate_the_sleeper(observer: asyncpg.Connection) -> None:
+    """Once the backend running ``SELECT pg_sleep(60)`` is busy with it, the server ends its
+    session (FATAL 57P01, as a shutdown or an admin would)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while not (
+        pid := await observer.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%' "
+            "AND state = 'active' AND pid <> pg_backend_pid()"
+        )
+    ):
+        assert asyncio.get_running_loop().time() < deadline, "the statement never started"
+        await asyncio.sleep(0.05)
+    assert await observer.fetchval("SELECT pg_terminate_backend($1)", pid)
+
+
 async def test_a_session_ended_mid_read_is_not_handed_out_again(
     fresh_database: Callable[[], Awaitable[str]],
 ) -> None:
@@ -179,16 +194,7 @@ async def test_a_session_ended_mid_read_is_not_handed_out_again(
     observer = await asyncpg.connect(url)
     try:
         sleeping = asyncio.create_task(db.fetch(text("SELECT pg_sleep(60) AS slept")))
-        deadline = asyncio.get_running_loop().time() + 30
-        while not (
-            pid := await observer.fetchval(
-                "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%' "
-                "AND state = 'active' AND pid <> pg_backend_pid()"
-            )
-        ):
-            assert asyncio.get_running_loop().time() < deadline, "the read never started"
-            await asyncio.sleep(0.05)
-        assert await observer.fetchval("SELECT pg_terminate_backend($1)", pid)
+        await terminate_the_sleeper(observer)
         with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError)):
             await sleeping
         for _ in range(3):  # the same one-connection pool, read after read
@@ -215,16 +221,7 @@ async def test_a_session_ended_mid_transaction_is_not_handed_out_again(
     try:
         for _ in range(2):  # twice: the second cut lands on the connection that replaced the first
             sleeping = asyncio.create_task(sleep_in_a_transaction())
-            deadline = asyncio.get_running_loop().time() + 30
-            while not (
-                pid := await observer.fetchval(
-                    "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%' "
-                    "AND state = 'active' AND pid <> pg_backend_pid()"
-                )
-            ):
-                assert asyncio.get_running_loop().time() < deadline, "the statement never started"
-                await asyncio.sleep(0.05)
-            assert await observer.fetchval("SELECT pg_terminate_backend($1)", pid)
+            await terminate_the_sleeper(observer)
             with pytest.raises(DBAPIError):  # SQLAlchemy's wrapper of the FATAL error
                 await sleeping
             for _ in range(3):

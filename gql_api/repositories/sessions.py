@@ -24,27 +24,23 @@ _sessions: Table = UserSession.__table__  # type: ignore[attr-defined]
 
 # Built once (SQLAlchemy memoises a constant statement's cache key, so the direct reads find its
 # compiled form at once). One indexed lookup: the session's primary key.
+# A session that still authenticates: not revoked, not expired, its user active.
+_LIVE_SESSION = (
+    _sessions.c.id == bindparam("session_id"),
+    _sessions.c.user_id == bindparam("user_id"),
+    _sessions.c.revoked_at.is_(None),
+    _sessions.c.expires_at > func.now(),
+    _users.c.status == UserStatus.ACTIVE.value,
+)
 _USER_OF_LIVE_SESSION = (
     select(*USER_PUBLIC_COLUMNS)
     .join(_sessions, _sessions.c.user_id == _users.c.id)
-    .where(
-        _sessions.c.id == bindparam("session_id"),
-        _sessions.c.user_id == bindparam("user_id"),
-        _sessions.c.revoked_at.is_(None),
-        _sessions.c.expires_at > func.now(),
-        _users.c.status == UserStatus.ACTIVE.value,
-    )
+    .where(*_LIVE_SESSION)
 )
 _LIVE_SESSION_EXPIRY = (
     select(_sessions.c.expires_at)
     .join(_users, _sessions.c.user_id == _users.c.id)
-    .where(
-        _sessions.c.id == bindparam("session_id"),
-        _sessions.c.user_id == bindparam("user_id"),
-        _sessions.c.revoked_at.is_(None),
-        _sessions.c.expires_at > func.now(),
-        _users.c.status == UserStatus.ACTIVE.value,
-    )
+    .where(*_LIVE_SESSION)
 )
 _ACTIVE_BY_USER_IDS = (
     select(*public_columns(UserSession))
