@@ -14,6 +14,7 @@ from sqlalchemy import text
 from gql_api.config import Settings
 from gql_api.db import Database
 from tests.conftest import GraphQLClient, MadeUser, error_codes, insert_user, session_token
+from tests.hardening_support import app_client, post
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ORDERS = [
@@ -292,3 +293,18 @@ async def test_page_size_default_and_maximum(
     body = await gql(PAGE, {"last": 100}, token=token)
     assert len(body["data"]["users"]["edges"]) == 100
     assert body["data"]["users"]["pageInfo"]["hasPreviousPage"] is True
+
+
+async def test_the_page_size_setting_is_the_limit(
+    db: Database, settings: Settings, admin: MadeUser
+) -> None:
+    """graphql.max_page_size bounds first/last (and the cost counts with it): one setting."""
+    token = await session_token(db, settings, admin)
+    async with app_client(db, graphql={"max_page_size": 3}) as http:
+        for query in (PAGE, "query($first: Int) { auditLogs(first: $first) { totalCount } }"):
+            refused = await post(http, query, {"first": 4}, token)
+            assert error_codes(refused) == ["BAD_USER_INPUT"], refused
+            assert refused["errors"][0]["extensions"]["fields"] == {
+                "first": "must be between 1 and 3"
+            }
+            assert not (await post(http, query, {"first": 3}, token)).get("errors")

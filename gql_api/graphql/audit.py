@@ -99,7 +99,7 @@ class AuditQuery:
         filter: AuditLogFilter | None = None,
     ) -> Connection[AuditLog]:
         info.context.require_admin()
-        window = page_window(first, None)
+        window = page_window(first, None, max_size=info.context.settings.graphql.max_page_size)
         where = filter.to_filter() if filter is not None else audit.AuditFilter()
         start = None
         if after is not None:

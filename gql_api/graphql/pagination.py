@@ -24,7 +24,6 @@ from gql_api.graphql.datetimes import storable_datetime
 from gql_api.graphql.errors import BadUserInput
 
 DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
 # The longest cursor we hand out holds a 255-character key, each character escaped in JSON:
 # about 4,200 characters. Anything longer is not ours and is refused before it is decoded.
 MAX_CURSOR_LENGTH = 8192
@@ -77,18 +76,19 @@ class Window:
     from_end: bool  # `last`: the rows nearest `before` (or the end), still in forward order
 
 
-def page_window(first: int | None, last: int | None) -> Window:
-    """``first``/``last`` checked: at most one, 0 < n <= MAX_PAGE_SIZE, default first 20."""
+def page_window(first: int | None, last: int | None, *, max_size: int) -> Window:
+    """``first``/``last`` checked: at most one, 0 < n <= ``max_size`` (the setting
+    ``graphql.max_page_size``, which the cost also counts with), default first 20."""
     if first is not None and last is not None:
         raise BadUserInput(
             "Pass either first or last, not both",
             fields={"first": "not with last", "last": "not with first"},
         )
     for name, value in (("first", first), ("last", last)):
-        if value is not None and not 1 <= value <= MAX_PAGE_SIZE:
+        if value is not None and not 1 <= value <= max_size:
             raise BadUserInput(
-                f"{name} must be between 1 and {MAX_PAGE_SIZE}",
-                fields={name: f"must be between 1 and {MAX_PAGE_SIZE}"},
+                f"{name} must be between 1 and {max_size}",
+                fields={name: f"must be between 1 and {max_size}"},
             )
     if last is not None:
         return Window(limit=last, from_end=True)

@@ -136,7 +136,7 @@ async def users_page(
 ) -> Connection[Any]:
     """A page of users whose edges hold rows."""
     info.context.require_admin()
-    window = page_window(first, last)
+    window = page_window(first, last, max_size=info.context.settings.graphql.max_page_size)
     order_input = order_by or UserOrder()
     order = UserSortKey(order_input.field.value)
     descending = order_input.direction is OrderDirection.DESC
