@@ -191,18 +191,29 @@ def test_only_resolvers_that_read_nothing_but_the_context_are_planned() -> None:
 def test_the_library_seams_still_hold() -> None:
     """Every library internal the planned executor relies on (gql_api.graphql.strawberry_seams),
     used against the real schema: an upgrade that moves one fails here, by name."""
-    from graphql import VariableValues, get_argument_values, parse
+    from graphql import (
+        GraphQLSchema,
+        VariableValues,
+        get_argument_values,
+        parse,
+    )
 
     from gql_api.graphql.schema import build_schema
     from gql_api.graphql.strawberry_seams import (
         InfoSite,
+        StrawberryExecutionContext,
         argument_converter,
+        core_schema,
         resolver_parts,
         strawberry_info,
     )
     from gql_api.graphql.users import OrderDirection, UserFilter, UserOrder
 
     schema: Any = build_schema()
+    core = core_schema(schema)
+    assert isinstance(core, GraphQLSchema) and core.query_type is not None
+    assert "users" in core.query_type.fields
+    assert callable(StrawberryExecutionContext.build)  # PolicyExecutionContext overrides it
     users = schema.get_field_for_type("users", "Query")
     parts = resolver_parts(users.base_resolver)
     assert parts.pass_source and parts.info_name == "info" and parts.parent_name is None
@@ -212,7 +223,7 @@ def test_the_library_seams_still_hold() -> None:
         '{ users(first: 2, filter: {search: "x"}, orderBy: {direction: ASC}) { totalCount } }'
     )
     page_node = page.definitions[0].selection_set.selections[0]  # type: ignore[attr-defined]
-    coerced = get_argument_values(schema._schema.query_type.fields["users"], page_node)
+    coerced = get_argument_values(core.query_type.fields["users"], page_node)
     converted = argument_converter(schema)(coerced, users.arguments)
     assert converted["first"] == 2
     assert isinstance(converted["filter"], UserFilter) and converted["filter"].search == "x"
@@ -225,8 +236,8 @@ def test_the_library_seams_still_hold() -> None:
         strawberry_schema=schema,
         strawberry_field=users,
         field_nodes=[field_node],
-        return_type=schema._schema.query_type.fields["users"].type,
-        parent_type=schema._schema.query_type,
+        return_type=core.query_type.fields["users"].type,
+        parent_type=core.query_type,
         fragments={},
         operation=node,  # type: ignore[arg-type]
     )

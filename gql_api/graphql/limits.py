@@ -25,12 +25,12 @@ from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gql_api.config import GraphQLSettings, Settings
 from gql_api.graphql.analysis import Selection, find_operation
 from gql_api.graphql.cost import coerce_variables, list_bounds, operation_cost
 from gql_api.graphql.documents import PreparedDocument
+from gql_api.graphql.strawberry_seams import StrawberryExecutionContext, core_schema
 
 # Root mutations that hash or verify a password, or rotate tokens: seconds of CPU each, so one
 # per document (aliases and fragments included).
@@ -110,7 +110,7 @@ def suggestions_allowed(context: Any) -> bool:
     return settings is None or allowed(settings.suggestions_policy, context)
 
 
-class PolicyExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class PolicyExecutionContext(StrawberryExecutionContext):
     """graphql-core's executor with suggestions hidden from callers the policy excludes: the
     coercion of variables and arguments then never writes them."""
 
@@ -154,7 +154,7 @@ def request_limits(settings: Settings) -> type[SchemaExtension]:
             prepared = self.prepared
             if prepared is not None and ctx.pre_execution_errors is None:
                 errors = prepared.errors(
-                    ctx.schema._schema,
+                    core_schema(ctx.schema),
                     limits,
                     hide_suggestions=not suggestions_allowed(ctx.context),
                 )
@@ -174,7 +174,7 @@ def request_limits(settings: Settings) -> type[SchemaExtension]:
             cost = prepared.fixed_costs.get(ctx.operation_name)
             if cost is None:
                 variables = coerce_variables(
-                    ctx.schema._schema,
+                    core_schema(ctx.schema),
                     operation,
                     ctx.variables,
                     hide_suggestions=not suggestions_allowed(ctx.context),
@@ -182,7 +182,7 @@ def request_limits(settings: Settings) -> type[SchemaExtension]:
                 if isinstance(variables, list):
                     return []  # execution refuses them before any resolver runs, with its errors
                 cost = operation_cost(
-                    ctx.schema._schema,
+                    core_schema(ctx.schema),
                     prepared.document,
                     operation,
                     variables,

@@ -27,6 +27,7 @@ from strawberry.extensions import SchemaExtension
 from gql_api.config import Settings
 from gql_api.graphql.analysis import find_operation
 from gql_api.graphql.cost import coerce_variables, list_bounds, operation_cost
+from gql_api.graphql.strawberry_seams import core_schema
 from gql_api.metrics import _error_code as error_code  # the codes metrics count, the same way
 from gql_api.observability import tracing
 
@@ -105,7 +106,7 @@ def operation_span_stage(settings: Settings) -> type[SchemaExtension]:
             ec = self.execution_context
             if operation is None or ec.graphql_document is None:
                 return None
-            schema = ec.schema._schema
+            schema = core_schema(ec.schema)
             variables = coerce_variables(schema, operation, ec.variables, hide_suggestions=True)
             if isinstance(variables, list):
                 return None

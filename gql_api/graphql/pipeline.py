@@ -56,6 +56,7 @@ from gql_api.graphql.limits import request_limits
 from gql_api.graphql.masking import MaskUnexpectedErrors
 from gql_api.graphql.planned import planned_execution
 from gql_api.graphql.schema import Schema, build_schema
+from gql_api.graphql.strawberry_seams import core_schema
 from gql_api.logs import RequestLogExtension
 
 HOOKS = ("on_operation", "on_parse", "on_validate", "on_execute")
@@ -140,7 +141,7 @@ class Pipeline:
                 assert ec.graphql_document is not None  # parsed by _prepare
                 ec.result = await await_maybe(
                     execute(
-                        schema._schema,
+                        core_schema(schema),
                         ec.graphql_document,
                         root_value=ec.root_value,
                         variable_values=ec.variables,
@@ -173,7 +174,7 @@ class Pipeline:
             raise InvalidOperationTypeError(operation_type)
         with _around(made, self.hooks["on_validate"]):
             if ec.pre_execution_errors is None:  # no stage validated it (the limits stage does)
-                ec.pre_execution_errors = validate(schema._schema, ec.graphql_document)
+                ec.pre_execution_errors = validate(core_schema(schema), ec.graphql_document)
             if ec.pre_execution_errors:
                 return PreExecutionError(data=None, errors=ec.pre_execution_errors)
         return None

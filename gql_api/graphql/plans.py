@@ -58,6 +58,7 @@ from gql_api.graphql.selections import (
 from gql_api.graphql.strawberry_seams import (
     InfoSite,
     argument_converter,
+    core_schema,
     resolver_parts,
 )
 
@@ -98,7 +99,7 @@ class Plan:
 class Compiler:
     def __init__(self, schema: Any, *, rows: bool = True) -> None:
         self.strawberry = schema
-        self.schema: GraphQLSchema = schema._schema
+        self.schema: GraphQLSchema = core_schema(schema)
         self.names = schema.config.name_converter
         self.convert = argument_converter(schema)
         # Row readers need rows that index by column name (gql_api.reads' direct reads).

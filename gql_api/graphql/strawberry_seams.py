@@ -1,4 +1,8 @@
-"""The planned executor's use of library internals, all in one place.
+"""The service's use of Strawberry's internals, all in one place.
+
+graphql-core's schema behind a Strawberry schema (:func:`core_schema`) and graphql-core's
+execution context as Strawberry subclasses it (:data:`StrawberryExecutionContext`) have no
+public name; the pipeline, the limits and the tracing span need both.
 
 Strawberry has no public API for calling a field's resolver outside graphql-core's executor,
 so the compiler reads a few attributes that Strawberry's own executor path reads: the scalar
@@ -28,7 +32,18 @@ from graphql import (
     VariableValues,
 )
 from graphql.pyutils import Path
+from strawberry.schema.schema import (
+    StrawberryGraphQLCoreExecutionContext as StrawberryExecutionContext,
+)
 from strawberry.types.arguments import convert_arguments
+
+__all__ = ["StrawberryExecutionContext"]
+
+
+def core_schema(schema: Any) -> GraphQLSchema:
+    """graphql-core's schema, which Strawberry keeps in ``_schema`` with no public accessor."""
+    core: GraphQLSchema = schema._schema
+    return core
 
 
 @dataclass(frozen=True)
