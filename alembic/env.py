@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 
-from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from alembic import context
 from gql_api.models import metadata
 
 config = context.config
@@ -61,7 +61,10 @@ async def _run_async() -> None:
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=_url(), target_metadata=target_metadata, literal_binds=True, include_object=_include_object
+        url=_url(),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        include_object=_include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

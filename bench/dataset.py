@@ -30,7 +30,7 @@ from gql_api.auth.tokens import issue_access_token
 from gql_api.config import AuthSettings, load_settings
 from gql_api.db import Database, migrations
 from gql_api.db.embedded import EmbeddedServer, start_embedded
-from gql_api.graphql.pagination import encode_cursor
+from gql_api.graphql.schema.pagination import encode_cursor
 from gql_api.ops.bulk_seed import bulk_seed_users
 
 DATABASE_NAME = "gql_api_bench"

@@ -11,7 +11,7 @@
     └── QueryTimeout            QUERY_TIMEOUT (a statement ran past statement_timeout)
 
 The domain (``gql_api.auth``, ``gql_api.users``, ``gql_api.repositories``) raises these; it knows
-nothing of GraphQL. The GraphQL layer (``gql_api.graphql.masking``) answers them with their
+nothing of GraphQL. The GraphQL layer (``gql_api.graphql.engine.masking``) answers them with their
 message and code: graphql-core copies ``extensions`` of the original exception onto the located
 error. Anything else raised by a resolver is unexpected: it is logged with the request id and
 reaches the client as INTERNAL_SERVER_ERROR with that id, never with its message or a stack trace.

@@ -16,8 +16,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import text
 
-from gql_api.app import create_app
 from gql_api.db import Database
+from gql_api.web.app import create_app
 from tests.conftest import GraphQLClient, make_settings
 from tests.server_support import free_port
 

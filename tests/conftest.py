@@ -22,12 +22,12 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from gql_api.app import create_app
 from gql_api.auth.passwords import hash_password_sync
 from gql_api.auth.tokens import hash_token, issue_access_token, new_opaque_token
 from gql_api.config import Settings, load_settings
 from gql_api.db import Database, migrations
 from gql_api.db.embedded import EmbeddedServer, start_embedded
+from gql_api.web.app import create_app
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40  # only ever used by the test suite
 TEST_MFA_KEY = "test-mfa-key-" + "m" * 40  # only ever used by the test suite

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from gql_api.app import create_app
 from gql_api.db import Database
+from gql_api.web.app import create_app
 from tests.conftest import make_settings
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pyotp
 
-from gql_api.app import create_app
 from gql_api.db import Database
+from gql_api.web.app import create_app
 from tests.conftest import GraphQLClient, make_settings
 
 STEP = timedelta(seconds=30)

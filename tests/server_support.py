@@ -98,13 +98,13 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
 def uvicorn_server(
     env: dict[str, str], log_path: Path, *, workers: int = 1, timeout: float = 60
 ) -> Iterator[RunningServer]:
-    """Start ``uvicorn gql_api.app:app_factory`` and wait for /readyz; always stop it."""
+    """Start ``uvicorn gql_api.web.app:app_factory`` and wait for /readyz; always stop it."""
     port = free_port()
     command = [
         sys.executable,
         "-m",
         "uvicorn",
-        "gql_api.app:app_factory",
+        "gql_api.web.app:app_factory",
         "--factory",
         "--host",
         "127.0.0.1",

@@ -17,11 +17,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from gql_api.app import create_app
 from gql_api.auth.tokens import issue_access_token
 from gql_api.config import Settings
 from gql_api.db import Database
-from gql_api.graphql.persisted import sha256_hex
+from gql_api.graphql.engine.persisted import sha256_hex
+from gql_api.web.app import create_app
 from tests.conftest import GraphQLClient, MadeUser, error_codes, make_settings
 from tests.server_support import free_port
 

@@ -1,5 +1,5 @@
 """Duplicated ``Content-Type`` / ``Accept`` headers get one answer, whichever executor would
-have run the document: the one GraphQL entry (gql_api.graphql.endpoint) decides them the same
+have run the document: the one GraphQL entry (gql_api.web.graphql_http) decides them the same
 way for planned and generic documents."""
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gql_api.db import Database
-from gql_api.metrics import MAX_OPERATION_NAMES
+from gql_api.observability.metrics import MAX_OPERATION_NAMES
 from tests.hardening_support import app_client
 from tests.server_support import free_port, server_env
 

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from gql_api.cli import main
 from gql_api.db import Database
-from gql_api.graphql.persisted import sha256_hex
+from gql_api.graphql.engine.persisted import sha256_hex
 from gql_api.ops.maintenance import cleanup_expired
 from tests.conftest import make_settings
 from tests.hardening_support import app_client

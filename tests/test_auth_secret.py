@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gql_api.app import create_app, secret_file_for
 from gql_api.auth.tokens import decode_access_token, issue_access_token
 from gql_api.config import ConfigError, ensure_jwt_secret, load_settings
+from gql_api.web.app import create_app, secret_file_for
 
 
 def _env(env: str, **extra: str) -> dict[str, str]:

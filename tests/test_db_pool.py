@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from gql_api.app import create_app
 from gql_api.db import Database, migrations
+from gql_api.web.app import create_app
 from tests.conftest import insert_user, make_settings, session_token
 
 # Longer than a pooled connection may sit idle before it is pinged on its next checkout (one

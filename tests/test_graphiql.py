@@ -18,7 +18,7 @@ from gql_api.db import Database
 from tests.hardening_support import app_client
 
 REPO = Path(__file__).resolve().parent.parent
-ASSETS_DIR = REPO / "gql_api" / "graphiql_assets"
+ASSETS_DIR = REPO / "gql_api" / "web" / "graphiql_assets"
 PAGE_HEADERS = {"Accept": "text/html"}
 
 

@@ -1,4 +1,4 @@
-"""One GraphQL entry (gql_api.graphql.endpoint) for every request, whichever executor answers
+"""One GraphQL entry (gql_api.web.graphql_http) for every request, whichever executor answers
 it: planned queries and the rest pass the same middlewares and get the same HTTP treatment.
 
 That a response passed the CORS layer is seen on it: Starlette's CORSMiddleware with explicit

@@ -164,10 +164,10 @@ async def test_a_page_of_users_costs_the_same_statements_when_planned(db: Databa
 
 
 def test_only_resolvers_that_read_nothing_but_the_context_are_planned() -> None:
-    """The compiler's test for a resolver's ``info`` (gql_api.graphql.plans): the planned
+    """The compiler's test for a resolver's ``info`` (gql_api.graphql.engine.plans): the planned
     executor hands resolvers the context alone, so anything else refuses the document when it
     is compiled, never while it runs."""
-    from gql_api.graphql.readers import reads_only_context
+    from gql_api.graphql.engine.readers import reads_only_context
 
     def context_only(info: Any) -> Any:
         return info.context.viewer
@@ -189,7 +189,7 @@ def test_only_resolvers_that_read_nothing_but_the_context_are_planned() -> None:
 
 
 def test_the_library_seams_still_hold() -> None:
-    """Every library internal the planned executor relies on (gql_api.graphql.strawberry_seams),
+    """Every library internal the planned executor relies on (gql_api.graphql.engine.strawberry_seams),
     used against the real schema: an upgrade that moves one fails here, by name."""
     from graphql import (
         GraphQLSchema,
@@ -198,8 +198,7 @@ def test_the_library_seams_still_hold() -> None:
         parse,
     )
 
-    from gql_api.graphql.schema import build_schema
-    from gql_api.graphql.strawberry_seams import (
+    from gql_api.graphql.engine.strawberry_seams import (
         InfoSite,
         StrawberryExecutionContext,
         argument_converter,
@@ -207,7 +206,8 @@ def test_the_library_seams_still_hold() -> None:
         resolver_parts,
         strawberry_info,
     )
-    from gql_api.graphql.users import OrderDirection, UserFilter, UserOrder
+    from gql_api.graphql.schema.root import build_schema
+    from gql_api.graphql.schema.users import OrderDirection, UserFilter, UserOrder
 
     schema: Any = build_schema()
     core = core_schema(schema)
@@ -316,8 +316,8 @@ async def test_fields_with_permissions_run_planned_through_strawberry() -> None:
     has none yet) is resolved inside the plan by Strawberry's own resolve function, so its
     extensions run as under graphql-core: same data, same errors, for a caller it admits and
     one it refuses."""
-    from gql_api.graphql.planned import Planner
-    from gql_api.graphql.schema import Schema
+    from gql_api.graphql.engine.planned import Planner
+    from gql_api.graphql.schema.root import Schema
     from tests.conftest import make_settings
 
     schema = Schema(query=ToyQuery)
@@ -341,8 +341,8 @@ async def test_interfaces_and_unions_run_planned() -> None:
     """Interfaces and unions (the service's schema has none yet): the runtime type is decided
     by Strawberry's resolve_type and is_type_of, fragments apply per type, and a value of a
     type the interface does not allow gets graphql-core's error."""
-    from gql_api.graphql.planned import Planner
-    from gql_api.graphql.schema import Schema
+    from gql_api.graphql.engine.planned import Planner
+    from gql_api.graphql.schema.root import Schema
     from tests.conftest import make_settings
 
     schema = Schema(query=ToyQuery)

@@ -97,7 +97,7 @@ async def test_unexpected_errors_are_masked_with_request_id(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from gql_api.graphql.context import Context
+    from gql_api.graphql.schema.context import Context
 
     def explode(self: Any) -> Any:
         raise RuntimeError("secret internal detail")

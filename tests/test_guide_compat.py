@@ -22,10 +22,10 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from gql_api.app import create_app
 from gql_api.cli import main
 from gql_api.config import Settings, load_settings
 from gql_api.db import Database, backup, libpq_url, migrations
+from gql_api.web.app import create_app
 from tests.conftest import GraphQLClient, error_codes, make_settings
 from tests.server_support import REPO, clean_environ
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 
 from gql_api import __version__
-from gql_api.app import create_app
 from gql_api.db import Database
+from gql_api.web.app import create_app
 from tests.conftest import GraphQLClient, make_settings
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from gql_api.config import Settings
 from gql_api.db import Database, migrations
-from gql_api.graphql import planned as planned_executor
+from gql_api.graphql.engine import planned as planned_executor
 from tests.auth_support import scalar
 from tests.conftest import TEST_PASSWORD, MadeUser, insert_user, make_settings, session_token
 from tests.hardening_support import app_client
@@ -195,8 +195,8 @@ def _env(env: str, **extra: str) -> dict[str, str]:
 def test_the_encryption_key_is_required_in_production_and_kept_in_development(
     tmp_path: Any,
 ) -> None:
-    from gql_api.app import secret_file_for
     from gql_api.config import ConfigError, ensure_jwt_secret, load_settings
+    from gql_api.web.app import secret_file_for
 
     jwt = {"USER_SERVICE_AUTH_JWT_SECRET": "j" * 40}
     with pytest.raises(ConfigError, match="mfa_encryption_key is missing"):

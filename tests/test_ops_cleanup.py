@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import text
 
 from gql_api import cli
-from gql_api.app import create_app
 from gql_api.config import Settings
 from gql_api.db import Database
 from gql_api.ops.maintenance import CLEANUP_LOCK_KEY, cleanup_expired, cleanup_if_leader
+from gql_api.web.app import create_app
 from tests.conftest import MadeUser, make_settings
 
 

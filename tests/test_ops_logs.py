@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from gql_api.config import Settings
 from gql_api.db import Database
-from gql_api.logs import configure_logging, scrub
+from gql_api.observability.logs import configure_logging, scrub
 from tests.auth_support import ok_data
 from tests.conftest import GraphQLClient, MadeUser, make_settings
 

@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from gql_api.app import create_app
 from gql_api.db import Database
+from gql_api.web.app import create_app
 from tests.auth_support import ok_data
 from tests.conftest import GraphQLClient, error_codes, insert_user, make_settings, session_token
 from tests.server_support import free_port

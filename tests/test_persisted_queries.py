@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from gql_api.cli import main
 from gql_api.db import Database
-from gql_api.graphql.persisted import sha256_hex
+from gql_api.graphql.engine.persisted import sha256_hex
 from tests.hardening_support import app_client
 from tests.users_support import count_statements
 

@@ -24,9 +24,9 @@ import httpx
 import pytest
 from prometheus_client.mmap_dict import MmapedDict
 
-from gql_api.app import create_app
 from gql_api.config import Settings
 from gql_api.db import Database
+from gql_api.web.app import create_app
 from tests.conftest import MadeUser, insert_user, make_settings, session_token
 from tests.pg_control import ControlledPostgres
 from tests.replica_support import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gql_api.graphql.schema import export_sdl
+from gql_api.graphql.schema.root import export_sdl
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
 

@@ -23,9 +23,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from gql_api.app import create_app
 from gql_api.config import Settings, load_settings
 from gql_api.db import Database
+from gql_api.web.app import create_app
 from tests.conftest import (
     TEST_PASSWORD,
     MadeUser,

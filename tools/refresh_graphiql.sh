@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Refreshes gql_api/graphiql_assets/ from npm: the browser builds (UMD, production) of React,
+# Refreshes gql_api/web/graphiql_assets/ from npm: the browser builds (UMD, production) of React,
 # ReactDOM, GraphiQL and its explorer plugin, plus VERSIONS and LICENSES. Run it at development
 # time and commit the result; the service never fetches anything at run time.
 #
@@ -15,7 +15,7 @@ GRAPHIQL=3.8.3
 EXPLORER=3.2.5
 REACT=18.3.1
 
-dest="$(cd "$(dirname "$0")/.." && pwd)/gql_api/graphiql_assets"
+dest="$(cd "$(dirname "$0")/.." && pwd)/gql_api/web/graphiql_assets"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cd "$work"

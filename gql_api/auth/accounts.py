@@ -11,11 +11,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from gql_api import metrics
 from gql_api.config import AuthSettings, utc_now
 from gql_api.db import Database
 from gql_api.errors import BadUserInput, Conflict, RateLimited, Unauthenticated
 from gql_api.models import TokenPurpose, UserStatus
+from gql_api.observability import metrics
 from gql_api.realtime import events as realtime
 from gql_api.repositories import login_attempts
 from gql_api.repositories import mfa as mfa_repo

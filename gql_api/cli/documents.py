@@ -10,7 +10,7 @@ from gql_api.db import Database
 
 
 def cmd_export_schema(args: argparse.Namespace) -> int:
-    from gql_api.graphql.schema import export_sdl
+    from gql_api.graphql.schema.root import export_sdl
 
     sdl = export_sdl()
     target = Path(args.output)
@@ -26,7 +26,7 @@ def cmd_export_schema(args: argparse.Namespace) -> int:
 
 def cmd_documents(args: argparse.Namespace) -> int:
     """Register every ``*.graphql`` file below a folder as a trusted document."""
-    from gql_api.graphql.persisted import sha256_hex
+    from gql_api.graphql.engine.persisted import sha256_hex
     from gql_api.repositories import persisted_queries
 
     folder = Path(args.folder)

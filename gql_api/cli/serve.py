@@ -32,7 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Before anything imports prometheus_client. The metrics listener reads these files
         # too: it runs beside the workers (or the one in-process app), not inside them.
         _prepare_multiprocess_metrics()
-    from gql_api.logs import configure_logging
+    from gql_api.observability.logs import configure_logging
 
     configure_logging(settings)
     db = Database.from_settings(settings)
@@ -42,8 +42,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["USER_SERVICE_DATABASE_URL"] = db.url
     if args.config:
         os.environ["USER_SERVICE_CONFIG"] = str(Path(args.config).resolve())
-    from gql_api.app import secret_file_for
     from gql_api.config import ensure_jwt_secret
+    from gql_api.web.app import secret_file_for
 
     ensure_jwt_secret(settings, secret_file_for(settings))
     print(_banner(settings, db, first_admin), flush=True)
@@ -113,7 +113,7 @@ def _start_metrics_listener(settings: Settings, db: Database) -> Any:
     """/metrics on its own port (server.metrics_port), beside the workers; None when unset."""
     if settings.server.metrics_port is None:
         return None
-    from gql_api.metrics_exposure import ListenerError, MetricsListener
+    from gql_api.observability.metrics_exposure import ListenerError, MetricsListener
 
     listener = MetricsListener(settings, db.url)
     try:
@@ -139,14 +139,14 @@ def _run_uvicorn(args: argparse.Namespace, settings: Settings) -> None:
     if settings.server.workers > 1 or args.reload:
         # Each worker builds its app from the environment set above.
         uvicorn.run(
-            "gql_api.app:app_factory",
+            "gql_api.web.app:app_factory",
             factory=True,
             workers=settings.server.workers,
             reload=args.reload,
             **options,
         )
     else:
-        from gql_api.app import create_app
+        from gql_api.web.app import create_app
 
         uvicorn.run(create_app(settings_for(args, announce=False)), **options)
 

@@ -118,8 +118,8 @@ class ServerSettings(_Section):
     trusted_proxies: list[str] = []
     shutdown_grace_period: Duration = timedelta(seconds=20)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
-    # /metrics (gql_api.metrics_exposure): public in development; in production only on a
-    # listener of its own (`gql-api serve`) or with the bearer token.
+    # /metrics (gql_api.observability.metrics_exposure): public in development; in production
+    # only on a listener of its own (`gql-api serve`) or with the bearer token.
     metrics_port: int | None = Field(None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
     metrics_token: str | None = Field(None, min_length=16)

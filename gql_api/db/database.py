@@ -119,8 +119,8 @@ class Database:
             # SQLAlchemy's pre-ping costs BEGIN + ping + ROLLBACK on every checkout.
             pool_pre_ping=False,
             connect_args=connect_args,
-            # SQL is logged through the "sqlalchemy.engine" logger (see gql_api.logs) and never
-            # with its parameters: they hold password and token hashes.
+            # SQL is logged through the "sqlalchemy.engine" logger (gql_api.observability.logs),
+            # never with its parameters: they hold password and token hashes.
             hide_parameters=True,
         )
         return engine

@@ -34,8 +34,8 @@ from gql_api.db.failures import ends_session
 from gql_api.db.sqlalchemy_internals import cache_key
 from gql_api.observability import tracing
 
-# Statements are logged where SQLAlchemy logs its own (gql_api.logs sets its level), never with
-# their parameters: they hold token and password hashes.
+# Statements are logged where SQLAlchemy logs its own (gql_api.observability.logs sets its
+# level), never with their parameters: they hold token and password hashes.
 sql_log = logging.getLogger("sqlalchemy.engine.Engine")
 
 # Distinct statement shapes are few (the filters and orders of a users page); beyond this many

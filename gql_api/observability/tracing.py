@@ -13,7 +13,7 @@ headers, timeout and compression from ``OTEL_EXPORTER_OTLP_*``). The packages ar
   (``GET /graphql?query=...&variables=...`` may hold secrets) nor the client address unless
   ``tracing.record_query_string`` / ``record_client_address`` say so. ``traceparent`` from the
   caller makes the parent (``OTEL_PROPAGATORS``, W3C trace context by default);
-- the GraphQL operation span: ``gql_api.graphql.operation_span``, a pipeline stage;
+- the GraphQL operation span: ``gql_api.graphql.engine.operation_span``, a pipeline stage;
 - DataLoader batches, password hashing and the direct asyncpg reads: :func:`span` here;
 - every statement through SQLAlchemy: opentelemetry-instrumentation-sqlalchemy's
   ``EngineTracer`` on this engine only (``db.statement`` is the statement's text with its

@@ -1,0 +1,86 @@
+"""Where the planned executor plugs into Strawberry's pipeline.
+
+:func:`planned_execution` is a schema extension whose ``on_execute`` sets the execution
+context's result when the document has a plan (Strawberry's documented place for a faster
+executor): parsing, validation, limits and cost, masking, logging and metrics are the other
+extensions' and run once whichever executor answers. Whether a document has a plan is decided
+when it is first compiled (``gql_api.graphql.engine.plans``) and kept with the parsed document
+(``PreparedDocument.plans``); ``gql_api.graphql.engine.plan_execution`` runs it. Every operation the
+planned executor answers counts in ``gql_api_graphql_executions_total{executor="planned"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from graphql import ExecutionResult, GraphQLError, VariableValues
+from strawberry.extensions import SchemaExtension
+
+from gql_api.config import Settings
+from gql_api.graphql.engine.cost import coerce_variables
+from gql_api.graphql.engine.limits import suggestions_allowed
+from gql_api.graphql.engine.plan_execution import Executor, PlanPosition
+from gql_api.graphql.engine.plans import Compiler, Plan, Unsupported
+from gql_api.observability import metrics
+
+__all__ = ["Executor", "PlanPosition", "Planner", "planned_execution"]
+
+
+class Planner:
+    """Plans by document text, kept with the parsed document (bounded with it)."""
+
+    def __init__(self, schema: Any, settings: Settings) -> None:
+        # Row readers index rows by column name, as the direct reads' rows do.
+        self.compiler = Compiler(schema, rows=not settings.database.disable_prepared_statements)
+        self.documents = schema.documents
+        self.limits = settings.graphql
+
+    def plan_for(self, query: str, operation_name: str | None) -> Plan | None:
+        """The plan of a parsed and validated document, or None: the generic executor's."""
+        prepared = self.documents.prepare(query, self.limits)
+        if operation_name in prepared.plans:
+            return prepared.plans[operation_name]  # type: ignore[no-any-return]
+        try:
+            plan: Plan | None = self.compiler.compile(prepared.document, operation_name)
+        except (Unsupported, KeyError, RecursionError):
+            plan = None
+        if operation_name is None or operation_name in prepared.summary.operations:
+            prepared.plans[operation_name] = plan  # names of the document only: bounded
+        return plan
+
+    async def run(self, plan: Plan, context: Any, raw: dict[str, Any] | None) -> ExecutionResult:
+        variables = coerce_variables(
+            self.compiler.schema,
+            plan.operation,
+            raw,
+            hide_suggestions=not suggestions_allowed(context),
+        )
+        if isinstance(variables, list):  # refused before anything runs, as graphql-core does
+            return ExecutionResult(None, variables)
+        values = VariableValues({}, variables)  # graphql-core's form: coerced, no sources
+        try:
+            fields = plan.fields_for(values)
+        except GraphQLError as error:  # a null `if`: graphql-core refuses the operation too
+            return ExecutionResult(None, [error])
+        return await Executor(plan, fields, context, values).run()
+
+
+def planned_execution(settings: Settings) -> type[SchemaExtension]:
+    """The extension class that runs planned documents, bound to these settings."""
+    planners: dict[int, Planner] = {}  # per schema (one in an app)
+
+    class PlannedExecution(SchemaExtension):
+        async def on_execute(self) -> AsyncIterator[None]:
+            ctx = self.execution_context
+            schema = ctx.schema
+            planner = planners.get(id(schema))
+            if planner is None:
+                planner = planners[id(schema)] = Planner(schema, settings)
+            plan = planner.plan_for(ctx.query, ctx.operation_name) if ctx.query else None
+            if plan is not None:
+                ctx.result = await planner.run(plan, ctx.context, ctx.variables)
+                metrics.mark_planned(ctx)
+            yield
+
+    return PlannedExecution

@@ -1,0 +1,97 @@
+"""Small pieces of the planned executor's compiler: the test that a resolver reads nothing of
+its ``info`` but the context, and readers that go from a row's column to a field's JSON value."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+from graphql import GraphQLEnumType, GraphQLNonNull, get_named_type
+
+from gql_api.graphql.engine.rows import Column
+
+_NULL_IN_NON_NULL: Any = object()
+
+
+class NullInNonNull(TypeError):
+    """A null where the schema promises a value (graphql-core's message and error type)."""
+
+
+class ContextOnlyInfo:
+    """What a resolver that reads only ``info.context`` gets as ``info`` from the planned
+    executor (:func:`reads_only_context` admits it); other resolvers get a full
+    ``strawberry.Info`` (``gql_api.graphql.engine.strawberry_seams.strawberry_info``)."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+
+@functools.cache
+def reads_only_context(resolver: Callable[..., Any], info_name: str) -> bool:
+    """Whether the resolver's source uses its ``info`` parameter only as ``info.context``
+    (a resolver whose source cannot be read is assumed to need more)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(resolver)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    context_reads: set[int] = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "context"
+            and isinstance(node.value, ast.Name)
+            and node.value.id == info_name
+        ):
+            context_reads.add(id(node.value))
+    return all(
+        id(node) in context_reads
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and node.id == info_name
+    )
+
+
+def column_reader(column: Column, graphql_type: Any, owner: str) -> Callable[[Any], Any]:
+    """row -> the field's JSON value: ``serialize(convert(row[column]))`` composed once (an
+    enum's values are looked up in a table built here). A null in a non-null field raises
+    graphql-core's error for it."""
+    named = get_named_type(graphql_type)
+    serialize = named.serialize  # type: ignore[union-attr]
+    name, convert = column.name, column.convert
+    enum_class: Any = convert
+    null: Any = None if column.if_null is None else serialize(column.if_null)
+    if isinstance(graphql_type, GraphQLNonNull) and null is None:
+        null = _NULL_IN_NON_NULL
+    enum_values = (
+        {member.value: serialize(member) for member in enum_class}
+        if isinstance(named, GraphQLEnumType) and isinstance(convert, type)
+        else None
+    )
+
+    def read(row: Any) -> Any:
+        value = row[name]
+        if value is None:
+            if null is _NULL_IN_NON_NULL:
+                raise NullInNonNull(f"Cannot return null for non-nullable field {owner}.")
+            return null
+        if enum_values is not None:
+            return enum_values[value]
+        return serialize(value if convert is None else convert(value))
+
+    return read
+
+
+def as_coerced(values: dict[str, Any], _arguments: list[Any]) -> dict[str, Any]:
+    """Arguments as graphql-core coerced them, for a resolve function that converts them."""
+    return dict(values)
+
+
+def strawberry_origin(graphql_type: Any) -> Any:
+    """The Python class Strawberry built a GraphQL object type from."""
+    definition = (graphql_type.extensions or {}).get("strawberry-definition")
+    return getattr(definition, "origin", None)

@@ -1,0 +1,82 @@
+"""Where values sit in a planned response (:class:`PlanPosition`) and how a level of pending
+values is awaited (:func:`settle`), for ``gql_api.graphql.engine.plan_execution``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+
+class PlanPosition:
+    """Where an object or list sits in the response: its slot (``container[key]``), whether
+    that slot may be null, and the position of what holds it (None for ``data``)."""
+
+    __slots__ = ("container", "dead", "key", "nullable", "parent")
+
+    def __init__(
+        self, parent: PlanPosition | None, container: Any, key: Any, nullable: bool
+    ) -> None:
+        self.parent, self.container, self.key, self.nullable = parent, container, key, nullable
+        self.dead = False  # made null by an error below it
+
+    def path(self) -> list[Any]:
+        keys: list[Any] = []
+        position: PlanPosition | None = self
+        while position is not None and position.parent is not None:
+            keys.append(position.key)
+            position = position.parent
+        return keys[::-1]
+
+    def attached(self) -> bool:
+        position: PlanPosition | None = self
+        while position is not None:
+            if position.dead:
+                return False
+            position = position.parent
+        return True
+
+
+async def settle(
+    awaitables: list[Any],
+    settled: Callable[[int, Any], None],
+    root: PlanPosition,
+    flush: Callable[[], None],
+) -> None:
+    """Hands each awaitable's value (or the exception it raised) to ``settled`` as soon as it
+    is known, in the order they finish, as graphql-core completes fields, and calls ``flush``
+    after each group that finished together. Once an error has made ``data`` null the rest is
+    cancelled: graphql-core answers at that moment too, so the
+    same error is reported, and the connections the rest hold are freed at once."""
+    if len(awaitables) == 1:
+        try:
+            value = await awaitables[0]
+        except Exception as exc:
+            value = exc
+        settled(0, value)
+        flush()
+        return
+    tasks = {asyncio.ensure_future(awaitable): index for index, awaitable in enumerate(awaitables)}
+    waiting = set(tasks)
+    try:
+        while waiting and not root.dead:
+            done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=tasks.__getitem__):  # one tick: selection order
+                if task.cancelled():
+                    continue
+                exception = task.exception()  # retrieved even when no longer wanted
+                if not root.dead:
+                    settled(tasks[task], task.result() if exception is None else exception)
+            flush()
+    finally:
+        for task in waiting:
+            task.cancel()
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
+
+
+def close(awaitable: Any) -> bool:
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()  # a coroutine never awaited: no "never awaited" warning
+    return False

@@ -1,0 +1,312 @@
+"""Prometheus metrics: GraphQL requests, latency and errors, pool gauges, failed logins and active
+sessions, served at ``/metrics``.
+
+With several uvicorn workers ``gql-api serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
+directory before the workers start; prometheus-client then keeps every counter and histogram in
+per-process files that :class:`~prometheus_client.multiprocess.MultiProcessCollector` sums at
+scrape time, so any worker answers for all of them. Metric objects are module-level because that
+is how prometheus-client shares them with its multi-process files; nothing else happens at import.
+
+Pool figures: in one process they are read from the pool at scrape time. With several workers a
+scrape reaches only one of them, so each worker also writes its pool figures into ``livesum``
+gauges after every checkout and return (a few float writes) and the scrape sums the live workers.
+Active sessions are counted in PostgreSQL at scrape time, so they are right with any number of
+workers and replicas.
+
+Labels stay bounded: operation names only from documents that validated (a named operation of
+a document that failed validation counts as ``rejected``: its name is anything a client chose),
+at most :data:`MAX_OPERATION_NAMES` distinct ones per process (then ``other``); outcome is
+success|error; error codes are the service's codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from graphql import GraphQLError, OperationDefinitionNode
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
+
+if TYPE_CHECKING:
+    from gql_api.db import Database
+
+log = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MAX_OPERATION_NAMES = 200
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+REQUESTS = Counter(
+    "gql_api_graphql_requests",
+    "GraphQL operations by operation name, type and outcome (success|error).",
+    ["operation", "operation_type", "outcome"],
+)
+LATENCY = Histogram(
+    "gql_api_graphql_request_duration_seconds",
+    "Time to parse, validate and execute a GraphQL operation.",
+    ["operation", "operation_type"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+ERRORS = Counter("gql_api_graphql_errors", "GraphQL errors by extensions.code.", ["code"])
+EXECUTIONS = Counter(
+    "gql_api_graphql_executions",
+    "GraphQL operations by the executor that answered them: planned"
+    " (gql_api.graphql.engine.planned), or generic (graphql-core, which also answers refused"
+    " documents).",
+    ["executor"],
+)
+FAILED_LOGINS = Counter("gql_api_failed_logins", "Failed login attempts (any reason).")
+
+# Written only with several workers (see the module docstring); never in the default registry.
+_POOL_CONNECTIONS = Gauge(
+    "gql_api_db_pool_connections",
+    "Pool connections by state.",
+    ["state"],
+    registry=None,
+    multiprocess_mode="livesum",
+)
+_POOL_FIGURES = {
+    name: Gauge(name, doc, registry=None, multiprocess_mode="livesum")
+    for name, doc in (
+        ("gql_api_db_pool_max_open_connections", "Configured max_open_conns."),
+        ("gql_api_db_pool_wait_count", "Checkouts that waited for a free connection."),
+        ("gql_api_db_pool_wait_seconds", "Total time spent waiting for a free connection."),
+    )
+}
+_POOL_CLOSED = Gauge(
+    "gql_api_db_pool_closed_connections",
+    "Connections the pool closed, by reason (max_idle, max_idle_time, max_lifetime).",
+    ["reason"],
+    registry=None,
+    multiprocess_mode="livesum",
+)
+
+_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,47}")
+_known_operations: set[str] = set()
+
+
+def record_failed_login() -> None:
+    """Count one failed login (wrong password, unknown account, rate-limited, inactive)."""
+    FAILED_LOGINS.inc()
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+# --- GraphQL -----------------------------------------------------------------------------------
+
+
+def operation_labels(
+    document: Any, operation_name: str | None, *, validated: bool = True
+) -> tuple[str, str]:
+    """Bounded (name, type) labels for an operation of a parsed document."""
+    if document is None:
+        return "invalid", "unknown"
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    chosen = next(
+        (op for op in operations if (op.name.value if op.name else None) == operation_name), None
+    )
+    if chosen is None and operation_name is None and len(operations) == 1:
+        chosen = operations[0]
+    if chosen is None:
+        return "unknown", "unknown"
+    op_type = chosen.operation.value
+    if chosen.name is None:
+        return "anonymous", op_type
+    if not validated:
+        return "rejected", op_type
+    name = chosen.name.value[:64]
+    if name not in _known_operations:
+        if len(_known_operations) >= MAX_OPERATION_NAMES:
+            return "other", op_type
+        _known_operations.add(name)
+    return name, op_type
+
+
+_PLANNED = "_gql_api_planned"  # set on Strawberry's per-operation ExecutionContext
+
+
+def mark_planned(ec: ExecutionContext) -> None:
+    """The planned executor answered this operation (``gql_api_graphql_executions_total``)."""
+    setattr(ec, _PLANNED, True)
+
+
+def _operation_labels(ec: ExecutionContext, *, validated: bool) -> tuple[str, str]:
+    return operation_labels(ec.graphql_document, ec.operation_name, validated=validated)
+
+
+def _error_code(error: GraphQLError, parsed: bool) -> str:
+    code = (error.extensions or {}).get("code")
+    if code is None and error.original_error is not None:
+        from gql_api.db.failures import classify  # the mask runs after us: same mapping
+
+        expected = classify(error.original_error)
+        code = expected.code if expected is not None else "INTERNAL_SERVER_ERROR"
+    if code is None:
+        code = "GRAPHQL_VALIDATION_FAILED" if parsed else "GRAPHQL_PARSE_FAILED"
+    return code if isinstance(code, str) and _CODE.fullmatch(code) else "OTHER"
+
+
+class MetricsExtension(SchemaExtension):
+    """Counts each operation, its latency and its errors: two hooks, nothing per field."""
+
+    validated = False  # whether the document passed GraphQL validation (set per operation)
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        # Validation has run. Errors added later (request limits, a bad token) do not make the
+        # operation's name any less the name of a document of this schema.
+        self.validated = not self.execution_context.pre_execution_errors
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        except GraphQLError as error:
+            # A parse error raised through the parser cache leaves by this door.
+            self._record(started, [error])
+            raise
+        ec = self.execution_context
+        errors = (ec.result.errors if ec.result is not None else None) or (
+            ec.pre_execution_errors or []
+        )
+        self._record(started, errors)
+
+    def _record(self, started: float, errors: list[GraphQLError]) -> None:
+        ec = self.execution_context
+        name, op_type = _operation_labels(ec, validated=self.validated)
+        REQUESTS.labels(name, op_type, "error" if errors else "success").inc()
+        EXECUTIONS.labels("planned" if getattr(ec, _PLANNED, False) else "generic").inc()
+        LATENCY.labels(name, op_type).observe(time.perf_counter() - started)
+        parsed = ec.graphql_document is not None
+        for error in errors:
+            ERRORS.labels(_error_code(error, parsed)).inc()
+
+
+# --- pool and sessions -------------------------------------------------------------------------
+
+
+def _pool_values(db: Database) -> dict[str, Any]:
+    status, counters = db.pool_status(), db.counters
+    return {
+        "connections": {"open": status["open"], "in_use": status["in_use"], "idle": status["idle"]},
+        "gql_api_db_pool_max_open_connections": db.settings.max_open_conns,
+        "gql_api_db_pool_wait_count": counters.wait_count,
+        "gql_api_db_pool_wait_seconds": counters.wait_duration_s,
+        "closed": {
+            "max_idle": counters.closed_max_idle,
+            "max_idle_time": counters.closed_max_idle_time,
+            "max_lifetime": counters.closed_max_lifetime,
+        },
+    }
+
+
+def instrument_database(db: Database) -> None:
+    """With several workers, publish this worker's pool figures after each checkout/return."""
+    if multiprocess_dir() is None:
+        return
+
+    def publish() -> None:
+        values = _pool_values(db)
+        for state, value in values.pop("connections").items():
+            _POOL_CONNECTIONS.labels(state).set(value)
+        for reason, value in values.pop("closed").items():
+            _POOL_CLOSED.labels(reason).set(value)
+        for name, value in values.items():
+            _POOL_FIGURES[name].set(value)
+
+    db.pool_listeners.append(publish)
+    publish()
+
+
+def worker_exiting() -> None:
+    """Drop this worker's live gauges from the multi-process files."""
+    if multiprocess_dir() is not None:
+        mark_process_dead(os.getpid())
+
+
+class _Snapshot:
+    """Collector for one scrape: this process's pool (single process) and the session count."""
+
+    def __init__(self, db: Database, active_sessions: int | None, with_pool: bool) -> None:
+        self.db, self.active_sessions, self.with_pool = db, active_sessions, with_pool
+
+    def collect(self) -> Iterable[Metric]:
+        if self.with_pool:
+            values = _pool_values(self.db)
+            connections = GaugeMetricFamily(
+                "gql_api_db_pool_connections", "Pool connections by state.", labels=["state"]
+            )
+            for state, value in values.pop("connections").items():
+                connections.add_metric([state], value)
+            yield connections
+            closed = GaugeMetricFamily(
+                "gql_api_db_pool_closed_connections",
+                "Connections the pool closed, by reason.",
+                labels=["reason"],
+            )
+            for reason, value in values.pop("closed").items():
+                closed.add_metric([reason], value)
+            yield closed
+            for name, value in values.items():
+                yield GaugeMetricFamily(name, _POOL_FIGURES[name]._documentation, value=value)
+        if self.active_sessions is not None:
+            yield GaugeMetricFamily(
+                "gql_api_active_sessions",
+                "Sessions neither revoked nor expired (all replicas).",
+                value=self.active_sessions,
+            )
+
+
+class _Forward:
+    """The process-wide registry as one collector of a per-scrape registry."""
+
+    def collect(self) -> Iterable[Metric]:
+        return REGISTRY.collect()
+
+
+async def render(db: Database) -> bytes:
+    """The exposition text for one scrape."""
+    from gql_api.repositories.monitoring import count_active_sessions
+
+    try:
+        async with db.stale_session() as session:
+            active: int | None = await count_active_sessions(session)
+    except Exception as exc:  # a scrape still reports everything else
+        log.warning("metrics: cannot count active sessions: %s", exc.__class__.__name__)
+        active = None
+    registry = CollectorRegistry()
+    shared = multiprocess_dir()
+    if shared is not None:
+        MultiProcessCollector(registry, path=shared)
+    else:
+        registry.register(_Forward())  # type: ignore[arg-type]
+    registry.register(_Snapshot(db, active, with_pool=shared is None))  # type: ignore[arg-type]
+    return generate_latest(registry)
+
+
+__all__ = [
+    "CONTENT_TYPE",
+    "MetricsExtension",
+    "instrument_database",
+    "record_failed_login",
+    "render",
+    "worker_exiting",
+]
