@@ -90,11 +90,13 @@ class Api:
 
     http: httpx.AsyncClient
 
-    async def gql(self, query: str, token: str, variables: dict[str, Any] | None = None) -> Any:
+    async def gql(
+        self, query: str, token: str | None, variables: dict[str, Any] | None = None
+    ) -> Any:
         response = await self.http.post(
             "/graphql",
             json={"query": query, "variables": variables or {}},
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"Bearer {token}"} if token else {},
         )
         assert response.status_code == 200, response.text
         return response.json()
@@ -239,6 +241,7 @@ async def test_own_writes_are_read_back_on_another_server_process(
         writer = await insert_user(db, role="admin", first_name="Writer")
         other = await insert_user(db, role="admin", first_name="Other")
         member = await insert_user(db, first_name="Before")
+        newcomer = await insert_user(db, first_name="New")  # no session, no write yet
         writer_token = await session_token(db, settings, writer)
         other_token = await session_token(db, settings, other)
         member_token = await session_token(db, settings, member)
@@ -286,6 +289,17 @@ async def test_own_writes_are_read_back_on_another_server_process(
                 no_errors(changed)
                 me = await on_b.gql("{ me { profile { bio } } }", member_token)
                 assert no_errors(me)["me"]["profile"]["bio"] == "fresh"
+
+                # A sign-in writes a session for a caller who was nobody a moment before: the
+                # new session is read back through the other process too.
+                login = await on_a.gql(
+                    "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+                    None,
+                    {"i": {"email": newcomer.email, "password": newcomer.password}},
+                )
+                fresh = no_errors(login)["login"]["accessToken"]
+                sessions = await on_b.gql("{ me { sessions { id } } }", fresh)
+                assert len(no_errors(sessions)["me"]["sessions"]) == 1, sessions
             finally:
                 await resume_replay(pair.replica.url)
         assert "Traceback" not in first.log() + second.log(), first.errors() + second.errors()

@@ -63,6 +63,8 @@ async def register(
         await realtime.publish(
             session, realtime.user_changed(realtime.USER_CREATED, created.id, ("email",))
         )
+        # Signed in from here: their writes set their read fence (gql_api.db.replicas).
+        db.act_as(user.id)
         issued = await session_policy.start(session, settings, user=user, meta=meta)
         await record(
             session,
@@ -146,6 +148,8 @@ async def login(
             )
             return challenge
         user = await user_repo.record_login(session, user_id=found.id) or found
+        # Signed in from here: their writes set their read fence (gql_api.db.replicas).
+        db.act_as(user.id)
         issued = await session_policy.start(
             session, settings, user=user, meta=meta, device_info=device_info
         )
@@ -215,6 +219,8 @@ async def change_password(
         await token_repo.invalidate_for_user(
             session, user_id=user.id, purpose=TokenPurpose.RESET_PASSWORD
         )
+        # Signed in from here: their writes set their read fence (gql_api.db.replicas).
+        db.act_as(updated.id)
         issued = await session_policy.start(
             session, settings, user=updated, meta=meta, device_info=device_info
         )

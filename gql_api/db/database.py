@@ -141,9 +141,10 @@ class Database:
         view.request_reads = RequestReads()
         return view
 
-    def act_as(self, user_id: uuid.UUID) -> None:
-        """The request's caller: their writes set their read fence, their reads respect it."""
-        if self.request_reads is not None:
+    def act_as(self, user_id: uuid.UUID | None) -> None:
+        """The request's caller (or the user a sign-in just authenticated): their writes set
+        their read fence, their reads respect it."""
+        if self.request_reads is not None and user_id is not None:
             self.request_reads.actor_id = user_id
 
     async def stale_replica(self) -> Replica | None:

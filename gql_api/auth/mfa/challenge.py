@@ -107,6 +107,8 @@ async def verify(
                     user_agent=challenge.user_agent,
                     request_id=meta.request_id,
                 )
+                # Signed in from here: their writes set their read fence (gql_api.db.replicas).
+                db.act_as(signed_in.id)
                 issued = await session_policy.start(
                     session,
                     settings.auth,
