@@ -26,8 +26,8 @@ import httpx
 import psutil
 
 from bench import dataset, load, procs
+from bench import run as bench_run
 from bench.queries import Operation, operations
-from bench.run import MFA_KEY
 from gql_api.db.embedded import EmbeddedServer, start_embedded
 from tests.replica_support import StreamingReplica, caught_up
 
@@ -90,18 +90,14 @@ def postmaster_pid(data_dir: Path) -> int:
 
 
 def server_env(url: str, options: argparse.Namespace, replica_url: str | None) -> dict[str, str]:
-    extra = {
-        "USER_SERVICE_ENV": "production",
-        "USER_SERVICE_DATABASE_URL": url,
-        "USER_SERVICE_AUTH_JWT_SECRET": dataset.JWT_SECRET,
-        "USER_SERVICE_AUTH_MFA_ENCRYPTION_KEY": MFA_KEY,
-        "USER_SERVICE_AUTH_BCRYPTROUNDS": str(options.bcrypt_rounds),
-        "USER_SERVICE_GRAPHQL_MAXCOST": str(procs.SERVER_MAX_COST),
-        "USER_SERVICE_DATABASE_CLEANUP_INTERVAL": "0",
-    }
+    """bench.run's server configuration (its pool kept open as the reference's is: with fewer
+    idle connections, overflow ones are closed and re-opened under load, which the primary
+    pays for), plus the replica when there is one."""
+    env = bench_run.server_env(options, url)
+    env["USER_SERVICE_DATABASE_CLEANUP_INTERVAL"] = "0"
     if replica_url is not None:
-        extra["USER_SERVICE_DATABASE_READ_REPLICA_URLS"] = replica_url
-    return procs.clean_env(**extra)
+        env["USER_SERVICE_DATABASE_READ_REPLICA_URLS"] = replica_url
+    return env
 
 
 def wait_in_rotation(url: str, timeout: float = 60) -> None:
@@ -137,6 +133,8 @@ def measure(
     after["client"] = tree_cpu(os.getpid())
     seconds = max(result.seconds, 1e-9)
     cores = {name: (after[name] - before[name]) / seconds for name in after}
+    # The server runs as a child of this process: its time is in this process's tree too.
+    cores["client"] -= cores["server"]
     return Figure(config, op.name, result.rps, result.p99_ms, result.failed, cores)
 
 
