@@ -202,3 +202,17 @@ async def listeners(database_url: str) -> int:
         )
     finally:
         await conn.close()
+
+
+async def until_subscribed(client: Client, op_id: str, database_url: str, user_id: Any) -> None:
+    """Poll until the subscription is registered (a probe event comes back), with a deadline:
+    the protocol has no acknowledgement for ``subscribe``."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        await notify_burst(database_url, user_id, 1)
+        try:
+            await client.event(op_id, 0.3)
+            return
+        except TimeoutError:
+            continue
+    raise AssertionError("the subscription never became ready")

@@ -25,6 +25,7 @@ from gql_api.db import Database
 from gql_api.web.app import create_app
 from tests.auth_support import ok_data
 from tests.conftest import GraphQLClient, error_codes, insert_user, make_settings, session_token
+from tests.realtime_support import VIEWER_EVENTS, graphql, open_client, servers, until_subscribed
 from tests.server_support import free_port
 
 
@@ -181,3 +182,46 @@ async def _flow(gql: GraphQLClient, admin_token: str) -> None:
     assert one["user"]["email"] == "bounced@example.com"
     assert (await ok_data(gql, "mutation { logout }", token=token))["logout"] is True
     assert error_codes(await gql("{ me { id } }", token=token)) == ["UNAUTHENTICATED"]
+
+
+async def test_subscriptions_behind_pgbouncer_listen_directly(
+    bouncer_url: str, database_url: str, db: Database, tmp_path: Path
+) -> None:
+    """In transaction mode a LISTEN would stay on whichever server connection PgBouncer picked:
+    the service publishes through PgBouncer (pg_notify in the change's transaction) and listens
+    on a direct connection (``realtime.listen_url``). A login and a logout made through a
+    server behind PgBouncer reach a subscribed socket on it."""
+    settings = make_settings(database_url)
+    user = await insert_user(db, email="bounced-socket@example.com")
+    token = await session_token(db, settings, user)
+    with servers(
+        bouncer_url,
+        tmp_path,
+        USER_SERVICE_DATABASE_DISABLE_PREPARED_STATEMENTS="true",
+        USER_SERVICE_REALTIME_LISTEN_URL=database_url,
+    ) as (server,):
+        client = await open_client(server)
+        try:
+            assert (await client.init(token))["type"] == "connection_ack"
+            await client.subscribe("v", VIEWER_EVENTS)
+            await until_subscribed(client, "v", database_url, user.id)
+            login = await graphql(
+                server,
+                "mutation($input: LoginInput!) { login(input: $input) { accessToken } }",
+                input={"email": user.email, "password": user.password},
+            )
+            other_tab = login["data"]["login"]["accessToken"]
+            created = await client.event(
+                "v", 5.0, lambda d: d["viewerEvents"]["kind"] == "SESSION_CREATED"
+            )
+            assert created["viewerEvents"]["ownSession"] is False
+            assert await graphql(server, "mutation { logout }", other_tab) == {
+                "data": {"logout": True}
+            }
+            revoked = await client.event(
+                "v", 5.0, lambda d: d["viewerEvents"]["kind"] == "SESSION_REVOKED"
+            )
+            assert revoked["viewerEvents"]["reason"] == "logout"
+        finally:
+            await client.ws.close()
+        assert "Traceback" not in server.log(), server.errors()

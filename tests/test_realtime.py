@@ -32,7 +32,6 @@ from tests.conftest import MadeUser, insert_user, session_token
 from tests.realtime_support import (
     USER_CHANGES,
     VIEWER_EVENTS,
-    Client,
     Closed,
     graphql,
     handshake_status,
@@ -41,6 +40,7 @@ from tests.realtime_support import (
     open_client,
     servers,
     terminate_listeners,
+    until_subscribed,
 )
 from tests.server_support import REPO, RunningServer
 
@@ -69,20 +69,6 @@ def session_of(settings: Settings, token: str) -> str:
     return str(decode_access_token(settings.auth, token).session_id)
 
 
-async def ready(client: Client, op_id: str, database_url: str, user_id: Any) -> None:
-    """Poll until the subscription is registered (a probe event comes back), with a deadline:
-    the protocol has no acknowledgement for ``subscribe``."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        await notify_burst(database_url, user_id, 1)
-        try:
-            await client.event(op_id, 0.3)
-            return
-        except TimeoutError:
-            continue
-    raise AssertionError("the subscription never became ready")
-
-
 async def test_logout_on_one_server_reaches_a_socket_on_the_other(
     pair: list[RunningServer], db: Database, settings: Settings, database_url: str
 ) -> None:
@@ -94,7 +80,7 @@ async def test_logout_on_one_server_reaches_a_socket_on_the_other(
     try:
         assert (await client.init(this_tab))["type"] == "connection_ack"
         await client.subscribe("v", VIEWER_EVENTS)
-        await ready(client, "v", database_url, user.id)
+        await until_subscribed(client, "v", database_url, user.id)
 
         login = await graphql(
             second,
@@ -172,7 +158,7 @@ async def test_an_admin_sees_user_changes_and_a_plain_user_is_refused(
     try:
         assert (await watcher.init(admin_token))["type"] == "connection_ack"
         await watcher.subscribe("u", USER_CHANGES)
-        await ready(watcher, "u", database_url, admin.id)
+        await until_subscribed(watcher, "u", database_url, admin.id)
 
         created = await graphql(
             second,
@@ -235,12 +221,12 @@ async def test_a_killed_listener_connection_recovers_and_sends_resync(
     try:
         assert (await client.init(token))["type"] == "connection_ack"
         await client.subscribe("v", VIEWER_EVENTS)
-        await ready(client, "v", database_url, user.id)
+        await until_subscribed(client, "v", database_url, user.id)
         assert await terminate_listeners(database_url) >= 2  # one per server process
         event = await client.event("v", 10, lambda d: d["viewerEvents"]["kind"] == "RESYNC")
         assert event["viewerEvents"]["sessionId"] is None
         # Listening again: events flow.
-        await ready(client, "v", database_url, user.id)
+        await until_subscribed(client, "v", database_url, user.id)
         deadline = time.monotonic() + 10
         while await listeners(database_url) < 2:
             assert time.monotonic() < deadline, "the listeners did not come back"
@@ -299,7 +285,7 @@ async def test_a_client_that_stops_reading_is_closed_4429(
     try:
         assert (await client.init(token))["type"] == "connection_ack"
         await client.subscribe("v", VIEWER_EVENTS)
-        await ready(client, "v", database_url, user.id)
+        await until_subscribed(client, "v", database_url, user.id)
         # From here the client reads nothing while events pour in: more than the socket's
         # buffers and the subscription's queue of 16 hold.
         await notify_burst(database_url, user.id, 30_000)
@@ -594,7 +580,7 @@ async def test_a_demoted_admin_stops_watching_and_a_deactivated_user_is_closed(
             "type"
         ] == "connection_ack"
         await watcher.subscribe("u", USER_CHANGES)
-        await ready(watcher, "u", database_url, demoted.id)
+        await until_subscribed(watcher, "u", database_url, demoted.id)
         assert (await member.init(await session_token(db, settings, plain)))[
             "type"
         ] == "connection_ack"
