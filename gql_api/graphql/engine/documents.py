@@ -42,7 +42,9 @@ MAX_CACHED_TEXT = 64 * 1024
 BYTES_PER_TOKEN = 1024  # measured: 500-850 bytes kept per token, validation included
 
 
-def size_error(message: str, code: str, **extensions: Any) -> GraphQLError:
+def limit_error(message: str, code: str, **extensions: Any) -> GraphQLError:
+    """A refusal with its stable code and the figures behind it (size gates here, the shape
+    and cost limits in gql_api.graphql.engine.limits)."""
     return GraphQLError(message, extensions={"code": code, **extensions})
 
 
@@ -62,7 +64,7 @@ class PreparedDocument:
         summary = self.summary
         if summary.fragments > limits.max_fragments:
             return [
-                size_error(
+                limit_error(
                     f"{summary.fragments} fragments exceed the limit of {limits.max_fragments}",
                     "TOO_MANY_FRAGMENTS",
                     fragments=summary.fragments,
@@ -71,7 +73,7 @@ class PreparedDocument:
             ]
         if summary.fields > limits.max_fields:
             return [
-                size_error(
+                limit_error(
                     f"{summary.fields} field selections (fragments expanded) exceed the limit"
                     f" of {limits.max_fields}",
                     "TOO_MANY_FIELDS",
@@ -87,7 +89,7 @@ class PreparedDocument:
             self.crowding = crowding(self.document)  # linear: max_fields bounds it
         if self.crowding.field_repeats > limits.max_field_repeats:
             return [
-                size_error(
+                limit_error(
                     f"A field is selected {self.crowding.field_repeats} times at one place,"
                     f" over the limit of {limits.max_field_repeats}",
                     "TOO_MANY_REPEATED_FIELDS",
@@ -97,7 +99,7 @@ class PreparedDocument:
             ]
         if self.crowding.fragment_spreads > limits.max_fragment_spreads:
             return [
-                size_error(
+                limit_error(
                     f"{self.crowding.fragment_spreads} fragments are spread into one place,"
                     f" over the limit of {limits.max_fragment_spreads}",
                     "TOO_MANY_FRAGMENTS",
@@ -141,7 +143,7 @@ class DocumentStore:
         if prepared is not None:
             return prepared
         if len(text) > limits.max_query_length:
-            raise size_error(
+            raise limit_error(
                 f"The query is {len(text)} characters long, over the limit of"
                 f" {limits.max_query_length}",
                 "QUERY_TOO_LARGE",

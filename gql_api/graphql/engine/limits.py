@@ -29,7 +29,7 @@ from strawberry.extensions import SchemaExtension
 from gql_api.config import GraphQLSettings, Settings
 from gql_api.graphql.engine.analysis import Selection, find_operation
 from gql_api.graphql.engine.cost import coerce_variables, list_bounds, operation_cost
-from gql_api.graphql.engine.documents import PreparedDocument
+from gql_api.graphql.engine.documents import PreparedDocument, limit_error
 from gql_api.graphql.engine.strawberry_seams import StrawberryExecutionContext, core_schema
 
 # Root mutations that hash or verify a password, or rotate tokens: seconds of CPU each, so one
@@ -37,10 +37,6 @@ from gql_api.graphql.engine.strawberry_seams import StrawberryExecutionContext, 
 EXPENSIVE_FIELDS = frozenset(
     {"login", "register", "changePassword", "resetPassword", "refreshToken", "createUser"}
 )
-
-
-def limit_error(message: str, code: str, **extensions: Any) -> GraphQLError:
-    return GraphQLError(message, extensions={"code": code, **extensions})
 
 
 def shape_errors(
