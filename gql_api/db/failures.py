@@ -7,6 +7,7 @@ Below GraphQL: the masking of GraphQL errors and the metrics both ask the same q
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import asyncpg
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -34,17 +35,24 @@ def ends_session(error: BaseException) -> bool:
     crash recovery, termination; or a connection failure), bare or wrapped by SQLAlchemy. No
     ReadyForQuery follows it, so asyncpg's protocol never returns to idle: the connection must
     not be used again."""
-    link: BaseException | None = error
-    for _ in range(_MAX_CHAIN):
-        if link is None:
-            return False
+    for link in _chain(error):
         if isinstance(link, asyncpg.PostgresError):
             severity = getattr(link, "severity", None) or ""
             sqlstate = link.sqlstate or ""
             return severity in ("FATAL", "PANIC") or sqlstate.startswith(("08", "57P"))
+    return False
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """The error and those it wraps: SQLAlchemy's errors point at the one below through
+    ``orig``, the driver's emulated DBAPI errors through ``__cause__``."""
+    link: BaseException | None = error
+    for _ in range(_MAX_CHAIN):
+        if link is None:
+            return
+        yield link
         orig = getattr(link, "orig", None)
         link = orig if isinstance(orig, BaseException) else link.__cause__
-    return False
 
 
 def classify(original: BaseException) -> AppError | None:
@@ -62,17 +70,12 @@ def database_failure(error: BaseException) -> AppError | None:
     layer points at the one below through ``orig`` or ``__cause__``, so the chain is walked and
     the driver's error classified by its SQLSTATE class rather than by its name.
     """
-    link: BaseException | None = error
-    for _ in range(_MAX_CHAIN):
-        if link is None:
-            break
+    for link in _chain(error):
         found = _classify_one(link)
         if found is not None:
             return found
         if isinstance(link, asyncpg.PostgresError):
             return None  # the server refused the statement itself: not an availability issue
-        orig = getattr(link, "orig", None)
-        link = orig if isinstance(orig, BaseException) else link.__cause__
     if isinstance(error, DBAPIError) and (
         error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)
     ):
