@@ -216,3 +216,12 @@ async def until_subscribed(client: Client, op_id: str, database_url: str, user_i
         except TimeoutError:
             continue
     raise AssertionError("the subscription never became ready")
+
+
+async def subscribed(
+    client: Client, token: str, op_id: str, query: str, *, database_url: str, user_id: Any
+) -> None:
+    """Authenticate ``client``, subscribe ``op_id`` and wait until the subscription is live."""
+    assert (await client.init(token))["type"] == "connection_ack"
+    await client.subscribe(op_id, query)
+    await until_subscribed(client, op_id, database_url, user_id)

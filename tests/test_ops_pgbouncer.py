@@ -25,7 +25,7 @@ from gql_api.db import Database
 from gql_api.web.app import create_app
 from tests.auth_support import ok_data
 from tests.conftest import GraphQLClient, error_codes, insert_user, make_settings, session_token
-from tests.realtime_support import VIEWER_EVENTS, graphql, open_client, servers, until_subscribed
+from tests.realtime_support import VIEWER_EVENTS, graphql, open_client, servers, subscribed
 from tests.server_support import free_port
 
 
@@ -202,9 +202,9 @@ async def test_subscriptions_behind_pgbouncer_listen_directly(
     ) as (server,):
         client = await open_client(server)
         try:
-            assert (await client.init(token))["type"] == "connection_ack"
-            await client.subscribe("v", VIEWER_EVENTS)
-            await until_subscribed(client, "v", database_url, user.id)
+            await subscribed(
+                client, token, "v", VIEWER_EVENTS, database_url=database_url, user_id=user.id
+            )
             login = await graphql(
                 server,
                 "mutation($input: LoginInput!) { login(input: $input) { accessToken } }",

@@ -39,6 +39,7 @@ from tests.realtime_support import (
     notify_burst,
     open_client,
     servers,
+    subscribed,
     terminate_listeners,
     until_subscribed,
 )
@@ -78,9 +79,9 @@ async def test_logout_on_one_server_reaches_a_socket_on_the_other(
     this_tab = await session_token(db, settings, user)
     client = await open_client(first)
     try:
-        assert (await client.init(this_tab))["type"] == "connection_ack"
-        await client.subscribe("v", VIEWER_EVENTS)
-        await until_subscribed(client, "v", database_url, user.id)
+        await subscribed(
+            client, this_tab, "v", VIEWER_EVENTS, database_url=database_url, user_id=user.id
+        )
 
         login = await graphql(
             second,
@@ -156,9 +157,9 @@ async def test_an_admin_sees_user_changes_and_a_plain_user_is_refused(
     watcher = await open_client(first)
     plain = await open_client(first)
     try:
-        assert (await watcher.init(admin_token))["type"] == "connection_ack"
-        await watcher.subscribe("u", USER_CHANGES)
-        await until_subscribed(watcher, "u", database_url, admin.id)
+        await subscribed(
+            watcher, admin_token, "u", USER_CHANGES, database_url=database_url, user_id=admin.id
+        )
 
         created = await graphql(
             second,
@@ -219,9 +220,9 @@ async def test_a_killed_listener_connection_recovers_and_sends_resync(
     token = await session_token(db, settings, user)
     client = await open_client(first)
     try:
-        assert (await client.init(token))["type"] == "connection_ack"
-        await client.subscribe("v", VIEWER_EVENTS)
-        await until_subscribed(client, "v", database_url, user.id)
+        await subscribed(
+            client, token, "v", VIEWER_EVENTS, database_url=database_url, user_id=user.id
+        )
         assert await terminate_listeners(database_url) >= 2  # one per server process
         event = await client.event("v", 10, lambda d: d["viewerEvents"]["kind"] == "RESYNC")
         assert event["viewerEvents"]["sessionId"] is None
@@ -283,9 +284,9 @@ async def test_a_client_that_stops_reading_is_closed_4429(
     token = await session_token(db, settings, user)
     client = await open_client(first, max_queue=4)
     try:
-        assert (await client.init(token))["type"] == "connection_ack"
-        await client.subscribe("v", VIEWER_EVENTS)
-        await until_subscribed(client, "v", database_url, user.id)
+        await subscribed(
+            client, token, "v", VIEWER_EVENTS, database_url=database_url, user_id=user.id
+        )
         # From here the client reads nothing while events pour in: more than the socket's
         # buffers and the subscription's queue of 16 hold.
         await notify_burst(database_url, user.id, 30_000)
