@@ -1,5 +1,6 @@
-"""Account flows: register, login, change password. Inputs arrive already validated
-(``gql_api.validation``); each change and its audit entry commit in one transaction.
+"""Account flows: register, login (``auth.login``, re-exported here), change password. Inputs
+arrive already validated (``gql_api.validation``); each change and its audit entry commit in one
+transaction.
 
 Hashing happens outside transactions (it takes a worker thread ~0.3 s at cost 12) so that no
 connection or row lock is held while bcrypt runs.
@@ -7,30 +8,30 @@ connection or row lock is held while bcrypt runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+import uuid
 from typing import Any
 
-from gql_api.config import AuthSettings, utc_now
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_api.config import AuthSettings
 from gql_api.db import Database
-from gql_api.errors import BadUserInput, Conflict, RateLimited, Unauthenticated
-from gql_api.models import TokenPurpose, UserStatus
-from gql_api.observability import metrics
+from gql_api.errors import BadUserInput, Conflict, Unauthenticated
+from gql_api.models import TokenPurpose, User
 from gql_api.realtime import events as realtime
 from gql_api.repositories import login_attempts
-from gql_api.repositories import mfa as mfa_repo
 from gql_api.repositories import one_time_tokens as token_repo
 from gql_api.repositories import sessions as session_repo
 from gql_api.repositories import users as user_repo
 
-from . import mfa, rate_limits
+from . import rate_limits
 from . import sessions as session_policy
 from .current import Viewer
 from .events import RequestMeta, record
-from .passwords import hash_password, needs_rehash, verify_dummy, verify_password
+from .login import INVALID_CREDENTIALS, login
+from .passwords import hash_password, verify_password
 from .sessions import IssuedTokens
 
-INVALID_CREDENTIALS = "Invalid email or password"
+__all__ = ["INVALID_CREDENTIALS", "change_password", "login", "register"]
 
 
 async def register(
@@ -77,93 +78,6 @@ async def register(
     return issued
 
 
-async def login(
-    db: Database,
-    settings: AuthSettings,
-    *,
-    email: str,
-    password: str,
-    device_info: dict[str, Any] | None,
-    meta: RequestMeta,
-    clock: Callable[[], datetime] = utc_now,
-) -> IssuedTokens | mfa.Challenge:
-    """Check the password and start a session; for an account with a second factor, open a
-    challenge instead (``auth.mfa``): the session starts when ``verifyMfa`` completes it.
-
-    Unknown e-mail, wrong password and inactive account give one error after one bcrypt check
-    each (a dummy hash for unknown e-mails), so neither the answer nor its timing tells them
-    apart.
-    """
-    try:
-        attempt_id = await rate_limits.admit_login(
-            db, settings, email=email, ip_address=meta.ip_address
-        )
-    except RateLimited:
-        metrics.record_failed_login()
-        raise
-    async with db.session() as session:
-        found = await user_repo.get_by_email(session, email=email)
-    if found is None:
-        await verify_dummy(password, settings.bcrypt_rounds)
-        reason = "unknown_email"
-    elif not await verify_password(password, found.password_hash):
-        reason = "wrong_password"
-    elif found.status != UserStatus.ACTIVE.value:
-        reason = "inactive"
-    else:
-        reason = ""
-    if reason or found is None or found.id is None:
-        async with db.transaction() as session:
-            await login_attempts.mark_failed(session, attempt_id=attempt_id)
-            await record(
-                session,
-                meta,
-                "auth.login_failed",
-                target_id=found.id if found is not None else None,
-                changes={"email": email, "reason": reason},
-            )
-        metrics.record_failed_login()
-        raise Unauthenticated(INVALID_CREDENTIALS)
-
-    upgraded = None
-    if needs_rehash(found.password_hash, settings.bcrypt_rounds):
-        upgraded = await hash_password(password, settings.bcrypt_rounds)
-    async with db.transaction() as session:
-        await login_attempts.mark_succeeded(session, attempt_id=attempt_id)
-        if upgraded is not None:
-            await user_repo.upgrade_password_hash(
-                session, user_id=found.id, old_hash=found.password_hash, new_hash=upgraded
-            )
-        if await mfa_repo.has_confirmed_factor(session, user_id=found.id):
-            challenge = await mfa.open_challenge(
-                session, settings, user=found, device_info=device_info, meta=meta, now=clock()
-            )
-            await record(
-                session,
-                meta,
-                "auth.login_mfa_required",
-                actor_id=found.id,
-                target_id=found.id,
-                changes={"rehashed": upgraded is not None},
-            )
-            return challenge
-        user = await user_repo.record_login(session, user_id=found.id) or found
-        # Signed in from here: their writes set their read fence (gql_api.db.replicas).
-        db.act_as(user.id)
-        issued = await session_policy.start(
-            session, settings, user=user, meta=meta, device_info=device_info
-        )
-        await record(
-            session,
-            meta,
-            "auth.login",
-            actor_id=user.id,
-            target_id=user.id,
-            changes={"session_id": str(issued.session.id), "rehashed": upgraded is not None},
-        )
-    return issued
-
-
 async def change_password(
     db: Database,
     settings: AuthSettings,
@@ -185,39 +99,14 @@ async def change_password(
     """
     user = viewer.user
     assert user.id is not None
-    attempt_id = await rate_limits.admit_login(
-        db, settings, email=user.email, ip_address=meta.ip_address
+    attempt_id = await _check_current_password(
+        db, settings, user=user, current_password=current_password, meta=meta
     )
-    # The viewer carries no password hash (auth.current): read it for this one check.
-    stored_hash = await user_repo.password_hash_of(db, user_id=user.id)
-    if stored_hash is None or not await verify_password(current_password, stored_hash):
-        async with db.transaction() as session:
-            await login_attempts.mark_failed(session, attempt_id=attempt_id)
-        raise BadUserInput(
-            "The current password is incorrect", fields={"currentPassword": "is incorrect"}
-        )
     password_hash = await hash_password(new_password, settings.bcrypt_rounds)
     async with db.transaction() as session:
         await login_attempts.mark_succeeded(session, attempt_id=attempt_id)
-        row = await session_repo.get(session, session_id=viewer.session_id)
-        device_info = row.device_info if row is not None else None
-        if not await session_repo.revoke(
-            session, session_id=viewer.session_id, reason="password_changed"
-        ):
-            raise Unauthenticated("Session revoked or expired")
-        updated = await user_repo.set_password(
-            session, user_id=user.id, password_hash=password_hash
-        )
-        assert updated is not None
-        revoked = await session_repo.revoke_all_for_user(
-            session, user_id=user.id, reason="password_changed"
-        )
-        # The caller's own session too: it continues in a new one (below).
-        await realtime.publish(
-            session, realtime.sessions_revoked(user.id, reason="password_changed")
-        )
-        await token_repo.invalidate_for_user(
-            session, user_id=user.id, purpose=TokenPurpose.RESET_PASSWORD
+        updated, device_info, revoked = await _replace_password(
+            session, viewer=viewer, user_id=user.id, password_hash=password_hash
         )
         # Signed in from here: their writes set their read fence (gql_api.db.replicas).
         db.act_as(updated.id)
@@ -237,3 +126,48 @@ async def change_password(
             },
         )
     return issued
+
+
+async def _check_current_password(
+    db: Database, settings: AuthSettings, *, user: User, current_password: str, meta: RequestMeta
+) -> int:
+    """The login attempt admitted for this check (settled as succeeded by the caller's change),
+    or :class:`BadUserInput` with the attempt counted as failed."""
+    assert user.id is not None
+    attempt_id = await rate_limits.admit_login(
+        db, settings, email=user.email, ip_address=meta.ip_address
+    )
+    # The viewer carries no password hash (auth.current): read it for this one check.
+    stored_hash = await user_repo.password_hash_of(db, user_id=user.id)
+    if stored_hash is None or not await verify_password(current_password, stored_hash):
+        async with db.transaction() as session:
+            await login_attempts.mark_failed(session, attempt_id=attempt_id)
+        raise BadUserInput(
+            "The current password is incorrect", fields={"currentPassword": "is incorrect"}
+        )
+    return attempt_id
+
+
+async def _replace_password(
+    session: AsyncSession, *, viewer: Viewer, user_id: uuid.UUID, password_hash: str
+) -> tuple[User, dict[str, Any] | None, int]:
+    """Set the new hash and end every session of the user, in the caller's transaction: the
+    user, the device of the caller's session (its replacement keeps it) and how many other
+    sessions ended. Raises :class:`Unauthenticated` when the caller's session ended meanwhile."""
+    row = await session_repo.get(session, session_id=viewer.session_id)
+    device_info = row.device_info if row is not None else None
+    if not await session_repo.revoke(
+        session, session_id=viewer.session_id, reason="password_changed"
+    ):
+        raise Unauthenticated("Session revoked or expired")
+    updated = await user_repo.set_password(session, user_id=user_id, password_hash=password_hash)
+    assert updated is not None
+    revoked = await session_repo.revoke_all_for_user(
+        session, user_id=user_id, reason="password_changed"
+    )
+    # The caller's own session too: it continues in a new one (change_password).
+    await realtime.publish(session, realtime.sessions_revoked(user_id, reason="password_changed"))
+    await token_repo.invalidate_for_user(
+        session, user_id=user_id, purpose=TokenPurpose.RESET_PASSWORD
+    )
+    return updated, device_info, revoked
