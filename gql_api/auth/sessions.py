@@ -34,6 +34,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -172,26 +173,13 @@ async def refresh(
             raise _refusal(_Outcome.EXPIRED)
         if row.last_used_at is not None and row.last_used_at + settings.session_idle_timeout < now:
             outcome = _Outcome.IDLE
-            await session_repo.revoke(session, session_id=session_id, reason="idle_timeout")
-            await realtime.publish(
-                session,
-                realtime.sessions_revoked(
-                    row.user_id, reason="idle_timeout", session_id=session_id
-                ),
-            )
+            await _revoke(session, row, reason="idle_timeout")
         elif row.token_hash == presented:
             next_token = next_refresh_token(settings, refresh_token)
             row = await session_repo.rotate(
                 session, session_id=session_id, old_hash=presented, new_hash=hash_token(next_token)
             )
-            await record(
-                session,
-                meta,
-                "auth.refresh",
-                actor_id=user.id,
-                target_id=user.id,
-                changes={"session_id": str(session_id)},
-            )
+            await _record_refresh(session, meta, user=user, session_id=session_id)
             return issue(settings, user=user, row=row, refresh_token=next_token)
         else:  # the previous token: a concurrent refresh inside the grace window, or a replay
             next_token = next_refresh_token(settings, refresh_token)
@@ -200,23 +188,12 @@ async def refresh(
             )
             if in_grace and hash_token(next_token) == row.token_hash:
                 row = await session_repo.touch(session, session_id=session_id)
-                await record(
-                    session,
-                    meta,
-                    "auth.refresh",
-                    actor_id=user.id,
-                    target_id=user.id,
-                    changes={"session_id": str(session_id), "within_grace": True},
+                await _record_refresh(
+                    session, meta, user=user, session_id=session_id, within_grace=True
                 )
                 return issue(settings, user=user, row=row, refresh_token=next_token)
             outcome = _Outcome.REUSED
-            await session_repo.revoke(session, session_id=session_id, reason="refresh_reuse")
-            await realtime.publish(
-                session,
-                realtime.sessions_revoked(
-                    row.user_id, reason="refresh_reuse", session_id=session_id
-                ),
-            )
+            await _revoke(session, row, reason="refresh_reuse")
             await record(
                 session,
                 meta,
@@ -226,3 +203,30 @@ async def refresh(
             )
     assert outcome is not None
     raise _refusal(outcome)
+
+
+async def _revoke(session: AsyncSession, row: UserSession, *, reason: str) -> None:
+    """End the session and tell its open sockets (``gql_api.realtime``)."""
+    assert row.id is not None
+    await session_repo.revoke(session, session_id=row.id, reason=reason)
+    await realtime.publish(
+        session, realtime.sessions_revoked(row.user_id, reason=reason, session_id=row.id)
+    )
+
+
+async def _record_refresh(
+    session: AsyncSession,
+    meta: RequestMeta,
+    *,
+    user: User,
+    session_id: uuid.UUID,
+    within_grace: bool = False,
+) -> None:
+    """The audit entry of a refresh that issued tokens (``within_grace``: the second of two
+    concurrent ones, which did not rotate again)."""
+    changes: dict[str, Any] = {"session_id": str(session_id)}
+    if within_grace:
+        changes["within_grace"] = True
+    await record(
+        session, meta, "auth.refresh", actor_id=user.id, target_id=user.id, changes=changes
+    )
