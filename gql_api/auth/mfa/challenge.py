@@ -4,6 +4,7 @@ completed by :func:`verify` with a TOTP code or a recovery code; the session sta
 from __future__ import annotations
 
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -83,8 +84,6 @@ async def verify(
         user = await user_repo.get_by_id(session, user_id=found.user_id) if found else None
     if found is None or user is None or not _open(settings, found, user):
         raise Unauthenticated(INVALID_CHALLENGE, reason="MFA_CHALLENGE_INVALID")
-    user_id = user.id
-    assert user_id is not None
     # Counted before the code is checked, like a login: concurrent guesses are counted exactly.
     attempt_id = await rate_limits.admit_mfa(db, settings.auth, email=user.email)
     failure: str
@@ -99,52 +98,90 @@ async def verify(
                 session, settings, user=user, code=code, recovery_code=recovery_code
             )
             if used:
-                await mfa_repo.consume_challenge(session, challenge_id=challenge.id)
-                await login_attempts.mark_succeeded(session, attempt_id=attempt_id)
-                signed_in = await user_repo.record_login(session, user_id=user_id) or user
-                first_step = RequestMeta(
-                    ip_address=str(challenge.ip_address) if challenge.ip_address else None,
-                    user_agent=challenge.user_agent,
-                    request_id=meta.request_id,
-                )
-                # Signed in from here: their writes set their read fence (gql_api.db.replicas).
-                db.act_as(signed_in.id)
-                issued = await session_policy.start(
+                return await _sign_in(
                     session,
-                    settings.auth,
-                    user=signed_in,
-                    meta=first_step,
-                    device_info=challenge.device_info,
+                    db,
+                    settings,
+                    challenge=challenge,
+                    user=user,
+                    method=method,
+                    attempt_id=attempt_id,
+                    meta=meta,
                 )
-                left = await mfa_repo.count_unused_recovery_codes(session, user_id=user_id)
-                await record(
-                    session,
-                    meta,
-                    "auth.login",
-                    actor_id=user.id,
-                    target_id=user.id,
-                    changes={
-                        "session_id": str(issued.session.id),
-                        "mfa": method,
-                        **({"recovery_codes_left": left} if method == "recovery_code" else {}),
-                    },
-                )
-                return issued
-            attempts = await mfa_repo.count_attempt(session, challenge_id=challenge.id)
-            ended = attempts >= settings.auth.mfa_max_attempts_per_challenge
-            if ended:
-                await mfa_repo.consume_challenge(session, challenge_id=challenge.id)
-            await record(
-                session,
-                meta,
-                "auth.mfa_failed",
-                target_id=user.id,
-                changes={"method": method, "attempts": attempts, "challenge_ended": ended},
+            failure = await _count_wrong_code(
+                session, settings, challenge_id=challenge.id, user=user, method=method, meta=meta
             )
-            failure = TOO_MANY if ended else INVALID_CODE
     if failure == INVALID_CODE:
         raise Unauthenticated(INVALID_CODE, reason="MFA_CODE_INVALID")
     raise Unauthenticated(failure, reason="MFA_CHALLENGE_INVALID")
+
+
+async def _sign_in(
+    session: AsyncSession,
+    db: Database,
+    settings: Settings,
+    *,
+    challenge: MfaChallenge,
+    user: User,
+    method: str,
+    attempt_id: int,
+    meta: RequestMeta,
+) -> IssuedTokens:
+    """The second factor was right: use the challenge up and start the session, with the device
+    and address of the login's first step, in the caller's transaction."""
+    assert challenge.id is not None and user.id is not None
+    await mfa_repo.consume_challenge(session, challenge_id=challenge.id)
+    await login_attempts.mark_succeeded(session, attempt_id=attempt_id)
+    signed_in = await user_repo.record_login(session, user_id=user.id) or user
+    first_step = RequestMeta(
+        ip_address=str(challenge.ip_address) if challenge.ip_address else None,
+        user_agent=challenge.user_agent,
+        request_id=meta.request_id,
+    )
+    # Signed in from here: their writes set their read fence (gql_api.db.replicas).
+    db.act_as(signed_in.id)
+    issued = await session_policy.start(
+        session, settings.auth, user=signed_in, meta=first_step, device_info=challenge.device_info
+    )
+    left = await mfa_repo.count_unused_recovery_codes(session, user_id=user.id)
+    await record(
+        session,
+        meta,
+        "auth.login",
+        actor_id=user.id,
+        target_id=user.id,
+        changes={
+            "session_id": str(issued.session.id),
+            "mfa": method,
+            **({"recovery_codes_left": left} if method == "recovery_code" else {}),
+        },
+    )
+    return issued
+
+
+async def _count_wrong_code(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    challenge_id: uuid.UUID,
+    user: User,
+    method: str,
+    meta: RequestMeta,
+) -> str:
+    """Count a wrong code against the challenge, ending it at the last allowed attempt; the
+    message to refuse with."""
+    attempts = await mfa_repo.count_attempt(session, challenge_id=challenge_id)
+    ended = attempts >= settings.auth.mfa_max_attempts_per_challenge
+    if ended:
+        await mfa_repo.consume_challenge(session, challenge_id=challenge_id)
+    await record(
+        session,
+        meta,
+        "auth.mfa_failed",
+        target_id=user.id,
+        changes={"method": method, "attempts": attempts, "challenge_ended": ended},
+    )
+    return TOO_MANY if ended else INVALID_CODE
 
 
 def _open(settings: Settings, challenge: MfaChallenge, user: User) -> bool:
