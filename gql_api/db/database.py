@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from gql_api.config import DatabaseSettings, Settings, redact_url
-from gql_api.db.connection_budget import ConnectionBudget
+from gql_api.db.connection_budget import CheckoutQueue, ConnectionBudget
 from gql_api.db.direct_reads import Reader
 from gql_api.db.embedded import EmbeddedServer
 from gql_api.db.pool import PoolCounters, pool_sizes, time_waits, watch_pool
@@ -52,6 +52,8 @@ class Database:
         self.counters = PoolCounters()
         # Set on the per-request views made by for_request(); None: no per-request limit.
         self.budget: ConnectionBudget | None = None
+        # Requests' checkouts wait for the pool in arrival order (gql_api.db.connection_budget).
+        self.checkouts = CheckoutQueue(sum(pool_sizes(settings)))
         # Called after every checkout and return (e.g. to publish pool gauges across workers).
         self.pool_listeners: list[Callable[[], None]] = []
         self.engine = self._create_engine(url)
@@ -137,6 +139,7 @@ class Database:
         view.budget = ConnectionBudget(
             self.settings.max_conns_per_request,
             timeout_s=self.settings.pool_timeout.total_seconds(),
+            queue=self.checkouts,
         )
         view.request_reads = RequestReads()
         return view
