@@ -19,10 +19,11 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from gql_api.config import Settings
 from gql_api.graphql.engine.analysis import find_operation
@@ -58,12 +59,7 @@ def operation_span_stage(settings: Settings) -> type[SchemaExtension]:
                 errors = [error]
                 raise
             else:
-                ec = self.execution_context
-                errors = list(
-                    (ec.result.errors if ec.result is not None else None)
-                    or ec.pre_execution_errors
-                    or []
-                )
+                errors = _final_errors(self.execution_context)
             finally:
                 try:
                     self._describe(span, errors)
@@ -80,22 +76,11 @@ def operation_span_stage(settings: Settings) -> type[SchemaExtension]:
             if not span.is_recording():
                 return
             ec = self.execution_context
-            attributes: dict[str, Any] = {}
-            if ec.query:
-                digest = hashlib.sha256(ec.query.encode("utf-8")).hexdigest()
-                attributes["graphql.document.hash"] = f"sha256:{digest}"
+            attributes, operation = _describe_operation(span, ec)
             document = ec.graphql_document
-            operation = find_operation(document, ec.operation_name) if document else None
-            if operation is not None:
-                op_type = operation.operation.value
-                attributes["graphql.operation.type"] = op_type
-                name = operation.name.value[:64] if operation.name else None
-                if name:
-                    attributes["graphql.operation.name"] = name
-                span.update_name(f"{op_type} {name}" if name else op_type)
             if self.executor is not None:
                 attributes["graphql.executor"] = self.executor
-                cost = self._cost(operation)
+                cost = _cost(ec, operation, max_page_size=max_page_size, bounds=bounds)
                 if cost is not None:
                     attributes["graphql.operation.cost"] = cost
             if errors:
@@ -104,21 +89,57 @@ def operation_span_stage(settings: Settings) -> type[SchemaExtension]:
                 tracing.mark_error(span, codes)
             span.set_attributes(attributes)
 
-        def _cost(self, operation: Any) -> int | None:
-            ec = self.execution_context
-            if operation is None or ec.graphql_document is None:
-                return None
-            schema = core_schema(ec.schema)
-            variables = coerce_variables(schema, operation, ec.variables, hide_suggestions=True)
-            if isinstance(variables, list):
-                return None
-            return operation_cost(
-                schema,
-                ec.graphql_document,
-                operation,
-                variables,
-                max_page_size=max_page_size,
-                bounds=bounds,
-            )
-
     return OperationSpan
+
+
+def _final_errors(ec: ExecutionContext) -> list[GraphQLError]:
+    """The errors the operation ended with: execution's, else those that stopped it before."""
+    return list(
+        (ec.result.errors if ec.result is not None else None) or ec.pre_execution_errors or []
+    )
+
+
+def _describe_operation(
+    span: trace.Span, ec: ExecutionContext
+) -> tuple[dict[str, Any], OperationDefinitionNode | None]:
+    """The document's hash and the operation's name and type as attributes (the span is named
+    after them), and the operation, when the document names one."""
+    attributes: dict[str, Any] = {}
+    if ec.query:
+        digest = hashlib.sha256(ec.query.encode("utf-8")).hexdigest()
+        attributes["graphql.document.hash"] = f"sha256:{digest}"
+    document = ec.graphql_document
+    operation = find_operation(document, ec.operation_name) if document else None
+    if operation is not None:
+        op_type = operation.operation.value
+        attributes["graphql.operation.type"] = op_type
+        name = operation.name.value[:64] if operation.name else None
+        if name:
+            attributes["graphql.operation.name"] = name
+        span.update_name(f"{op_type} {name}" if name else op_type)
+    return attributes, operation
+
+
+def _cost(
+    ec: ExecutionContext,
+    operation: OperationDefinitionNode | None,
+    *,
+    max_page_size: int,
+    bounds: dict[str, int],
+) -> int | None:
+    """The operation's cost as the limits stage prices it; None when its variables do not
+    coerce (execution refuses them)."""
+    if operation is None or ec.graphql_document is None:
+        return None
+    schema = core_schema(ec.schema)
+    variables = coerce_variables(schema, operation, ec.variables, hide_suggestions=True)
+    if isinstance(variables, list):
+        return None
+    return operation_cost(
+        schema,
+        ec.graphql_document,
+        operation,
+        variables,
+        max_page_size=max_page_size,
+        bounds=bounds,
+    )
