@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
 from gql_api.config import GraphQLSettings, Settings
@@ -167,28 +167,45 @@ def request_limits(settings: Settings) -> type[SchemaExtension]:
             )
             if errors:
                 return errors
-            cost = prepared.fixed_costs.get(ctx.operation_name)
+            cost = _request_cost(prepared, operation, ctx, limits=limits, bounds=bounds)
             if cost is None:
-                variables = coerce_variables(
-                    core_schema(ctx.schema),
-                    operation,
-                    ctx.variables,
-                    hide_suggestions=not suggestions_allowed(ctx.context),
-                )
-                if isinstance(variables, list):
-                    return []  # execution refuses them before any resolver runs, with its errors
-                cost = operation_cost(
-                    core_schema(ctx.schema),
-                    prepared.document,
-                    operation,
-                    variables,
-                    max_page_size=limits.max_page_size,
-                    bounds=bounds,
-                )
-                if not operation.variable_definitions:
-                    # Fixed by the document and the server's bounds (set at start-up).
-                    prepared.fixed_costs[ctx.operation_name] = cost
+                return []  # execution refuses the variables before any resolver runs
             error = cost_error(cost, limits)
             return [] if error is None else [error]
 
     return RequestLimits
+
+
+def _request_cost(
+    prepared: PreparedDocument,
+    operation: OperationDefinitionNode,
+    ctx: Any,
+    *,
+    limits: GraphQLSettings,
+    bounds: dict[str, int],
+) -> int | None:
+    """The operation's cost with this request's variables; None when they do not coerce. A cost
+    that no variable can change is kept with the document."""
+    cost = prepared.fixed_costs.get(ctx.operation_name)
+    if cost is not None:
+        return cost
+    variables = coerce_variables(
+        core_schema(ctx.schema),
+        operation,
+        ctx.variables,
+        hide_suggestions=not suggestions_allowed(ctx.context),
+    )
+    if isinstance(variables, list):
+        return None
+    cost = operation_cost(
+        core_schema(ctx.schema),
+        prepared.document,
+        operation,
+        variables,
+        max_page_size=limits.max_page_size,
+        bounds=bounds,
+    )
+    if not operation.variable_definitions:
+        # Fixed by the document and the server's bounds (set at start-up).
+        prepared.fixed_costs[ctx.operation_name] = cost
+    return cost
