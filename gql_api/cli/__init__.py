@@ -24,7 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gql_api {__version__}")
     parser.add_argument("--config", help="YAML settings file (default: by USER_SERVICE_ENV)")
     commands = parser.add_subparsers(dest="command", required=True)
+    # In the order `gql-api --help` lists them.
+    for add in (_add_serve, _add_migrate, _add_seed, _add_db, _add_documents, _add_export):
+        add(commands)
+    return parser
 
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser("serve", help="migrate, then serve GraphQL")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
@@ -38,12 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=cmd_serve)
 
+
+def _add_migrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     migrate = commands.add_parser("migrate", help="apply or revert migrations")
     migrate.add_argument("action", choices=["up", "down", "status", "history"])
     migrate.add_argument("revision", nargs="?", help="target revision (up: head, down: -1)")
     migrate.add_argument("--yes", action="store_true", help="do not ask before `down`")
     migrate.set_defaults(handler=cmd_migrate)
 
+
+def _add_seed(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     seed = commands.add_parser("seed", help="create the admin (and test users) (idempotent)")
     seed.add_argument(
         "--test-users",
@@ -55,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--users", type=int, default=0, help="also bulk-load N users")
     seed.set_defaults(handler=cmd_seed)
 
+
+def _add_db(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     db = commands.add_parser("db", help="backup, restore, shell, cleanup")
     db_actions = db.add_subparsers(dest="db_action", required=True)
     backup = db_actions.add_parser("backup", help="custom-format dump")
@@ -69,17 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     db.set_defaults(handler=cmd_db)
 
+
+def _add_documents(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     documents = commands.add_parser("documents", help="trusted documents (persisted operations)")
     documents_actions = documents.add_subparsers(dest="documents_action", required=True)
     register = documents_actions.add_parser("register", help="register *.graphql files")
     register.add_argument("folder")
     documents.set_defaults(handler=cmd_documents)
 
+
+def _add_export(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export = commands.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("--output", default="schema.graphql")
     export.add_argument("--check", action="store_true", help="fail when the file is stale")
     export.set_defaults(handler=cmd_export_schema)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,15 +87,7 @@ def _server_url(settings: Settings) -> tuple[str, Database]:
 def cmd_db(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     if args.db_action == "cleanup":
-        from gql_api.ops.maintenance import cleanup_expired
-
-        async def work(db: Database) -> None:
-            removed = await cleanup_expired(db, settings)
-            for table, count in removed.items():
-                print(f"{table}: removed {count}")
-
-        run_with_db(settings, work)
-        return 0
+        return _cleanup(settings)
 
     from gql_api.db import backup
 
@@ -122,26 +114,47 @@ def cmd_db(args: argparse.Namespace) -> int:
             backup.dump(url, target, server_major=major)
             print(f"backup written to {target}")
         elif args.db_action == "restore":
-            source = Path(args.file)
-            if not source.is_file():
-                raise CommandError(f"backup file not found: {source}")
-            if not empty and not args.force:
-                raise CommandError(
-                    "the target database is not empty: restore into an empty database, "
-                    "or pass --force to replace its contents"
-                )
-            if not empty:
-                confirm(args, f"replace the contents of {database_location(settings)}")
-            try:
-                backup.restore(url, source, server_major=major)
-            except backup.BackupError as exc:
-                if empty or backup.is_custom_format(source):
-                    raise
-                raise CommandError(
-                    f"{exc} (a plain SQL dump replaces existing objects only when made with "
-                    "pg_dump --clean; or restore it into an empty database)"
-                ) from None
-            print(f"restored {source}")
+            _restore(args, settings, url, server_major=major, empty=empty)
     except backup.BackupError as exc:
         raise CommandError(str(exc)) from None
     return 0
+
+
+def _cleanup(settings: Settings) -> int:
+    from gql_api.ops.maintenance import cleanup_expired
+
+    async def work(db: Database) -> None:
+        removed = await cleanup_expired(db, settings)
+        for table, count in removed.items():
+            print(f"{table}: removed {count}")
+
+    run_with_db(settings, work)
+    return 0
+
+
+def _restore(
+    args: argparse.Namespace, settings: Settings, url: str, *, server_major: int, empty: bool
+) -> None:
+    """Into an empty database; a non-empty one only with ``--force`` (and a confirmation)."""
+    from gql_api.db import backup
+
+    source = Path(args.file)
+    if not source.is_file():
+        raise CommandError(f"backup file not found: {source}")
+    if not empty and not args.force:
+        raise CommandError(
+            "the target database is not empty: restore into an empty database, "
+            "or pass --force to replace its contents"
+        )
+    if not empty:
+        confirm(args, f"replace the contents of {database_location(settings)}")
+    try:
+        backup.restore(url, source, server_major=server_major)
+    except backup.BackupError as exc:
+        if empty or backup.is_custom_format(source):
+            raise
+        raise CommandError(
+            f"{exc} (a plain SQL dump replaces existing objects only when made with "
+            "pg_dump --clean; or restore it into an empty database)"
+        ) from None
+    print(f"restored {source}")
