@@ -17,7 +17,8 @@ import strawberry
 
 from gql_api import validation
 from gql_api.auth import mfa
-from gql_api.graphql.schema.auth import AuthPayload, Info, _clean, _secret
+from gql_api.graphql.schema.auth import Info, _clean, _secret
+from gql_api.graphql.schema.auth_types import AuthPayload
 from gql_api.graphql.schema.errors import BadUserInput
 from gql_api.graphql.schema.ids import parse_uuid
 
