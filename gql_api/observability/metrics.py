@@ -7,11 +7,8 @@ per-process files that :class:`~prometheus_client.multiprocess.MultiProcessColle
 scrape time, so any worker answers for all of them. Metric objects are module-level because that
 is how prometheus-client shares them with its multi-process files; nothing else happens at import.
 
-Pool figures: in one process they are read from the pool at scrape time. With several workers a
-scrape reaches only one of them, so each worker also writes its pool figures into ``livesum``
-gauges after every checkout and return (a few float writes) and the scrape sums the live workers.
-Active sessions are counted in PostgreSQL at scrape time, so they are right with any number of
-workers and replicas.
+Pool figures and active sessions: ``pool_metrics``. Active sessions are counted in PostgreSQL
+at scrape time, so they are right with any number of workers and replicas.
 
 Labels stay bounded: operation names only from documents that validated (a named operation of
 a document that failed validation counts as ``rejected``: its name is anything a client chose),
@@ -34,14 +31,15 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
+
+from gql_api.observability import pool_metrics
 
 if TYPE_CHECKING:
     from gql_api.db import Database
@@ -72,30 +70,6 @@ EXECUTIONS = Counter(
     ["executor"],
 )
 FAILED_LOGINS = Counter("gql_api_failed_logins", "Failed login attempts (any reason).")
-
-# Written only with several workers (see the module docstring); never in the default registry.
-_POOL_CONNECTIONS = Gauge(
-    "gql_api_db_pool_connections",
-    "Pool connections by state.",
-    ["state"],
-    registry=None,
-    multiprocess_mode="livesum",
-)
-_POOL_FIGURES = {
-    name: Gauge(name, doc, registry=None, multiprocess_mode="livesum")
-    for name, doc in (
-        ("gql_api_db_pool_max_open_connections", "Configured max_open_conns."),
-        ("gql_api_db_pool_wait_count", "Checkouts that waited for a free connection."),
-        ("gql_api_db_pool_wait_seconds", "Total time spent waiting for a free connection."),
-    )
-}
-_POOL_CLOSED = Gauge(
-    "gql_api_db_pool_closed_connections",
-    "Connections the pool closed, by reason (max_idle, max_idle_time, max_lifetime).",
-    ["reason"],
-    registry=None,
-    multiprocess_mode="livesum",
-)
 
 _CODE = re.compile(r"[A-Z][A-Z0-9_]{0,47}")
 _known_operations: set[str] = set()
@@ -200,22 +174,7 @@ class MetricsExtension(SchemaExtension):
             ERRORS.labels(_error_code(error, parsed)).inc()
 
 
-# --- pool and sessions -------------------------------------------------------------------------
-
-
-def _pool_values(db: Database) -> dict[str, Any]:
-    status, counters = db.pool_status(), db.counters
-    return {
-        "connections": {"open": status["open"], "in_use": status["in_use"], "idle": status["idle"]},
-        "gql_api_db_pool_max_open_connections": db.settings.max_open_conns,
-        "gql_api_db_pool_wait_count": counters.wait_count,
-        "gql_api_db_pool_wait_seconds": counters.wait_duration_s,
-        "closed": {
-            "max_idle": counters.closed_max_idle,
-            "max_idle_time": counters.closed_max_idle_time,
-            "max_lifetime": counters.closed_max_lifetime,
-        },
-    }
+# --- workers and scrapes (the pool and session figures: pool_metrics) ---------------------------
 
 
 def instrument_database(db: Database) -> None:
@@ -224,13 +183,7 @@ def instrument_database(db: Database) -> None:
         return
 
     def publish() -> None:
-        values = _pool_values(db)
-        for state, value in values.pop("connections").items():
-            _POOL_CONNECTIONS.labels(state).set(value)
-        for reason, value in values.pop("closed").items():
-            _POOL_CLOSED.labels(reason).set(value)
-        for name, value in values.items():
-            _POOL_FIGURES[name].set(value)
+        pool_metrics.publish(db)
 
     db.pool_listeners.append(publish)
     publish()
@@ -240,39 +193,6 @@ def worker_exiting() -> None:
     """Drop this worker's live gauges from the multi-process files."""
     if multiprocess_dir() is not None:
         mark_process_dead(os.getpid())
-
-
-class _Snapshot:
-    """Collector for one scrape: this process's pool (single process) and the session count."""
-
-    def __init__(self, db: Database, active_sessions: int | None, with_pool: bool) -> None:
-        self.db, self.active_sessions, self.with_pool = db, active_sessions, with_pool
-
-    def collect(self) -> Iterable[Metric]:
-        if self.with_pool:
-            values = _pool_values(self.db)
-            connections = GaugeMetricFamily(
-                "gql_api_db_pool_connections", "Pool connections by state.", labels=["state"]
-            )
-            for state, value in values.pop("connections").items():
-                connections.add_metric([state], value)
-            yield connections
-            closed = GaugeMetricFamily(
-                "gql_api_db_pool_closed_connections",
-                "Connections the pool closed, by reason.",
-                labels=["reason"],
-            )
-            for reason, value in values.pop("closed").items():
-                closed.add_metric([reason], value)
-            yield closed
-            for name, value in values.items():
-                yield GaugeMetricFamily(name, _POOL_FIGURES[name]._documentation, value=value)
-        if self.active_sessions is not None:
-            yield GaugeMetricFamily(
-                "gql_api_active_sessions",
-                "Sessions neither revoked nor expired (all replicas).",
-                value=self.active_sessions,
-            )
 
 
 class _Forward:
@@ -298,7 +218,7 @@ async def render(db: Database) -> bytes:
         MultiProcessCollector(registry, path=shared)
     else:
         registry.register(_Forward())  # type: ignore[arg-type]
-    registry.register(_Snapshot(db, active, with_pool=shared is None))  # type: ignore[arg-type]
+    registry.register(pool_metrics.Snapshot(db, active, with_pool=shared is None))  # type: ignore[arg-type]
     return generate_latest(registry)
 
 
