@@ -9,7 +9,7 @@ What it adds to Strawberry's protocol handler:
 - ``connection_init`` carries ``{"authorization": "Bearer ..."}``, checked as an HTTP request's
   (``auth.current.authenticate``); refused with 4401, or 4429 beyond
   ``realtime.max_sockets_per_user``; the session is checked again when the access token would
-  expire and at the session's own end (``SESSION_EXPIRED``, then 4401);
+  expire and at the session's own end (``SESSION_EXPIRED``, then 4401): ``socket_auth``;
 - client messages of at most ``realtime.max_message_bytes`` (else 1009); operations other than
   subscriptions are refused (``OPERATION_NOT_SUPPORTED``: send them over HTTP); the same
   pipeline (limits, cost, introspection policy, masking) as HTTP, through ``schema.subscribe``;
@@ -21,19 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import re
 import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -41,22 +38,15 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.types.unset import UNSET, UnsetType
 
-from gql_api.auth.current import authenticate, bearer_token
-from gql_api.auth.tokens import InvalidToken, decode_access_token
 from gql_api.config import Settings
-from gql_api.errors import Unauthenticated
 from gql_api.graphql.engine.analysis import find_operation
 from gql_api.graphql.schema.context import Context, client_address
-from gql_api.realtime.events import SESSION_EXPIRED, Event
-from gql_api.realtime.hub import CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, Hub, Socket, TooManySockets
-from gql_api.repositories import sessions as session_repo
-
-log = logging.getLogger(__name__)
+from gql_api.realtime.hub import Hub
+from gql_api.web import socket_auth
 
 CLOSE_TOO_BIG = 1009
 CLOSE_IDLE = 4408
 _SOCKET_KEY = "gql_api.realtime.socket"
-_RECHECK_AFTER_ERROR_S = 5.0
 
 
 @dataclass
@@ -241,69 +231,5 @@ class GraphQLWebSocket(GraphQL[Context, None]):
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        socket: Socket = context.state["socket"]
-        params = getattr(context, "connection_params", None) or {}
-        header = params.get("authorization") or params.get("Authorization")
-        db = context.db
-        auth = self.settings.auth
-        try:
-            token = bearer_token(header if isinstance(header, str) else None)
-            if token is None:
-                raise Unauthenticated('connection_init needs {"authorization": "Bearer ..."}')
-            viewer = await authenticate(db, auth, token)
-            claims = decode_access_token(auth, token)
-        except (Unauthenticated, InvalidToken):
-            await socket.close(CLOSE_UNAUTHORIZED, "Unauthorized")
-            raise ConnectionRejectionError from None
-        except Exception:
-            log.warning("realtime: could not check a socket's token", exc_info=True)
-            await socket.close(1011, "Try again later")
-            raise ConnectionRejectionError from None
-        user_id, session_id = viewer.user.id, viewer.session_id
-
-        async def alive() -> bool:
-            expiry = await session_repo.live_session_expiry(
-                db, session_id=session_id, user_id=user_id
-            )
-            return expiry is not None
-
-        try:
-            self.hub.identify(
-                socket,
-                user_id=user_id,
-                session_id=session_id,
-                is_admin=viewer.is_admin,
-                alive=alive,
-            )
-        except TooManySockets:
-            await socket.close(CLOSE_TOO_MANY, "Too many sockets for this user")
-            raise ConnectionRejectionError from None
-        context.viewer = viewer  # the introspection policy and limits see the caller
-        # First look again when the token or the session ends, whichever comes first.
-        ends = await session_repo.live_session_expiry(db, session_id=session_id, user_id=user_id)
-        check_at = claims.expires_at if ends is None else min(ends, claims.expires_at)
-        socket.spawn(self._watch_session(socket, db, check_at))
+        await socket_auth.sign_in(context, settings=self.settings, hub=self.hub)
         return UNSET
-
-    async def _watch_session(self, socket: Socket, db: Any, check_at: datetime) -> None:
-        """Re-check the session when the token would expire, then at the session's end or every
-        token lifetime, whichever comes first; tell and close when it is no longer live."""
-        assert socket.user_id is not None and socket.session_id is not None
-        ttl = self.settings.auth.access_token_ttl
-        while True:
-            await asyncio.sleep(max((check_at - datetime.now(UTC)).total_seconds(), 0.0))
-            try:
-                expires = await session_repo.live_session_expiry(
-                    db, session_id=socket.session_id, user_id=socket.user_id
-                )
-            except Exception:  # the database is out of reach: keep the socket, look again soon
-                log.warning("realtime: could not re-check a socket's session", exc_info=True)
-                check_at = datetime.now(UTC) + timedelta(seconds=_RECHECK_AFTER_ERROR_S)
-                continue
-            now = datetime.now(UTC)
-            if expires is None or expires <= now:
-                socket.session_ended(
-                    Event(SESSION_EXPIRED, user_id=socket.user_id, session_id=socket.session_id)
-                )
-                return
-            check_at = min(expires, now + ttl)
