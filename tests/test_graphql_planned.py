@@ -366,3 +366,77 @@ async def test_interfaces_and_unions_run_planned() -> None:
         {"__typename": "Cat", "name": "tom", "lives": 9},
     ]
     assert planned.errors and planned.errors[0].path == ["notAPet"]
+
+
+def test_row_builders_read_columns_exactly_as_the_field_readers_do() -> None:
+    """A selection's row builder (one function for its column fields) gives what the readers
+    give field by field, and refuses (so the walk reports the error) where a reader raises."""
+    from datetime import UTC, datetime
+
+    from graphql import GraphQLNonNull
+
+    from gql_api.graphql.engine.field_plans import FieldPlan
+    from gql_api.graphql.engine.readers import column_reader
+    from gql_api.graphql.engine.row_builders import row_builder
+    from gql_api.graphql.engine.strawberry_seams import core_schema
+    from gql_api.graphql.schema.root import build_schema
+    from gql_api.graphql.schema.types import PROFILE_ROWS, USER_ROWS
+
+    schema = core_schema(build_schema())
+    user_type, profile_type = schema.type_map["User"], schema.type_map["Profile"]
+    when = datetime(2026, 12, 2, 10, 42, 52, 120000, tzinfo=UTC)
+    cases = [
+        (user_type, USER_ROWS, {"role": "admin", "status": "suspended", "login_count": 3}),
+        (user_type, USER_ROWS, {"email_verified_at": None, "last_login_at": when}),
+        (user_type, USER_ROWS, {"email": None}),  # a null in a non-null field
+        (user_type, USER_ROWS, {"role": "emperor"}),  # a value the enum lacks
+        (profile_type, PROFILE_ROWS, {"preferences": None, "bio": None}),
+        (profile_type, PROFILE_ROWS, {"preferences": {"theme": "dark"}, "updated_at": when}),
+    ]
+    base = {
+        "id": "5d1e0b52-8a6e-4c3e-9d0f-0c8a7a4f3e21", "email": "a@example.com",
+        "first_name": "A", "last_name": "B", "role": "user", "status": "active",
+        "email_verified": True, "email_verified_at": when, "password_changed_at": None,
+        "last_login_at": None, "login_count": 0, "created_at": when, "updated_at": None,
+        "bio": "bio", "avatar_url": None, "phone": None, "timezone": "UTC", "locale": "en",
+        "preferences": {}, "user_id": None,
+    }  # fmt: skip
+    names = {"email_verified_at": "emailVerifiedAt"}
+    for graphql_type, rows, changes in cases:
+        row = {**base, **changes}
+        plans = []
+        for python_name, column in rows.columns.items():
+            field_name = names.get(
+                python_name, strawberry.utils.str_converters.to_camel_case(python_name)
+            )
+            field_type = graphql_type.fields[field_name].type
+            owner = f"{graphql_type.name}.{field_name}"
+            plans.append(
+                FieldPlan(
+                    key=f"k_{field_name}",
+                    python_name=python_name,
+                    graphql_type=field_type,
+                    column=column,
+                    read=column_reader(column, field_type, owner),
+                )
+            )
+        plans.append(FieldPlan(key="__typename", python_name="", graphql_type=None, typename="T"))
+        build, rest = row_builder(plans)
+        assert build is not None and rest == []
+        try:
+            expected: dict[str, Any] | None = {
+                p.key: p.read(row) if p.read else p.typename for p in plans
+            }
+        except Exception:
+            expected = None
+        if expected is None:  # a reader refused a column: the builder must refuse the row
+            try:
+                build(row)
+            except Exception:
+                refused = True
+            else:
+                refused = False
+            assert refused, changes
+        else:
+            assert build(row) == expected and list(build(row)) == list(expected)
+        assert any(isinstance(p.graphql_type, GraphQLNonNull) for p in plans)

@@ -1,17 +1,28 @@
-"""One field of a plan (``gql_api.graphql.engine.plans`` compiles them, ``plan_execution``
-runs them)."""
+"""A compiled document (:class:`Plan`) and its fields (:class:`FieldPlan`):
+``gql_api.graphql.engine.plans`` compiles them, ``plan_execution`` runs them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from graphql import FieldNode, GraphQLError
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    SelectionNode,
+    VariableValues,
+)
 
 from gql_api.graphql.engine.arguments import ArgumentPlan
-from gql_api.graphql.engine.rows import Relation
+from gql_api.graphql.engine.rows import Column, Relation
+from gql_api.graphql.engine.selections import ConditionError, inclusions
 from gql_api.graphql.engine.strawberry_seams import InfoSite
+
+if TYPE_CHECKING:
+    from gql_api.graphql.engine.plans import Compiler
 
 
 @dataclass
@@ -37,6 +48,45 @@ class FieldPlan:
     typename: str | None = None  # a constant __typename
     # Fields of a type whose values are rows (see the module's docstring):
     read: Callable[[Any], Any] | None = None  # row -> JSON value
+    column: Column | None = None  # the column ``read`` reads
     compute: Callable[[Any, Any], Any] | None = None  # (row, context) -> field value
     relation: Relation | None = None
     to_source: Callable[[Any], Any] | None = None  # row -> the Strawberry object, for a resolver
+    # When the values are rows (``gql_api.graphql.engine.row_builders``): the children's columns
+    # in one function, and the children it leaves to the field-by-field walk.
+    build: Callable[[Any], dict[str, Any]] | None = None
+    rest: list[FieldPlan] = field(default_factory=list)
+
+
+# Combinations of variable-dependent @skip/@include kept per document (more are compiled per
+# request, not kept: a document's plans stay bounded).
+MAX_VARIANTS = 16
+
+
+class Unsupported(Exception):
+    """Raised by the compiler: the document is for the generic executor."""
+
+
+@dataclass
+class Plan:
+    operation: OperationDefinitionNode
+    document: DocumentNode
+    name: str | None
+    compiler: Compiler
+    conditional: list[SelectionNode]  # @skip/@include that read a variable
+    variants: dict[tuple[Any, ...], list[FieldPlan]] = field(default_factory=dict)
+
+    def fields_for(self, variables: VariableValues) -> list[FieldPlan]:
+        """The root fields for this request's variables (raises graphql-core's GraphQLError
+        for an ``if`` it refuses at the root)."""
+        decided = inclusions(self.conditional, variables) if self.conditional else ()
+        fields = self.variants.get(decided)
+        if fields is None:
+            try:
+                fields = self.compiler.fields(self, decided)
+            except ConditionError as refused:
+                raise refused.error from None
+            has_errors = any(isinstance(value, GraphQLError) for value in decided)
+            if len(self.variants) < MAX_VARIANTS and not has_errors:  # errors are per request
+                self.variants[decided] = fields
+        return fields

@@ -24,7 +24,9 @@ from graphql import located_error as locate
 
 from gql_api.graphql.engine.abstract_types import check_type_of, runtime_type
 from gql_api.graphql.engine.plans import FieldPlan, Plan
-from gql_api.graphql.engine.readers import ContextOnlyInfo, NullInNonNull
+from gql_api.graphql.engine.readers import ContextOnlyInfo, NullInNonNull, serialize_scalar
+from gql_api.graphql.engine.row_builders import build_list, build_one
+from gql_api.graphql.engine.rows import per_parent
 from gql_api.graphql.engine.settling import PlanPosition, close, settle
 from gql_api.graphql.engine.strawberry_seams import resolve_info, strawberry_info
 
@@ -90,7 +92,7 @@ class Executor:
             return
         plan, entries = relations[index - len(batch)]
         for (container, key, holder, _), each in zip(
-            entries, _per_parent(value, entries), strict=True
+            entries, per_parent(value, entries), strict=True
         ):
             self.task_holder = holder  # graphql-core awaits each parent's value on its own
             self._complete(container, key, holder, plan, plan.graphql_type, each, pending)
@@ -194,6 +196,10 @@ class Executor:
             if value is None:
                 container[key] = None
             elif isinstance(graphql_type, GraphQLList):
+                objects = build_list(plan, graphql_type, value)
+                if objects is not None:
+                    container[key] = objects
+                    return
                 items: list[Any] = [None] * len(value)
                 container[key] = items
                 position = PlanPosition(holder, container, key, nullable)
@@ -201,28 +207,55 @@ class Executor:
                 for index, item in enumerate(value):
                     self._complete(items, index, position, plan, item_type, item, pending)
             elif isinstance(graphql_type, GraphQLObjectType):
-                if plan.type_checked:
-                    check_type_of(graphql_type, value, self._info(plan, holder, key), plan.nodes)
-                if plan.children_error is not None:
-                    raise plan.children_error
-                child: dict[str, Any] = {}
-                container[key] = child
-                assert plan.children is not None
-                position = PlanPosition(holder, container, key, nullable)
-                self._resolve_fields(plan.children, value, child, position, pending)
+                self._complete_object(
+                    container, key, holder, nullable, plan, graphql_type, value, pending
+                )
             elif plan.by_type is not None:  # an interface or a union
                 info = self._info(plan, holder, key)
                 runtime = runtime_type(graphql_type, value, info, plan.nodes)
                 check_type_of(runtime, value, info, plan.nodes)
                 if plan.children_error is not None:
                     raise plan.children_error
-                child = container[key] = {}
+                child: dict[str, Any] = {}
+                container[key] = child
                 position = PlanPosition(holder, container, key, nullable)
                 self._resolve_fields(plan.by_type[runtime.name], value, child, position, pending)
             else:
-                container[key] = _serialize(graphql_type, value)
+                container[key] = serialize_scalar(graphql_type, value)
         except Exception as exc:
             self._fail(exc, container, key, holder, plan, graphql_type)
+
+    def _complete_object(
+        self,
+        container: Any,
+        key: Any,
+        holder: PlanPosition,
+        nullable: bool,
+        plan: FieldPlan,
+        graphql_type: GraphQLObjectType,
+        value: Any,
+        pending: list[_Pending],
+    ) -> None:
+        """An object's value at ``container[key]``: from the selection's row builder, then the
+        fields it leaves, or field by field."""
+        if plan.type_checked:
+            check_type_of(graphql_type, value, self._info(plan, holder, key), plan.nodes)
+        if plan.children_error is not None:
+            raise plan.children_error
+        if plan.build is not None:
+            built = build_one(plan.build, value)
+            if built is not None:
+                container[key] = built
+                if plan.rest:
+                    position = PlanPosition(holder, container, key, nullable)
+                    self._resolve_fields(plan.rest, value, built, position, pending)
+                return
+        # Field by field (an error is reported where it is)
+        fields: dict[str, Any] = {}
+        container[key] = fields
+        assert plan.children is not None
+        position = PlanPosition(holder, container, key, nullable)
+        self._resolve_fields(plan.children, value, fields, position, pending)
 
     def _info(self, plan: FieldPlan, holder: PlanPosition, key: Any) -> Any:
         """The field's GraphQLResolveInfo (a list item gets its list's, as in graphql-core)."""
@@ -265,18 +298,3 @@ class Executor:
         position.dead = True
         if position.parent is not None:
             position.container[position.key] = None
-
-
-def _serialize(graphql_type: Any, value: Any) -> Any:
-    serialized = graphql_type.serialize(value)
-    if serialized is None:
-        raise TypeError(
-            f"Expected `{graphql_type.name}.serialize({value!r})` to return non-nullish value,"
-            f" returned: None"
-        )
-    return serialized
-
-
-def _per_parent(loaded: Any, entries: list[Any]) -> list[Any]:
-    # A relation's loader that failed fails the field of every parent.
-    return [loaded] * len(entries) if isinstance(loaded, BaseException) else loaded

@@ -27,40 +27,36 @@ field goes up to the nearest nullable parent, or makes ``data`` null).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
-    GraphQLError,
     GraphQLList,
     GraphQLObjectType,
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
-    SelectionNode,
-    VariableValues,
     get_named_type,
     is_abstract_type,
 )
 
 from gql_api.graphql.engine.arguments import ArgumentPlan
-from gql_api.graphql.engine.field_plans import FieldPlan
+from gql_api.graphql.engine.field_plans import FieldPlan, Plan, Unsupported
 from gql_api.graphql.engine.readers import (
     as_coerced,
     column_reader,
     reads_only_context,
     strawberry_origin,
 )
+from gql_api.graphql.engine.row_builders import row_builder
 from gql_api.graphql.engine.rows import ROW_RESOLVERS, ROW_TYPES, RowType
 from gql_api.graphql.engine.selections import (
     Collector,
     ConditionError,
     Fields,
     conditional_selections,
-    inclusions,
 )
 from gql_api.graphql.engine.strawberry_seams import (
     InfoSite,
@@ -68,39 +64,6 @@ from gql_api.graphql.engine.strawberry_seams import (
     core_schema,
     resolver_parts,
 )
-
-# Combinations of variable-dependent @skip/@include kept per document (more are compiled per
-# request, not kept: a document's plans stay bounded).
-MAX_VARIANTS = 16
-
-
-class Unsupported(Exception):
-    """Raised by the compiler: the document is for the generic executor."""
-
-
-@dataclass
-class Plan:
-    operation: OperationDefinitionNode
-    document: DocumentNode
-    name: str | None
-    compiler: Compiler
-    conditional: list[SelectionNode]  # @skip/@include that read a variable
-    variants: dict[tuple[Any, ...], list[FieldPlan]] = field(default_factory=dict)
-
-    def fields_for(self, variables: VariableValues) -> list[FieldPlan]:
-        """The root fields for this request's variables (raises graphql-core's GraphQLError
-        for an ``if`` it refuses at the root)."""
-        decided = inclusions(self.conditional, variables) if self.conditional else ()
-        fields = self.variants.get(decided)
-        if fields is None:
-            try:
-                fields = self.compiler.fields(self, decided)
-            except ConditionError as refused:
-                raise refused.error from None
-            has_errors = any(isinstance(value, GraphQLError) for value in decided)
-            if len(self.variants) < MAX_VARIANTS and not has_errors:  # errors are per request
-                self.variants[decided] = fields
-        return fields
 
 
 class Compiler:
@@ -154,6 +117,8 @@ class _Variant:
             if isinstance(d, FragmentDefinitionNode)
         }
         self._compiled: dict[tuple[Any, ...], list[FieldPlan]] = {}
+        # Per children list (kept alive in _compiled): its row builder and the fields it leaves.
+        self._builders: dict[int, tuple[Any, list[FieldPlan]]] = {}
 
     def root(self) -> list[FieldPlan]:
         root = self.compiler.schema.query_type
@@ -180,7 +145,13 @@ class _Variant:
         except ConditionError as refused:
             plan.children_error = refused.error  # graphql-core raises it completing each object
             return []
-        return self._fields(fields, named, rows=rows)
+        children = self._fields(fields, named, rows=rows)
+        if rows:
+            builder = self._builders.get(id(children))
+            if builder is None:
+                builder = self._builders[id(children)] = row_builder(children)
+            plan.build, plan.rest = builder
+        return children
 
     def _field(
         self, nodes: list[FieldNode], parent: GraphQLObjectType, key: str, *, rows: bool
@@ -300,7 +271,8 @@ class _Variant:
             plan.relation = row_type.relations[name]
             plan.children = self._children(plan, nodes, named, rows=True)
         elif name in row_type.columns:
-            plan.read = column_reader(row_type.columns[name], plan.graphql_type, plan.owner)
+            plan.column = row_type.columns[name]
+            plan.read = column_reader(plan.column, plan.graphql_type, plan.owner)
         else:
             plan.compute = row_type.computed[name].compute
         return True

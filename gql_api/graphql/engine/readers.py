@@ -95,3 +95,14 @@ def strawberry_origin(graphql_type: Any) -> Any:
     """The Python class Strawberry built a GraphQL object type from."""
     definition = (graphql_type.extensions or {}).get("strawberry-definition")
     return getattr(definition, "origin", None)
+
+
+def serialize_scalar(graphql_type: Any, value: Any) -> Any:
+    """A scalar or enum value serialised, refused as graphql-core refuses a null result."""
+    serialized = graphql_type.serialize(value)
+    if serialized is None:
+        raise TypeError(
+            f"Expected `{graphql_type.name}.serialize({value!r})` to return non-nullish value,"
+            f" returned: None"
+        )
+    return serialized

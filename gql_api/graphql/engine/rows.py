@@ -79,3 +79,8 @@ def row_resolver(
         return resolver
 
     return register
+
+
+def per_parent(loaded: Any, entries: list[Any]) -> list[Any]:
+    # A relation's loader that failed fails the field of every parent.
+    return [loaded] * len(entries) if isinstance(loaded, BaseException) else loaded
