@@ -313,3 +313,35 @@ async def test_replacing_a_legacy_deep_value_records_a_readable_audit_entry(
             "new": {"theme": "dark"},
         }
     }
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        '{"theme": "dark", "n": [1, 2.5, -3e-7, true, null]}',
+        '{"big": 123456789012345678901234567890}',  # orjson alone: a float
+        '{"big": -9223372036854775809, "u64": 18446744073709551616}',
+        '{"huge": 1e400}',  # orjson alone: refused
+        '{"text": "\\u00e9 \u2713 \\n", "deep": [[[[{"a": {}}]]]]}',
+        '{"json": "[1e400]", "exp": 1.5e308, "small": 5e-324}',
+        '{"id": "12345678901234567890"}',  # digits inside a string: same either way
+    ],
+)
+async def test_stored_json_reads_back_exactly_as_the_standard_library_reads_it(
+    db: Database, stored: str
+) -> None:
+    """Columns of type json(b) are decoded with orjson where it agrees with ``json.loads``,
+    and with ``json.loads`` where it does not (integers beyond 64 bits, huge numbers)."""
+    import json
+
+    from sqlalchemy import text
+
+    async with db.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text("SELECT CAST(:v AS jsonb) AS value, CAST(:v AS jsonb)::text AS stored"),
+                {"v": stored},
+            )
+        ).one()
+    value, expected = row.value, json.loads(row.stored)
+    assert value == expected and repr(value) == repr(expected)

