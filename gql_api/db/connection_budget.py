@@ -64,7 +64,9 @@ async def _acquire(
         await semaphore.acquire()  # free now: no timer needed
         return
     try:
-        await asyncio.wait_for(semaphore.acquire(), timeout_s)
+        # asyncio.timeout, not wait_for: no task per wait (most checkouts wait under load).
+        async with asyncio.timeout(timeout_s):
+            await semaphore.acquire()
     except TimeoutError:
         raise error(message) from None
 

@@ -6,6 +6,7 @@ no ORM identity map to fill for a page that is serialised and dropped.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     DateTime,
+    Select,
     Table,
     Text,
     and_,
@@ -134,8 +136,25 @@ async def list_users(
     from_end: bool,
 ) -> tuple[list[Any], bool]:
     """One keyset page of users (public columns) and whether more rows lie beyond it."""
+    if after is None and before is None:
+        statement = _end_page(where, order, descending, limit, from_end)
+    else:
+        statement = _page(where, order, descending, after, before, limit, from_end)
+    rows = await db.fetch(statement)
+    return trim(rows, limit=limit, from_end=from_end)
+
+
+def _page(
+    where: UserFilter,
+    order: UserSortKey,
+    descending: bool,
+    after: KeysetBound | None,
+    before: KeysetBound | None,
+    limit: int,
+    from_end: bool,
+) -> Select[Any]:
     statement = select(*USER_PUBLIC_COLUMNS).where(and_(True, *where.conditions()))
-    statement = seek(
+    return seek(
         statement,
         key=order.key,
         row_id=users.c.id,
@@ -145,14 +164,26 @@ async def list_users(
         limit=limit,
         from_end=from_end,
     )
-    rows = await db.fetch(statement)
-    return trim(rows, limit=limit, from_end=from_end)
+
+
+# The first (or last) page of a filter and order is most pages asked for, and the same statement
+# every time: built once, it also keeps its SQL cache key (walking a statement to make one costs
+# about what building it does). Bounded: a miss only builds it again.
+@functools.lru_cache(maxsize=128)
+def _end_page(
+    where: UserFilter, order: UserSortKey, descending: bool, limit: int, from_end: bool
+) -> Select[Any]:
+    return _page(where, order, descending, None, None, limit, from_end)
 
 
 async def count_users(db: RowSource, *, where: UserFilter) -> int:
-    statement = select(func.count()).select_from(users).where(and_(True, *where.conditions()))
-    rows = await db.fetch(statement)
+    rows = await db.fetch(_count(where))
     return int(rows[0][0])
+
+
+@functools.lru_cache(maxsize=128)
+def _count(where: UserFilter) -> Select[Any]:
+    return select(func.count()).select_from(users).where(and_(True, *where.conditions()))
 
 
 async def get_public(db: RowSource, *, user_id: uuid.UUID) -> Any | None:
