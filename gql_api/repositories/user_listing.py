@@ -168,7 +168,8 @@ def _page(
 
 # The first (or last) page of a filter and order is most pages asked for, and the same statement
 # every time: built once, it also keeps its SQL cache key (walking a statement to make one costs
-# about what building it does). Bounded: a miss only builds it again.
+# about what building it does). Bounded: 128 statements of a few KB each (their only free-form
+# value is a search term of at most 100 characters); a miss only builds one again.
 @functools.lru_cache(maxsize=128)
 def _end_page(
     where: UserFilter, order: UserSortKey, descending: bool, limit: int, from_end: bool
