@@ -52,6 +52,9 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # Tracing is ours (gql_api.observability.tracing, with the request id and GraphQL
+        # spans): FastAPI's own would look for OpenTelemetry providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.holder = state
