@@ -228,6 +228,15 @@ def test_the_library_seams_still_hold() -> None:
     assert converted["first"] == 2
     assert isinstance(converted["filter"], UserFilter) and converted["filter"].search == "x"
     assert isinstance(converted["order_by"], UserOrder)
+    from strawberry.types import ExecutionContext
+
+    from gql_api.graphql.engine.strawberry_seams import pin_operation_name
+
+    pinned = ExecutionContext(query="query A { me { id } }", schema=schema, allowed_operations=())
+    pinned.graphql_document = parse(pinned.query or "")
+    pin_operation_name(pinned)
+    pinned.graphql_document = parse("query B { me { id } }")  # not read again: pinned
+    assert pinned.operation_name == "A"
     assert converted["order_by"].direction is OrderDirection.ASC
 
     node = parse("{ users { totalCount } }").definitions[0]

@@ -18,6 +18,7 @@ success|error; error codes are the service's codes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -166,12 +167,20 @@ class MetricsExtension(SchemaExtension):
     def _record(self, started: float, errors: list[GraphQLError]) -> None:
         ec = self.execution_context
         name, op_type = _operation_labels(ec, validated=self.validated)
-        REQUESTS.labels(name, op_type, "error" if errors else "success").inc()
-        EXECUTIONS.labels("planned" if getattr(ec, _PLANNED, False) else "generic").inc()
-        LATENCY.labels(name, op_type).observe(time.perf_counter() - started)
+        _child(REQUESTS, name, op_type, "error" if errors else "success").inc()
+        _child(EXECUTIONS, "planned" if getattr(ec, _PLANNED, False) else "generic").inc()
+        _child(LATENCY, name, op_type).observe(time.perf_counter() - started)
         parsed = ec.graphql_document is not None
         for error in errors:
-            ERRORS.labels(_error_code(error, parsed)).inc()
+            _child(ERRORS, _error_code(error, parsed)).inc()
+
+
+@functools.lru_cache(maxsize=4096)
+def _child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once: ``labels`` takes a lock and checks every
+    value on each call, three times per request. Label values are bounded (operation names
+    by MAX_OPERATION_NAMES, codes by their pattern), and so is this cache."""
+    return metric.labels(*labels)
 
 
 # --- workers and scrapes (the pool and session figures: pool_metrics) ---------------------------

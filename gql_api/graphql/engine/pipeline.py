@@ -54,7 +54,7 @@ from gql_api.config import Settings
 from gql_api.graphql.engine.limits import request_limits
 from gql_api.graphql.engine.masking import MaskUnexpectedErrors
 from gql_api.graphql.engine.planned import planned_execution
-from gql_api.graphql.engine.strawberry_seams import core_schema
+from gql_api.graphql.engine.strawberry_seams import core_schema, pin_operation_name
 from gql_api.graphql.schema.root import Schema, build_schema
 from gql_api.observability import metrics
 from gql_api.observability.logs import RequestLogExtension
@@ -166,6 +166,7 @@ class Pipeline:
                 except GraphQLError as error:
                     ec.pre_execution_errors = [error]
                     return PreExecutionError(data=None, errors=[error])
+        pin_operation_name(ec)
         try:
             operation_type = ec.operation_type
         except RuntimeError as error:

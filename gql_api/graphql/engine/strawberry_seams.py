@@ -40,6 +40,16 @@ from strawberry.types.arguments import convert_arguments
 __all__ = ["StrawberryExecutionContext"]
 
 
+def pin_operation_name(ec: Any) -> None:
+    """Strawberry's ``ExecutionContext.operation_name`` scans the document on every read
+    (metrics, logs, limits, the planner: eight per request) unless the client named the
+    operation; once the document is parsed the name it finds is kept as if the client had
+    (the same value for every later read: ``_provided_operation_name`` is what it returns)."""
+    name = ec.operation_name
+    if name is not None:
+        ec._provided_operation_name = name
+
+
 def core_schema(schema: Any) -> GraphQLSchema:
     """graphql-core's schema, which Strawberry keeps in ``_schema`` with no public accessor."""
     core: GraphQLSchema = schema._schema
