@@ -185,3 +185,28 @@ async def test_no_secrets_in_logs_after_a_full_auth_flow(
     assert len(caplog.records) > 20  # DEBUG really was on: SQL, access lines, auth events
     leaked = [s for s in secrets if s in captured]
     assert not leaked, f"secrets in the logs: {len(leaked)}"
+
+
+def test_records_skip_what_no_line_shows(database_url: str) -> None:
+    """The caller's file and line, thread and process are never in a line, so records do not
+    collect them (the logging HOWTO's optimisation switches: the access line is on every
+    request, and the walk up an async stack cost a fifth of a ``me`` request's CPU)."""
+    settings = make_settings(database_url, logging={"format": "json", "level": "info"})
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    for stream in _installed(settings):
+        keep = Keep()
+        logging.getLogger().addHandler(keep)
+        try:
+            logging.getLogger("gql_api.test").info("hello")
+        finally:
+            logging.getLogger().removeHandler(keep)
+        assert json.loads(stream.getvalue())["msg"] == "hello"
+    (record,) = records
+    assert record.funcName == "(unknown function)" and record.pathname == "(unknown file)"
+    assert record.thread is None
+    assert record.process is None
