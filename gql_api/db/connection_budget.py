@@ -58,7 +58,7 @@ class CheckoutQueue:
 
 
 async def _acquire(
-    semaphore: asyncio.Semaphore, timeout_s: float, error: type[BudgetExhausted], message: str
+    semaphore: asyncio.Semaphore, timeout_s: float, error: type[BudgetExhausted], whose: str
 ) -> None:
     if not semaphore.locked():
         await semaphore.acquire()  # free now: no timer needed
@@ -68,7 +68,11 @@ async def _acquire(
         async with asyncio.timeout(timeout_s):
             await semaphore.acquire()
     except TimeoutError:
-        raise error(message) from None
+        raise error(f"no database connection{whose} came free in {timeout_s:g}s") from None
+
+
+# What take() holds, for give_back(): the task, its depth before, and its place in the queue.
+Held = tuple[asyncio.Task[object] | None, int, asyncio.Semaphore | None]
 
 
 class ConnectionBudget:
@@ -82,36 +86,36 @@ class ConnectionBudget:
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one slot for the body (or share the one this task already holds)."""
+        held = await self.take()
+        try:
+            yield
+        finally:
+            self.give_back(held)
+
+    async def take(self) -> Held:
+        """:meth:`slot` without a context manager (for the hot single reads): pass what it
+        returns to :meth:`give_back` when done."""
         task = asyncio.current_task()
         depth = self._held.get(task, 0)
         place: asyncio.Semaphore | None = None
         if depth == 0:
-            await _acquire(
-                self._free,
-                self.timeout_s,
-                BudgetExhausted,
-                f"no database connection of this request came free in {self.timeout_s:g}s",
-            )
+            await _acquire(self._free, self.timeout_s, BudgetExhausted, " of this request")
             if self._queue is not None:
                 place = self._queue.places()
                 try:
-                    await _acquire(
-                        place,
-                        self.timeout_s,
-                        PoolBusy,
-                        f"no database connection came free in {self.timeout_s:g}s",
-                    )
+                    await _acquire(place, self.timeout_s, PoolBusy, "")
                 except BaseException:
                     self._free.release()
                     raise
         self._held[task] = depth + 1
-        try:
-            yield
-        finally:
-            if depth == 0:
-                del self._held[task]
-                if place is not None:
-                    place.release()
-                self._free.release()
-            else:
-                self._held[task] = depth
+        return task, depth, place
+
+    def give_back(self, held: Held) -> None:
+        task, depth, place = held
+        if depth == 0:
+            del self._held[task]
+            if place is not None:
+                place.release()
+            self._free.release()
+        else:
+            self._held[task] = depth

@@ -206,9 +206,12 @@ class Database:
         if self.budget is None:
             rows: list[Any] = await self.reader.fetch(statement, params)
             return rows
-        async with self.budget.slot():
+        held = await self.budget.take()
+        try:
             rows = await self.reader.fetch(statement, params)
-            return rows
+        finally:
+            self.budget.give_back(held)
+        return rows
 
     @asynccontextmanager
     async def stale_session(self) -> AsyncIterator[AsyncSession]:
