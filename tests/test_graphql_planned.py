@@ -216,7 +216,12 @@ def test_the_library_seams_still_hold() -> None:
     assert callable(StrawberryExecutionContext.build)  # PolicyExecutionContext overrides it
     users = schema.get_field_for_type("users", "Query")
     parts = resolver_parts(users.base_resolver)
-    assert parts.pass_source and parts.info_name == "info" and parts.parent_name is None
+    assert parts.pass_source and parts.info_name == "info" and parts.parent_names == ()
+    from gql_api.graphql.schema.types import Session
+
+    current = resolver_parts(schema.get_field_for_type("current", "Session").base_resolver)
+    assert not current.pass_source and current.parent_names == ("root",)
+    assert Session is not None
     assert callable(parts.function)
 
     page = parse(
@@ -381,15 +386,22 @@ def test_row_builders_read_columns_exactly_as_the_field_readers_do() -> None:
     """A selection's row builder (one function for its column fields) gives what the readers
     give field by field, and refuses (so the walk reports the error) where a reader raises."""
     from datetime import UTC, datetime
+    from types import SimpleNamespace
 
     from graphql import GraphQLNonNull
 
     from gql_api.graphql.engine.field_plans import FieldPlan
     from gql_api.graphql.engine.readers import column_reader
     from gql_api.graphql.engine.row_builders import row_builder
+    from gql_api.graphql.engine.rows import ROW_TYPES
     from gql_api.graphql.engine.strawberry_seams import core_schema
     from gql_api.graphql.schema.root import build_schema
-    from gql_api.graphql.schema.types import PROFILE_ROWS, USER_ROWS
+    from gql_api.graphql.schema.types import Profile, User
+
+    USER_ROWS, PROFILE_ROWS = ROW_TYPES[User], ROW_TYPES[Profile]
+
+    from gql_api.models import Role as UserRole
+    from gql_api.models import UserStatus as UserState
 
     schema = core_schema(build_schema())
     user_type, profile_type = schema.type_map["User"], schema.type_map["Profile"]
@@ -399,8 +411,9 @@ def test_row_builders_read_columns_exactly_as_the_field_readers_do() -> None:
         (user_type, USER_ROWS, {"email_verified_at": None, "last_login_at": when}),
         (user_type, USER_ROWS, {"email": None}),  # a null in a non-null field
         (user_type, USER_ROWS, {"role": "emperor"}),  # a value the enum lacks
-        (profile_type, PROFILE_ROWS, {"preferences": None, "bio": None}),
-        (profile_type, PROFILE_ROWS, {"preferences": {"theme": "dark"}, "updated_at": when}),
+        (user_type, USER_ROWS, {"role": UserRole.ADMIN, "status": UserState.INACTIVE}),
+        (profile_type, PROFILE_ROWS, {"bio": None, "timezone": None}),
+        (profile_type, PROFILE_ROWS, {"updated_at": when}),
     ]
     base = {
         "id": "5d1e0b52-8a6e-4c3e-9d0f-0c8a7a4f3e21", "email": "a@example.com",
@@ -412,7 +425,7 @@ def test_row_builders_read_columns_exactly_as_the_field_readers_do() -> None:
     }  # fmt: skip
     names = {"email_verified_at": "emailVerifiedAt"}
     for graphql_type, rows, changes in cases:
-        row = {**base, **changes}
+        row = SimpleNamespace(**{**base, **changes})  # rows read as attributes
         plans = []
         for python_name, column in rows.columns.items():
             field_name = names.get(
@@ -448,4 +461,5 @@ def test_row_builders_read_columns_exactly_as_the_field_readers_do() -> None:
             assert refused, changes
         else:
             assert build(row) == expected and list(build(row)) == list(expected)
-        assert any(isinstance(p.graphql_type, GraphQLNonNull) for p in plans)
+        if graphql_type is user_type:  # non-null columns are read too
+            assert any(isinstance(p.graphql_type, GraphQLNonNull) for p in plans)

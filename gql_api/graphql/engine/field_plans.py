@@ -37,7 +37,7 @@ class FieldPlan:
     # and permissions included), called with a GraphQLResolveInfo built at ``info_site``.
     resolve: Callable[..., Any] | None = None
     pass_source: bool = False  # the resolver takes the parent object (self/root) first
-    parent_name: str | None = None  # the keyword a strawberry.Parent parameter goes by
+    parent_names: tuple[str, ...] = ()  # the keywords ``root``/``strawberry.Parent`` go by
     info_name: str | None = None  # the keyword its Info goes by
     info_site: InfoSite | None = None  # when the resolver needs a full Info, or for ``resolve``
     arguments: ArgumentPlan | None = None
@@ -49,9 +49,7 @@ class FieldPlan:
     # Fields of a type whose values are rows (see the module's docstring):
     read: Callable[[Any], Any] | None = None  # row -> JSON value
     column: Column | None = None  # the column ``read`` reads
-    compute: Callable[[Any, Any], Any] | None = None  # (row, context) -> field value
     relation: Relation | None = None
-    to_source: Callable[[Any], Any] | None = None  # row -> the Strawberry object, for a resolver
     # When the values are rows (``gql_api.graphql.engine.row_builders``): the children's columns
     # in one function, and the children it leaves to the field-by-field walk.
     build: Callable[[Any], dict[str, Any]] | None = None

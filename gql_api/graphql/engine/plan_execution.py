@@ -146,10 +146,6 @@ class Executor:
             self._complete(out, plan.key, holder, plan, plan.graphql_type, value, pending)
 
     def _value(self, plan: FieldPlan, source: Any, holder: PlanPosition) -> Any:
-        if plan.compute is not None:
-            return plan.compute(source, self.context)
-        if plan.to_source is not None:
-            source = plan.to_source(source)  # a row, for a field its description leaves out
         if plan.resolve is not None:
             assert plan.info_site is not None
             path = [*holder.path(), plan.key]
@@ -167,8 +163,8 @@ class Executor:
                     plan.info_site, [*holder.path(), plan.key], self.variables, self.context
                 )
             )
-        if plan.parent_name is not None:
-            kwargs[plan.parent_name] = source
+        for name in plan.parent_names:
+            kwargs[name] = source
         return plan.resolver(source, **kwargs) if plan.pass_source else plan.resolver(**kwargs)
 
     def _complete(

@@ -31,8 +31,7 @@ class Planner:
     """Plans by document text, kept with the parsed document (bounded with it)."""
 
     def __init__(self, schema: Any, settings: Settings) -> None:
-        # Row readers index rows by column name, as the direct reads' rows do.
-        self.compiler = Compiler(schema, rows=not settings.database.disable_prepared_statements)
+        self.compiler = Compiler(schema)
         self.documents = schema.documents
         self.limits = settings.graphql
 

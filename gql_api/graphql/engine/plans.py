@@ -9,11 +9,11 @@ arguments: ``gql_api.graphql.engine.arguments``) and how to serialise it (the sc
 Fragments, ``@skip``/``@include`` and merged fields are resolved here with graphql-core's
 ``CollectFields`` semantics (``gql_api.graphql.engine.selections``); ``__typename`` is a constant.
 
-Under a root field with a row-returning twin (``gql_api.graphql.engine.rows``), values of
-types with a row description stay rows: fields compile into readers from a column to the JSON
-value, and relations load for every parent of a level at once. A field the description does
-not cover calls its Strawberry resolver on the object ``from_row`` builds: a new field needs no
-change.
+Values of the types registered in ``gql_api.graphql.engine.rows`` are database rows: their
+column fields compile into one function from a row to its response object
+(``gql_api.graphql.engine.row_builders``), and relations load for every parent of a level at
+once. Any other field of theirs calls its Strawberry resolver with the row, as the generic
+executor does: a new field needs no change.
 
 Whether a document runs here is decided once, when it is compiled (:class:`Unsupported` is
 raised by the compiler only): mutations, subscriptions and introspection stay with the generic
@@ -26,7 +26,6 @@ field goes up to the nearest nullable parent, or makes ``data`` null).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from graphql import (
@@ -51,7 +50,7 @@ from gql_api.graphql.engine.readers import (
     strawberry_origin,
 )
 from gql_api.graphql.engine.row_builders import row_builder
-from gql_api.graphql.engine.rows import ROW_RESOLVERS, ROW_TYPES, RowType
+from gql_api.graphql.engine.rows import ROW_TYPES, RowType
 from gql_api.graphql.engine.selections import (
     Collector,
     ConditionError,
@@ -67,13 +66,11 @@ from gql_api.graphql.engine.strawberry_seams import (
 
 
 class Compiler:
-    def __init__(self, schema: Any, *, rows: bool = True) -> None:
+    def __init__(self, schema: Any) -> None:
         self.strawberry = schema
         self.schema: GraphQLSchema = core_schema(schema)
         self.names = schema.config.name_converter
         self.convert = argument_converter(schema)
-        # Row readers need rows that index by column name (gql_api.reads' direct reads).
-        self.rows = rows
 
     def compile(self, document: DocumentNode, operation_name: str | None) -> Plan:
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
@@ -125,37 +122,30 @@ class _Variant:
         assert root is not None
         return self._fields(self.collector.collect(self.plan.operation.selection_set, root), root)
 
-    def _fields(
-        self, fields: Fields, parent: GraphQLObjectType, *, rows: bool = False
-    ) -> list[FieldPlan]:
-        memo = (parent.name, rows, *(tuple(nodes) for nodes in fields.values()))
+    def _fields(self, fields: Fields, parent: GraphQLObjectType) -> list[FieldPlan]:
+        memo = (parent.name, *(tuple(nodes) for nodes in fields.values()))
         compiled = self._compiled.get(memo)
         if compiled is None:
             compiled = self._compiled[memo] = [
-                self._field(list(nodes.values()), parent, key, rows=rows)
-                for key, nodes in fields.items()
+                self._field(list(nodes.values()), parent, key) for key, nodes in fields.items()
             ]
         return compiled
 
-    def _children(
-        self, plan: FieldPlan, nodes: list[FieldNode], named: Any, *, rows: bool
-    ) -> list[FieldPlan]:
+    def _children(self, plan: FieldPlan, nodes: list[FieldNode], named: Any) -> list[FieldPlan]:
         try:
             fields = self.collector.subfields(nodes, named)
         except ConditionError as refused:
             plan.children_error = refused.error  # graphql-core raises it completing each object
             return []
-        children = self._fields(fields, named, rows=rows)
-        if rows:
+        children = self._fields(fields, named)
+        if strawberry_origin(named) in ROW_TYPES:  # its values are rows
             builder = self._builders.get(id(children))
             if builder is None:
                 builder = self._builders[id(children)] = row_builder(children)
             plan.build, plan.rest = builder
         return children
 
-    def _field(
-        self, nodes: list[FieldNode], parent: GraphQLObjectType, key: str, *, rows: bool
-    ) -> FieldPlan:
+    def _field(self, nodes: list[FieldNode], parent: GraphQLObjectType, key: str) -> FieldPlan:
         name = nodes[0].name.value
         if name == "__typename":
             return FieldPlan(key=key, python_name="", graphql_type=None, typename=parent.name)
@@ -173,50 +163,36 @@ class _Variant:
             nodes=nodes,
             owner=f"{parent.name}.{name}",
         )
+        row_type = ROW_TYPES.get(strawberry_origin(parent))
+        if row_type is not None and not extended and self._row_field(nodes, plan, row_type):
+            return plan
         site = self._site(plan, strawberry_field, definition, parent)  # for a full Info, if needed
-        row_type = ROW_TYPES.get(strawberry_origin(parent)) if rows else None
-        if row_type is not None:
-            if self._row_field(nodes, plan, row_type, parent, extended):
-                return plan
-            rows = False  # the resolver returns Strawberry objects, as under graphql-core
-        row_resolver = None
-        if self.compiler.rows and row_type is None and not extended:
-            row_resolver = ROW_RESOLVERS.get((parent.name, name))
         if extended:
             plan.resolve = definition.resolve
             plan.info_site = site
             if definition.args:  # Strawberry converts them itself
                 plan.arguments = ArgumentPlan(definition, nodes[0], [], as_coerced)
         elif strawberry_field.base_resolver is not None:
-            self._resolver(plan, strawberry_field, definition, site, row_resolver)
-            rows = rows or row_resolver is not None  # from here down, row types' values are rows
+            self._resolver(plan, strawberry_field, definition, site)
         elif nodes[0].arguments:
             raise Unsupported("arguments without a resolver")
         named = get_named_type(definition.type)
         if isinstance(named, GraphQLObjectType):
-            plan.children = self._children(plan, nodes, named, rows=rows)
-            if named.is_type_of is not None and not rows:  # checked as graphql-core does
+            plan.children = self._children(plan, nodes, named)
+            if named.is_type_of is not None:  # checked as graphql-core does
                 plan.type_checked, plan.info_site = True, site
-        elif is_abstract_type(named):  # children per possible type (their values are objects)
+        elif is_abstract_type(named):  # children per possible type
             plan.info_site = site
             possible = self.compiler.schema.get_possible_types(named)  # type: ignore[arg-type]
-            plan.by_type = {t.name: self._children(plan, nodes, t, rows=False) for t in possible}
+            plan.by_type = {t.name: self._children(plan, nodes, t) for t in possible}
         return plan
 
     def _resolver(
-        self,
-        plan: FieldPlan,
-        strawberry_field: Any,
-        definition: Any,
-        site: InfoSite,
-        row_resolver: Callable[..., Any] | None,
+        self, plan: FieldPlan, strawberry_field: Any, definition: Any, site: InfoSite
     ) -> None:
         parts = resolver_parts(strawberry_field.base_resolver)
         plan.resolver, plan.pass_source = parts.function, parts.pass_source
-        plan.parent_name, plan.info_name = parts.parent_name, parts.info_name
-        if row_resolver is not None:
-            # The twin takes the same arguments but no parent object.
-            plan.resolver, plan.pass_source, plan.parent_name = row_resolver, False, None
+        plan.parent_names, plan.info_name = parts.parent_names, parts.info_name
         if plan.info_name is not None and not reads_only_context(plan.resolver, plan.info_name):
             plan.info_site = site
         if definition.args:
@@ -237,42 +213,19 @@ class _Variant:
             operation=self.plan.operation,
         )
 
-    def _row_field(
-        self,
-        nodes: list[FieldNode],
-        plan: FieldPlan,
-        row_type: RowType,
-        parent: Any,
-        extended: bool,
-    ) -> bool:
-        """A field of a row-described type whose values are rows: False when the description
-        does not cover it (its resolver then gets the object ``from_row`` builds)."""
+    def _row_field(self, nodes: list[FieldNode], plan: FieldPlan, row_type: RowType) -> bool:
+        """A field of a row type read straight from the row (a column) or loaded for the whole
+        level (a relation); False for any other (its resolver is called with the row)."""
         name = plan.python_name
         named = get_named_type(plan.graphql_type)
-        covered = (
-            not extended
-            and not nodes[0].arguments
-            and (
-                (name in row_type.relations and isinstance(named, GraphQLObjectType))
-                or (
-                    not isinstance(named, GraphQLObjectType)
-                    and not isinstance(plan.graphql_type, GraphQLList)
-                    and (name in row_type.columns or name in row_type.computed)
-                )
-            )
-        )
-        if not covered:
-            from_row = getattr(strawberry_origin(parent), "from_row", None)
-            if from_row is None:
-                raise Unsupported("a row type without from_row")
-            plan.to_source = from_row
+        if nodes[0].arguments:
             return False
-        if name in row_type.relations:
+        if name in row_type.relations and isinstance(named, GraphQLObjectType):
             plan.relation = row_type.relations[name]
-            plan.children = self._children(plan, nodes, named, rows=True)
-        elif name in row_type.columns:
+            plan.children = self._children(plan, nodes, named)
+            return True
+        if name in row_type.columns and not isinstance(named, GraphQLObjectType | GraphQLList):
             plan.column = row_type.columns[name]
             plan.read = column_reader(plan.column, plan.graphql_type, plan.owner)
-        else:
-            plan.compute = row_type.computed[name].compute
-        return True
+            return True
+        return False

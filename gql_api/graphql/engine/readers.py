@@ -57,33 +57,37 @@ def reads_only_context(resolver: Callable[..., Any], info_name: str) -> bool:
 
 
 def column_reader(column: Column, graphql_type: Any, owner: str) -> Callable[[Any], Any]:
-    """row -> the field's JSON value: ``serialize(convert(row[column]))`` composed once (an
-    enum's values are looked up in a table built here). A null in a non-null field raises
-    graphql-core's error for it."""
+    """row -> the field's JSON value: ``serialize(row.<column>)`` composed once (an enum's
+    values, or their members, are looked up in a table built here). A null in a non-null field
+    raises graphql-core's error for it."""
     named = get_named_type(graphql_type)
     serialize = named.serialize  # type: ignore[union-attr]
-    name, convert = column.name, column.convert
-    enum_class: Any = convert
-    null: Any = None if column.if_null is None else serialize(column.if_null)
-    if isinstance(graphql_type, GraphQLNonNull) and null is None:
-        null = _NULL_IN_NON_NULL
-    enum_values = (
-        {member.value: serialize(member) for member in enum_class}
-        if isinstance(named, GraphQLEnumType) and isinstance(convert, type)
-        else None
-    )
+    name = column.name
+    non_null = isinstance(graphql_type, GraphQLNonNull)
+    enum_values = enum_table(named, column)
 
     def read(row: Any) -> Any:
-        value = row[name]
+        value = getattr(row, name)
         if value is None:
-            if null is _NULL_IN_NON_NULL:
+            if non_null:
                 raise NullInNonNull(f"Cannot return null for non-nullable field {owner}.")
-            return null
+            return None
         if enum_values is not None:
             return enum_values[value]
-        return serialize(value if convert is None else convert(value))
+        return serialize(value)
 
     return read
+
+
+def enum_table(named: Any, column: Column) -> dict[Any, Any] | None:
+    """For a column of enum members: member (and its value, as a row stores it) -> the JSON
+    value; None for any other column."""
+    if not isinstance(named, GraphQLEnumType) or column.convert is None:
+        return None
+    table: dict[Any, Any] = {}
+    for member in column.convert:
+        table[member.value] = table[member] = named.serialize(member)
+    return table
 
 
 def as_coerced(values: dict[str, Any], _arguments: list[Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ row's columns answer that walk was most of a page's Python work: per field a loo
 one function whose body is a single dict display in response order::
 
     def build(row):
-        return {"id": r0(row["id"]), "email": r1(row["email"]), "__typename": "User",
+        return {"id": r0(row.id), "email": r1(row.email), "__typename": "User",
                 "profile": None, ...}
 
 with each column's serialisation and null check written in (``r0`` is the field's
@@ -25,9 +25,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from graphql import GraphQLEnumType, GraphQLList, GraphQLNonNull, GraphQLObjectType, get_named_type
+from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, get_named_type
 
 from gql_api.graphql.engine.field_plans import FieldPlan
+from gql_api.graphql.engine.readers import enum_table
 
 RowBuilder = Callable[[Any], dict[str, Any]]
 
@@ -64,29 +65,20 @@ def row_builder(children: list[FieldPlan]) -> tuple[RowBuilder | None, list[Fiel
 
 
 def _column_expression(plan: FieldPlan, index: int, names: dict[str, Any]) -> str:
-    """``row[column]`` made the field's JSON value, as ``readers.column_reader`` does."""
+    """``row.<column>`` made the field's JSON value, as ``readers.column_reader`` does."""
     assert plan.column is not None
     column = plan.column
     named: Any = get_named_type(plan.graphql_type)
     value = f"_v{index}"
-    read = f"({value} := row[{column.name!r}])"
-    if column.if_null is not None:
-        names[f"_n{index}"] = named.serialize(column.if_null)
-        when_null = f"_n{index}"
-    elif isinstance(plan.graphql_type, GraphQLNonNull):
-        when_null = "_refuse()"
-    else:
-        when_null = "None"
-    if isinstance(named, GraphQLEnumType) and isinstance(column.convert, type):
-        members: Any = column.convert
-        names[f"_e{index}"] = {member.value: named.serialize(member) for member in members}
+    read = f"({value} := row.{column.name})"  # a field's Python name: an identifier
+    when_null = "_refuse()" if isinstance(plan.graphql_type, GraphQLNonNull) else "None"
+    table = enum_table(named, column)
+    if table is not None:
+        names[f"_e{index}"] = table
         present = f"_e{index}[{value}]"  # KeyError for a value the enum lacks
-    elif column.convert is None:
+    else:
         names[f"_s{index}"] = named.serialize
         present = f"_s{index}({value})"
-    else:
-        names[f"_s{index}"], names[f"_c{index}"] = named.serialize, column.convert
-        present = f"_s{index}(_c{index}({value}))"
     return f"({when_null} if {read} is None else {present})"
 
 

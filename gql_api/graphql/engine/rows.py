@@ -1,43 +1,33 @@
-"""How GraphQL object types read from database rows: one description, two users.
+"""Object types whose values are database rows, as the planned executor reads them.
 
-A type registered here declares each of its fields as a :class:`Column` (a row column and the
-conversion to the field's Python value), a :class:`Computed` value (from the row and the
-request's context) or a :class:`Relation` (rows of another type, fetched for many parent rows
-at once). ``from_row`` builds the Strawberry object from that description for the generic
-executor, and the planned executor (``gql_api.graphql.engine.plans``) compiles the same description
-into readers that go from a row straight to the response's JSON values, without building the
-Strawberry objects at all. Root fields can offer a row-returning twin of their resolver
-(:func:`row_resolver`) so that a whole query stays on rows.
+The Strawberry types of users, profiles and sessions (``gql_api.graphql.schema.types``) are
+declared once, and every resolver of them returns rows: a field without a resolver reads the
+row's column of the same name (Strawberry's default resolver, an attribute read, under the
+generic executor). :func:`row_type` registers such a type for the planned executor
+(``gql_api.graphql.engine.plans``), which compiles the same fields into readers from a row's
+column straight to the response's JSON value, and names the fields that are relations: rows
+of another registered type that it loads for every parent of a level at once (the resolvers
+load them one parent at a time, through the same DataLoaders). A field with a resolver of its
+own is called with the row, by either executor: a new field needs no change here.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+
+from strawberry.types import get_object_definition
 
 
 @dataclass(frozen=True)
 class Column:
-    """A field read from a row's column; ``convert`` makes the field's value of a non-null one,
-    ``if_null`` stands in for a null one."""
+    """A field read from a row's column; ``convert`` is the enum its values are members of."""
 
     name: str
-    convert: Callable[[Any], Any] | None = None
-    if_null: Any = None
-
-    def read(self, row: Any) -> Any:
-        value = getattr(row, self.name)
-        if value is None:
-            return self.if_null
-        return self.convert(value) if self.convert is not None else value
-
-
-@dataclass(frozen=True)
-class Computed:
-    """A field computed from the row and the request's context."""
-
-    compute: Callable[[Any, Any], Any]
+    convert: type[enum.Enum] | None = None
 
 
 @dataclass(frozen=True)
@@ -48,37 +38,37 @@ class Relation:
     load: Callable[[Any, Sequence[Any]], Awaitable[Sequence[Any]]]
 
 
-@dataclass(frozen=True)
+@dataclass
 class RowType:
-    columns: dict[str, Column]
-    computed: dict[str, Computed] = field(default_factory=dict)
+    cls: type
     relations: dict[str, Relation] = field(default_factory=dict)
 
-    def values(self, row: Any) -> dict[str, Any]:
-        """The column fields' values, as keyword arguments for the Strawberry type."""
-        return {name: column.read(row) for name, column in self.columns.items()}
+    @cached_property
+    def columns(self) -> dict[str, Column]:
+        """Per field the row's column: every field of the type without a resolver (derived
+        on first use: Strawberry resolves the fields' types lazily)."""
+        definition = get_object_definition(self.cls, strict=True)
+        return {
+            f.python_name: Column(f.python_name, _enum_of(f.type))
+            for f in definition.fields
+            if f.base_resolver is None and f.python_name not in self.relations
+        }
+
+
+def _enum_of(field_type: Any) -> type[enum.Enum] | None:
+    """The Python enum behind a (possibly optional) Strawberry enum type, else None."""
+    inner = getattr(field_type, "of_type", field_type)  # StrawberryOptional
+    wrapped = getattr(inner, "wrapped_cls", None)  # a Strawberry enum definition
+    return wrapped if isinstance(wrapped, type) and issubclass(wrapped, enum.Enum) else None
 
 
 # Strawberry classes -> their row description.
 ROW_TYPES: dict[type, RowType] = {}
-# (GraphQL parent type, GraphQL field name) -> a resolver taking the same arguments as the
-# field's own resolver and returning rows where that one returns objects.
-ROW_RESOLVERS: dict[tuple[str, str], Callable[..., Any]] = {}
 
 
-def row_type(cls: type, description: RowType) -> RowType:
-    ROW_TYPES[cls] = description
+def row_type(cls: type, *, relations: dict[str, Relation] | None = None) -> RowType:
+    description = ROW_TYPES[cls] = RowType(cls, relations or {})
     return description
-
-
-def row_resolver(
-    parent: str, field_name: str
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def register(resolver: Callable[..., Any]) -> Callable[..., Any]:
-        ROW_RESOLVERS[(parent, field_name)] = resolver
-        return resolver
-
-    return register
 
 
 def per_parent(loaded: Any, entries: list[Any]) -> list[Any]:

@@ -61,19 +61,21 @@ class ResolverParts:
     """What the planned executor needs to call a Strawberry resolver itself."""
 
     function: Callable[..., Any]  # the decorated function, unwrapped
-    pass_source: bool  # takes ``self`` or ``root`` (the parent object) first
-    parent_name: str | None  # the keyword a ``strawberry.Parent`` parameter goes by
+    pass_source: bool  # takes ``self`` (the parent object) first
+    parent_names: tuple[str, ...]  # the keywords ``root`` and ``strawberry.Parent`` go by
     info_name: str | None  # the keyword its ``Info`` goes by
 
 
 def resolver_parts(resolver: Any) -> ResolverParts:
-    """A ``StrawberryResolver``'s function and the special parameters Strawberry fills in."""
-    parent = resolver.parent_parameter
+    """A ``StrawberryResolver``'s function and the special parameters Strawberry fills in
+    (``self`` by position, ``root`` and a ``strawberry.Parent`` by keyword, as Strawberry
+    passes them; one parameter may be both)."""
     info = resolver.info_parameter
+    parents = (resolver.root_parameter, resolver.parent_parameter)
     return ResolverParts(
         function=resolver.wrapped_func,
-        pass_source=resolver.self_parameter is not None or resolver.root_parameter is not None,
-        parent_name=parent.name if parent is not None else None,
+        pass_source=resolver.self_parameter is not None,
+        parent_names=tuple(dict.fromkeys(p.name for p in parents if p is not None)),
         info_name=info.name if info is not None else None,
     )
 

@@ -8,7 +8,7 @@ BAD_USER_INPUT with ``fields``), then call the flows in ``gql_api.auth``. They h
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 
@@ -59,7 +59,7 @@ class AuthMutation:
             last_name=data["lastName"],
             meta=ctx.request_meta(),
         )
-        return AuthPayload.from_issued(issued)
+        return AuthPayload.from_issued(issued, ctx)
 
     @strawberry.mutation(
         description="Sign in with e-mail and password; starts a session, or for an account "
@@ -83,7 +83,7 @@ class AuthMutation:
             meta=ctx.request_meta(),
             clock=ctx.settings.clock,
         )
-        return LoginPayload.from_result(result)
+        return LoginPayload.from_result(result, ctx)
 
     @strawberry.mutation(
         description="Exchange a refresh token for new tokens; the old refresh token is rotated."
@@ -94,7 +94,7 @@ class AuthMutation:
         issued = await session_policy.refresh(
             ctx.db, ctx.settings.auth, refresh_token=data["refreshToken"], meta=ctx.request_meta()
         )
-        return AuthPayload.from_issued(issued)
+        return AuthPayload.from_issued(issued, ctx)
 
     @strawberry.mutation(description="End the current session.")
     async def logout(self, info: Info) -> bool:
@@ -183,7 +183,7 @@ class AuthMutation:
             new_password=data["newPassword"],
             meta=ctx.request_meta(),
         )
-        return AuthPayload.from_issued(issued)
+        return AuthPayload.from_issued(issued, ctx)
 
     @strawberry.mutation(
         description="Mail a link that confirms the viewer's e-mail address. RATE_LIMITED when "
@@ -202,7 +202,7 @@ class AuthMutation:
         user = await recovery.verify_email(
             info.context.db, token=data["token"], meta=info.context.request_meta()
         )
-        return User.from_row(user)
+        return cast(User, user)  # a row: the type's fields read its columns
 
     @strawberry.mutation(
         description="Mail a password-reset link if an account has this e-mail. Always true: "

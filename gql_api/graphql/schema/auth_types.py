@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -13,6 +13,7 @@ from gql_api.auth.sessions import IssuedTokens
 from gql_api.graphql.schema.types import Session, User
 
 if TYPE_CHECKING:
+    from gql_api.graphql.schema.context import Context
     from gql_api.graphql.schema.mfa import MfaChallenge
 
 
@@ -45,14 +46,16 @@ class AuthPayload:
     session: Session
 
     @classmethod
-    def from_issued(cls, issued: IssuedTokens) -> AuthPayload:
+    def from_issued(cls, issued: IssuedTokens, context: Context) -> AuthPayload:
+        """The payload of a sign-in; its session is this request's ``current`` one."""
+        context.started_session_id = issued.session.id
         return cls(
             access_token=issued.access_token,
             refresh_token=issued.refresh_token,
             token_type=issued.token_type,
             expires_in=issued.expires_in,
-            user=User.from_row(issued.user),
-            session=Session.from_row(issued.session, issued.session.id),
+            user=cast(User, issued.user),  # rows: the types' fields read their columns
+            session=cast(Session, issued.session),
         )
 
 
@@ -75,7 +78,7 @@ class LoginPayload:
     )
 
     @classmethod
-    def from_result(cls, result: IssuedTokens | mfa.Challenge) -> LoginPayload:
+    def from_result(cls, result: IssuedTokens | mfa.Challenge, context: Context) -> LoginPayload:
         if isinstance(result, mfa.Challenge):
             from gql_api.graphql.schema.mfa import MfaChallenge
 
@@ -88,7 +91,7 @@ class LoginPayload:
                 session=None,
                 mfa_required=MfaChallenge.from_challenge(result),
             )
-        tokens = AuthPayload.from_issued(result)
+        tokens = AuthPayload.from_issued(result, context)
         return cls(
             access_token=tokens.access_token,
             refresh_token=tokens.refresh_token,

@@ -63,6 +63,9 @@ class Context(BaseContext):
     # the error is a GraphQL error with a code, not a failed HTTP request.
     auth_error: Exception | None = field(kw_only=True, default=None)
     state: dict[str, Any] = field(kw_only=True, default_factory=dict)
+    # The session a sign-in in this request started (login, register, refresh, a second
+    # factor): ``current`` in the payload that hands it out.
+    started_session_id: Any = field(kw_only=True, default=None)
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -83,6 +86,12 @@ class Context(BaseContext):
         return RequestMeta(
             ip_address=self.client_ip, user_agent=self.user_agent, request_id=self.request_id
         )
+
+    def is_current_session(self, session_id: Any) -> bool:
+        """Whether it is the session this request is signed in with, or started."""
+        if session_id == self.started_session_id:
+            return True
+        return self.viewer is not None and self.viewer.session_id == session_id
 
     def current_viewer(self) -> Viewer | None:
         """The caller, None when anonymous; raises when a token was sent but is not valid."""

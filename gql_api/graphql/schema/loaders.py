@@ -1,8 +1,8 @@
 """Per-request DataLoaders (aiodataloader). Each batch takes its own connection, so two
 loaders never share one, and returns results in key order.
 
-They read plain rows (attribute access by column name, as the GraphQL types' ``from_row``
-expects), not ORM instances: building ORM objects was a fifth of a page's CPU. The statements
+They read plain rows (attribute access by column name, which the GraphQL types' fields read),
+not ORM instances: building ORM objects was a fifth of a page's CPU. The statements
 live in the repositories (``profiles.by_user_ids``, ``sessions.active_by_user_ids``): built
 once, they take the keys as one array, and each batch is one autocommit statement.
 

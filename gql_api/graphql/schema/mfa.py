@@ -201,7 +201,7 @@ class MfaMutation:
             recovery_code=data.get("recoveryCode"),
             meta=ctx.request_meta(),
         )
-        return AuthPayload.from_issued(issued)
+        return AuthPayload.from_issued(issued, ctx)
 
     @strawberry.mutation(
         description="Replace the recovery codes (the old ones stop working) and end every "

@@ -1,14 +1,15 @@
-"""GraphQL object types for users, profiles and sessions.
+"""GraphQL object types for users, profiles and sessions, whose values are database rows.
 
 Fields are listed explicitly from the SQLModel tables; ``password_hash`` and ``token_hash``
-have no field here and a test proves no path through the schema reaches them. Each type's
-``*_ROWS`` description says how its fields read from a row (see ``gql_api.graphql.engine.rows``);
-``from_row`` and the planned executor both follow it.
+have no field here and a test proves no path through the schema reaches them. Every resolver
+of these types returns rows (a direct read's, or an ORM instance): a field without a resolver
+reads the row's column of its name, under either executor. ``row_type`` registers each type
+for the planned executor (``gql_api.graphql.engine.rows``), which compiles the same fields into
+readers, and says which fields are relations it loads for a whole level at once.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,8 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
-from gql_api import models
-from gql_api.graphql.engine.rows import Column, Computed, Relation, RowType, row_type
+from gql_api.graphql.engine.rows import Relation, row_type
 from gql_api.graphql.schema.errors import Forbidden
 from gql_api.models import Role, UserStatus
 
@@ -32,10 +32,6 @@ strawberry.enum(Role)
 strawberry.enum(UserStatus)
 
 
-def _text(value: Any) -> str:
-    return str(value)
-
-
 @strawberry.type
 class Profile:
     bio: str | None
@@ -43,34 +39,22 @@ class Profile:
     phone: str | None
     timezone: str | None
     locale: str | None
-    preferences: JSON
+    preferences: JSON = strawberry.field(resolver=lambda root: _preferences(root))
     updated_at: datetime | None
 
-    @classmethod
-    def from_row(cls, row: models.UserProfile | Any) -> Profile:
-        return cls(**PROFILE_ROWS.values(row))
+
+def _preferences(root: Any) -> Any:
+    """A profile stored without preferences has none: ``{}``."""
+    value = root.preferences
+    return {} if value is None else value
 
 
-PROFILE_ROWS = row_type(
-    Profile,
-    RowType(
-        columns={
-            "bio": Column("bio"),
-            "avatar_url": Column("avatar_url"),
-            "phone": Column("phone"),
-            "timezone": Column("timezone"),
-            "locale": Column("locale"),
-            "preferences": Column("preferences", if_null={}),
-            "updated_at": Column("updated_at"),
-        }
-    ),
-)
+row_type(Profile)
 
 
-def _is_current(row: Any, context: Context) -> bool:
-    """The session the request is signed in with."""
-    viewer = context.viewer
-    return viewer is not None and row.id == viewer.session_id
+def _is_current(root: strawberry.Parent[Any], info: strawberry.Info[Context, None]) -> bool:
+    """The session the request is signed in with (or, in a sign-in's payload, started)."""
+    return info.context.is_current_session(root.id)
 
 
 @strawberry.type
@@ -82,31 +66,10 @@ class Session:
     created_at: datetime | None
     expires_at: datetime
     last_used_at: datetime | None
-    current: bool
-
-    @classmethod
-    def from_row(cls, row: models.UserSession | Any, current_session_id: Any = None) -> Session:
-        return cls(
-            **SESSION_ROWS.values(row),
-            current=current_session_id is not None and row.id == current_session_id,
-        )
+    current: bool = strawberry.field(resolver=_is_current)
 
 
-SESSION_ROWS = row_type(
-    Session,
-    RowType(
-        columns={
-            "id": Column("id", _text),
-            "device_info": Column("device_info"),
-            "ip_address": Column("ip_address", _text),
-            "user_agent": Column("user_agent"),
-            "created_at": Column("created_at"),
-            "expires_at": Column("expires_at"),
-            "last_used_at": Column("last_used_at"),
-        },
-        computed={"current": Computed(_is_current)},
-    ),
-)
+row_type(Session)
 
 
 def check_can_see_sessions(viewer: Any, user_id: Any) -> None:
@@ -141,54 +104,31 @@ class User:
     login_count: int
     created_at: datetime | None
     updated_at: datetime | None
-    # The row's id as a UUID, for loaders; not part of the schema.
-    uid: strawberry.Private[uuid.UUID]
-
-    @classmethod
-    def from_row(cls, row: models.User | Any) -> User:
-        """From a ``users`` ORM row or a plain row of its public columns."""
-        assert row.id is not None
-        return cls(uid=row.id, **USER_ROWS.values(row))
 
     @strawberry.field
-    async def profile(self, info: strawberry.Info[Context, None]) -> Profile | None:
-        row = await info.context.loaders.profile_by_user_id.load(self.uid)
-        return Profile.from_row(row) if row is not None else None
+    async def profile(
+        self, root: strawberry.Parent[Any], info: strawberry.Info[Context, None]
+    ) -> Profile | None:
+        row = await info.context.loaders.profile_by_user_id.load(root.id)
+        return row  # type: ignore[no-any-return]
 
     @strawberry.field(description="Active sessions; visible to the user itself and admins.")
-    async def sessions(self, info: strawberry.Info[Context, None]) -> list[Session]:
-        viewer = info.context.require_user()
-        check_can_see_sessions(viewer, self.uid)
-        rows = await info.context.loaders.sessions_by_user_id.load(self.uid)
-        return [Session.from_row(r, viewer.session_id) for r in rows]
+    async def sessions(
+        self, root: strawberry.Parent[Any], info: strawberry.Info[Context, None]
+    ) -> list[Session]:
+        check_can_see_sessions(info.context.require_user(), root.id)
+        rows = await info.context.loaders.sessions_by_user_id.load(root.id)
+        return rows  # type: ignore[no-any-return]
 
     @strawberry.field(description="Second factors; visible to the user itself and admins.")
     async def mfa(
-        self, info: strawberry.Info[Context, None]
+        self, root: strawberry.Parent[Any], info: strawberry.Info[Context, None]
     ) -> Annotated[MfaStatus, strawberry.lazy("gql_api.graphql.schema.mfa")]:
         from gql_api.graphql.schema.mfa import resolve_user_mfa
 
-        return await resolve_user_mfa(info, self.uid)
+        return await resolve_user_mfa(info, root.id)
 
 
-USER_ROWS = row_type(
-    User,
-    RowType(
-        columns={
-            "id": Column("id", _text),
-            "email": Column("email"),
-            "first_name": Column("first_name"),
-            "last_name": Column("last_name"),
-            "role": Column("role", Role),
-            "status": Column("status", UserStatus),
-            "email_verified": Column("email_verified"),
-            "email_verified_at": Column("email_verified_at"),
-            "password_changed_at": Column("password_changed_at"),
-            "last_login_at": Column("last_login_at"),
-            "login_count": Column("login_count"),
-            "created_at": Column("created_at"),
-            "updated_at": Column("updated_at"),
-        },
-        relations={"profile": Relation(_profiles_of), "sessions": Relation(_sessions_of)},
-    ),
-)
+# A level of users loads its profiles and its sessions in one statement each (the planned
+# executor); the resolvers above load them one user at a time through the same DataLoaders.
+row_type(User, relations={"profile": Relation(_profiles_of), "sessions": Relation(_sessions_of)})

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
 
 import strawberry
 
 from gql_api import validation
-from gql_api.graphql.engine.rows import row_resolver
 from gql_api.graphql.schema.context import Context
 from gql_api.graphql.schema.datetimes import storable_datetime
 from gql_api.graphql.schema.errors import BadUserInput, Forbidden
@@ -108,89 +106,30 @@ def _position(
     return order.position(key, row_id)
 
 
-# The resolvers' logic, returning rows: the Strawberry resolvers below wrap the rows into
-# objects, and the planned executor reads the rows directly (see gql_api.graphql.engine.rows).
-
-
-@row_resolver("Query", "me")
-def me_row(info: strawberry.Info[Context, None]) -> Any | None:
-    viewer = info.context.current_viewer()
-    return viewer.user if viewer is not None else None
-
-
-@row_resolver("Query", "user")
-async def user_row(info: strawberry.Info[Context, None], id: strawberry.ID) -> Any | None:
-    viewer = info.context.require_user()
-    user_id = parse_uuid(id)
-    if user_id == viewer.user.id:
-        return viewer.user  # already loaded by authentication
-    if not viewer.is_admin:
-        raise Forbidden("You can only read your own account")
-    return await user_listing.get_public(info.context.db.stale_reads(), user_id=user_id)
-
-
-@row_resolver("Query", "users")
-async def users_page(
-    info: strawberry.Info[Context, None],
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    filter: UserFilter | None = None,
-    order_by: UserOrder | None = None,
-) -> Connection[Any]:
-    """A page of users whose edges hold rows."""
-    info.context.require_admin()
-    window = page_window(first, last, max_size=info.context.settings.graphql.max_page_size)
-    order_input = order_by or UserOrder()
-    order = UserSortKey(order_input.field.value)
-    descending = order_input.direction is OrderDirection.DESC
-    tag = f"users:{order.value}:{order_input.direction.value}"
-    where = filter.to_filter() if filter is not None else user_listing.UserFilter()
-    start = _position(after, tag=tag, order=order, argument="after")
-    end = _position(before, tag=tag, order=order, argument="before")
-
-    db = info.context.db.stale_reads()
-    rows, has_more = await user_listing.list_users(
-        db,
-        where=where,
-        order=order,
-        descending=descending,
-        after=start,
-        before=end,
-        limit=window.limit,
-        from_end=window.from_end,
-    )
-
-    async def count() -> int:
-        return await user_listing.count_users(db, where=where)
-
-    return build_connection(
-        rows,
-        [(tag, order.key_of(r), r.id) for r in rows],
-        window=window,
-        has_more=has_more,
-        after=after,
-        before=before,
-        count=count,
-    )
-
-
-def _user(row: Any | None) -> User | None:
-    return User.from_row(row) if row is not None else None
+# Every resolver of a user returns its row (the viewer's, or one of a page): the User type's
+# fields read their columns, so the generic executor and the planned one run these same
+# functions (gql_api.graphql.engine.rows).
 
 
 @strawberry.type
 class UserQuery:
     @strawberry.field(description="The signed-in user; null when anonymous.")
     def me(self, info: strawberry.Info[Context, None]) -> User | None:
-        return _user(me_row(info))
+        viewer = info.context.current_viewer()
+        return viewer.user if viewer is not None else None
 
     @strawberry.field(
         description="A user by id: yourself, or anyone for admins (null when no such user)."
     )
     async def user(self, info: strawberry.Info[Context, None], id: strawberry.ID) -> User | None:
-        return _user(await user_row(info, id))
+        viewer = info.context.require_user()
+        user_id = parse_uuid(id)
+        if user_id == viewer.user.id:
+            return viewer.user  # type: ignore[no-any-return]  # already loaded by authentication
+        if not viewer.is_admin:
+            raise Forbidden("You can only read your own account")
+        row = await user_listing.get_public(info.context.db.stale_reads(), user_id=user_id)
+        return row  # type: ignore[no-any-return]
 
     @strawberry.field(description="Users page by page (admins only); newest first by default.")
     async def users(
@@ -203,7 +142,37 @@ class UserQuery:
         filter: UserFilter | None = None,
         order_by: UserOrder | None = None,
     ) -> Connection[User]:
-        page = await users_page(info, first, after, last, before, filter, order_by)
-        for edge in page.edges:
-            edge.node = User.from_row(edge.node)
-        return page
+        info.context.require_admin()
+        window = page_window(first, last, max_size=info.context.settings.graphql.max_page_size)
+        order_input = order_by or UserOrder()
+        order = UserSortKey(order_input.field.value)
+        descending = order_input.direction is OrderDirection.DESC
+        tag = f"users:{order.value}:{order_input.direction.value}"
+        where = filter.to_filter() if filter is not None else user_listing.UserFilter()
+        start = _position(after, tag=tag, order=order, argument="after")
+        end = _position(before, tag=tag, order=order, argument="before")
+
+        db = info.context.db.stale_reads()
+        rows, has_more = await user_listing.list_users(
+            db,
+            where=where,
+            order=order,
+            descending=descending,
+            after=start,
+            before=end,
+            limit=window.limit,
+            from_end=window.from_end,
+        )
+
+        async def count() -> int:
+            return await user_listing.count_users(db, where=where)
+
+        return build_connection(
+            rows,
+            [(tag, order.key_of(r), r.id) for r in rows],
+            window=window,
+            has_more=has_more,
+            after=after,
+            before=before,
+            count=count,
+        )
