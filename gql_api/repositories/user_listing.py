@@ -136,14 +136,19 @@ async def list_users(
     from_end: bool,
 ) -> tuple[list[Any], bool]:
     """One keyset page of users (public columns) and whether more rows lie beyond it."""
-    if after is None and before is None:
-        statement = _end_page(where, order, descending, limit, from_end)
-    else:
-        statement = _page(where, order, descending, after, before, limit, from_end)
+    # The first (or last) page of a filter and order is most pages asked for, and the same
+    # statement every time: built once (cached), it also keeps its SQL cache key (walking a
+    # statement to make one costs about what building it does). A cursor's bounds are SQL
+    # literals made per request: such a page is built for itself.
+    build = _page if after is None and before is None else _page.__wrapped__
+    statement = build(where, order, descending, after, before, limit, from_end)
     rows = await db.fetch(statement)
     return trim(rows, limit=limit, from_end=from_end)
 
 
+# Bounded: 128 statements of a few KB each (their only free-form value is a search term of at
+# most 100 characters); a miss only builds one again.
+@functools.lru_cache(maxsize=128)
 def _page(
     where: UserFilter,
     order: UserSortKey,
@@ -164,17 +169,6 @@ def _page(
         limit=limit,
         from_end=from_end,
     )
-
-
-# The first (or last) page of a filter and order is most pages asked for, and the same statement
-# every time: built once, it also keeps its SQL cache key (walking a statement to make one costs
-# about what building it does). Bounded: 128 statements of a few KB each (their only free-form
-# value is a search term of at most 100 characters); a miss only builds one again.
-@functools.lru_cache(maxsize=128)
-def _end_page(
-    where: UserFilter, order: UserSortKey, descending: bool, limit: int, from_end: bool
-) -> Select[Any]:
-    return _page(where, order, descending, None, None, limit, from_end)
 
 
 async def count_users(db: RowSource, *, where: UserFilter) -> int:
