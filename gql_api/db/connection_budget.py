@@ -42,13 +42,6 @@ class CheckoutQueue:
         self.capacity = capacity
         self._places: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
-    @property
-    def waiting(self) -> int:
-        """Checkouts waiting for a place now."""
-        if self._places is None:
-            return 0
-        return sum(not waiter.done() for waiter in self._places[1]._waiters or ())
-
     def places(self) -> asyncio.Semaphore:
         # One per event loop: a semaphore belongs to the loop that first waited on it.
         loop = asyncio.get_running_loop()

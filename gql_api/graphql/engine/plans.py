@@ -32,13 +32,14 @@ from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
-    GraphQLList,
     GraphQLObjectType,
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
     get_named_type,
+    get_nullable_type,
     is_abstract_type,
+    is_list_type,
 )
 
 from gql_api.graphql.engine.arguments import ArgumentPlan
@@ -224,7 +225,11 @@ class _Variant:
             plan.relation = row_type.relations[name]
             plan.children = self._children(plan, nodes, named)
             return True
-        if name in row_type.columns and not isinstance(named, GraphQLObjectType | GraphQLList):
+        if (
+            name in row_type.columns
+            and not isinstance(named, GraphQLObjectType)
+            and not is_list_type(get_nullable_type(plan.graphql_type))  # read as one value
+        ):
             plan.column = row_type.columns[name]
             plan.read = column_reader(plan.column, plan.graphql_type, plan.owner)
             return True

@@ -44,7 +44,8 @@ class Profile:
 
 
 def _preferences(root: Any) -> Any:
-    """A profile stored without preferences has none: ``{}``."""
+    """A profile stored without preferences has none: ``{}``. (Declared after the class, whose
+    field it resolves; the lambda looks it up when called.)"""
     value = root.preferences
     return {} if value is None else value
 
