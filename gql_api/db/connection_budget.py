@@ -42,9 +42,8 @@ class CheckoutQueue:
         self.capacity = capacity
         self._places: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
-    def places(self) -> asyncio.Semaphore:
+    def places(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
         # One per event loop: a semaphore belongs to the loop that first waited on it.
-        loop = asyncio.get_running_loop()
         if self._places is None or self._places[0] is not loop:
             self._places = (loop, asyncio.Semaphore(self.capacity))
         return self._places[1]
@@ -75,6 +74,9 @@ class ConnectionBudget:
         self._free = asyncio.Semaphore(slots)
         self._held: dict[asyncio.Task[object] | None, int] = {}
         self._queue = queue
+        # The request's loop, looked up once, not per checkout (asyncio's lookup makes a
+        # getpid() system call on Python 3.11).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -88,13 +90,16 @@ class ConnectionBudget:
     async def take(self) -> Held:
         """:meth:`slot` without a context manager (for the hot single reads): pass what it
         returns to :meth:`give_back` when done."""
-        task = asyncio.current_task()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
         depth = self._held.get(task, 0)
         place: asyncio.Semaphore | None = None
         if depth == 0:
             await _acquire(self._free, self.timeout_s, BudgetExhausted, " of this request")
             if self._queue is not None:
-                place = self._queue.places()
+                place = self._queue.places(loop)
                 try:
                     await _acquire(place, self.timeout_s, PoolBusy, "")
                 except BaseException:

@@ -56,7 +56,12 @@ async def settle(
         settled(0, value)
         flush()
         return
-    tasks = {asyncio.ensure_future(awaitable): index for index, awaitable in enumerate(awaitables)}
+    # The loop given, not looked up per awaitable (each lookup is a getpid() system call).
+    loop = asyncio.get_running_loop()
+    tasks = {
+        asyncio.ensure_future(awaitable, loop=loop): index
+        for index, awaitable in enumerate(awaitables)
+    }
     waiting = set(tasks)
     try:
         while waiting and not root.dead:
