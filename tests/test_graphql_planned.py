@@ -163,6 +163,38 @@ async def test_a_page_of_users_costs_the_same_statements_when_planned(db: Databa
     assert counts[0] == counts[1] == 5, counts
 
 
+async def test_a_relation_reads_only_the_columns_its_selection_shows(db: Database) -> None:
+    """A page's sessions and profiles select the columns their selections read (and the key),
+    not every column: under either executor the answer is the same (the tests above)."""
+    from tests.users_support import count_statements
+
+    data = await _data(db)
+    headers = {"Authorization": f"Bearer {data['tokens']['admin']}"}
+    selected: dict[str, list[str]] = {}
+    async with app_client(db) as http:
+        for name, selection in (
+            ("columns", "profile { bio locale } sessions { id userAgent }"),
+            ("a resolver", "profile { bio preferences } sessions { id current }"),
+        ):
+            document = f"{{ users(first: 3) {{ edges {{ node {{ id {selection} }} }} }} }}"
+            with count_statements(db) as statements:
+                body = (
+                    await http.post("/graphql", json={"query": document}, headers=headers)
+                ).json()
+            assert "errors" not in body and body["data"]["users"]["edges"], body
+            for table in ("user_profiles", "user_sessions"):
+                (statement,) = [s for s in statements if f"FROM {table}" in s]
+                columns = re.match(r"SELECT (.*?)\s+FROM", statement, re.S)
+                assert columns is not None, statement
+                selected[f"{name} {table}"] = re.findall(rf"{table}\.(\w+)", columns.group(1))
+    assert selected["columns user_profiles"] == ["user_id", "bio", "locale"]
+    assert selected["columns user_sessions"] == ["id", "user_id", "user_agent"]
+    # A field with a resolver gets the whole row: every column but the secrets.
+    assert {"preferences", "created_at", "updated_at"} <= set(selected["a resolver user_profiles"])
+    assert {"device_info", "created_at", "expires_at"} <= set(selected["a resolver user_sessions"])
+    assert not {"token_hash", "previous_token_hash"} & set(selected["a resolver user_sessions"])
+
+
 def test_only_resolvers_that_read_nothing_but_the_context_are_planned() -> None:
     """The compiler's test for a resolver's ``info`` (gql_api.graphql.engine.plans): the planned
     executor hands resolvers the context alone, so anything else refuses the document when it

@@ -36,6 +36,21 @@ def public_columns(model: type[SQLModel]) -> tuple[Column[Any], ...]:
     return tuple(column for column in table.c if column.name not in SECRET_COLUMNS)
 
 
+def public_columns_among(
+    model: type[SQLModel], names: frozenset[str] | None, *, keys: tuple[str, ...] = ()
+) -> tuple[Column[Any], ...]:
+    """The public columns named in ``names`` and ``keys``, in table order: what a read that
+    knows its selection needs. All public columns for None, or when a name is not one of
+    them (a secret never is)."""
+    public = public_columns(model)
+    if names is None:
+        return public
+    wanted = names | set(keys)
+    if not wanted <= {column.name for column in public}:
+        return public
+    return tuple(column for column in public if column.name in wanted)
+
+
 # The one list of user columns that reads select (the GraphQL User type shows them); only the
 # repository functions that check or change a password read password_hash.
 USER_PUBLIC_COLUMNS = public_columns(User)
@@ -60,4 +75,5 @@ __all__ = [
     "UserStatus",
     "metadata",
     "public_columns",
+    "public_columns_among",
 ]

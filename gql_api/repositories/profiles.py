@@ -5,6 +5,7 @@ Functions taking an ``AsyncSession`` work inside the caller's transaction and ne
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_api.models import UserProfile, public_columns
+from gql_api.models import UserProfile, public_columns_among
 from gql_api.repositories.row_source import RowSource, any_of_ids
 
 # The columns a client may write (through updateMe or an admin's createUser).
@@ -52,11 +53,18 @@ async def upsert(
     ).scalar_one()
 
 
-_BY_USER_IDS = select(*public_columns(UserProfile)).where(
-    UserProfile.user_id == any_of_ids()  # type: ignore[arg-type]
-)
+async def by_user_ids(
+    db: RowSource, *, user_ids: list[uuid.UUID], columns: frozenset[str] | None = None
+) -> list[Any]:
+    """The profiles of these users (in no particular order): one statement. ``columns``: the
+    public columns to read besides ``user_id`` (all for None)."""
+    return await db.fetch(_by_user_ids(columns), {"ids": user_ids})
 
 
-async def by_user_ids(db: RowSource, *, user_ids: list[uuid.UUID]) -> list[Any]:
-    """The profiles of these users (in no particular order): one statement."""
-    return await db.fetch(_BY_USER_IDS, {"ids": user_ids})
+# One statement per column set a compiled selection reads (few: they come from documents'
+# selections of Profile); built once each, so its SQL and cache key are made once.
+@functools.lru_cache(maxsize=64)
+def _by_user_ids(columns: frozenset[str] | None) -> Any:
+    return select(*public_columns_among(UserProfile, columns, keys=("user_id",))).where(
+        UserProfile.user_id == any_of_ids()  # type: ignore[arg-type]
+    )

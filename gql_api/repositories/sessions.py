@@ -7,6 +7,7 @@ ones taking a ``RowSource`` run one autocommit statement.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from gql_api.models import USER_PUBLIC_COLUMNS, User, UserSession, UserStatus, public_columns
+from gql_api.models import (
+    USER_PUBLIC_COLUMNS,
+    User,
+    UserSession,
+    UserStatus,
+    public_columns_among,
+)
 from gql_api.repositories.row_source import RowSource, any_of_ids
 
 _users: Table = User.__table__  # type: ignore[attr-defined]
@@ -42,15 +49,21 @@ _LIVE_SESSION_EXPIRY = (
     .join(_users, _sessions.c.user_id == _users.c.id)
     .where(*_LIVE_SESSION)
 )
-_ACTIVE_BY_USER_IDS = (
-    select(*public_columns(UserSession))
-    .where(
-        _sessions.c.user_id == any_of_ids(),
-        _sessions.c.revoked_at.is_(None),
-        _sessions.c.expires_at > func.now(),
+
+
+# One statement per column set a compiled selection reads (few: they come from documents'
+# selections of Session); built once each, so its SQL and cache key are made once.
+@functools.lru_cache(maxsize=64)
+def _active_by_user_ids(columns: frozenset[str] | None) -> Any:
+    return (
+        select(*public_columns_among(UserSession, columns, keys=("user_id",)))
+        .where(
+            _sessions.c.user_id == any_of_ids(),
+            _sessions.c.revoked_at.is_(None),
+            _sessions.c.expires_at > func.now(),
+        )
+        .order_by(_sessions.c.created_at.desc())
     )
-    .order_by(_sessions.c.created_at.desc())
-)
 
 
 async def user_of_live_session(
@@ -71,9 +84,12 @@ async def live_session_expiry(
     return rows[0].expires_at if rows else None
 
 
-async def active_by_user_ids(db: RowSource, *, user_ids: list[uuid.UUID]) -> list[Any]:
-    """The active sessions (no token hashes) of these users, newest first: one statement."""
-    return await db.fetch(_ACTIVE_BY_USER_IDS, {"ids": user_ids})
+async def active_by_user_ids(
+    db: RowSource, *, user_ids: list[uuid.UUID], columns: frozenset[str] | None = None
+) -> list[Any]:
+    """The active sessions (no token hashes) of these users, newest first: one statement.
+    ``columns``: the public columns to read besides ``user_id`` (all for None)."""
+    return await db.fetch(_active_by_user_ids(columns), {"ids": user_ids})
 
 
 async def create(

@@ -50,6 +50,7 @@ class FieldPlan:
     read: Callable[[Any], Any] | None = None  # row -> JSON value
     column: Column | None = None  # the column ``read`` reads
     relation: Relation | None = None
+    load_columns: frozenset[str] | None = None  # what its rows must hold (see Relation)
     # When the values are rows (``gql_api.graphql.engine.row_builders``): the children's columns
     # in one function, and the children it leaves to the field-by-field walk.
     build: Callable[[Any], dict[str, Any]] | None = None

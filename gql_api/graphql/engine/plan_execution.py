@@ -67,7 +67,8 @@ class Executor:
             awaitables = [item[5] for item in batch]
             for plan, entries in relations:
                 assert plan.relation is not None
-                awaitables.append(plan.relation.load(self.context, [e[3] for e in entries]))
+                parents = [e[3] for e in entries]
+                awaitables.append(plan.relation.load(self.context, parents, plan.load_columns))
             settled = functools.partial(self._settled, batch, relations, pending)
             await settle(awaitables, settled, self.root, self._flush)
         for item in pending:

@@ -224,6 +224,7 @@ class _Variant:
         if name in row_type.relations and isinstance(named, GraphQLObjectType):
             plan.relation = row_type.relations[name]
             plan.children = self._children(plan, nodes, named)
+            plan.load_columns = read_columns(plan)
             return True
         if (
             name in row_type.columns
@@ -234,3 +235,12 @@ class _Variant:
             plan.read = column_reader(plan.column, plan.graphql_type, plan.owner)
             return True
         return False
+
+
+def read_columns(plan: FieldPlan) -> frozenset[str] | None:
+    """The columns a relation's selection reads, when its row builder reads all it shows;
+    None when a field is left to the walk (a resolver or a relation: it gets the whole row)."""
+    if plan.build is None or plan.rest or plan.children_error is not None:
+        return None
+    assert plan.children is not None
+    return frozenset(child.column.name for child in plan.children if child.column is not None)

@@ -33,9 +33,15 @@ class Column:
 @dataclass(frozen=True)
 class Relation:
     """A field holding rows of another registered type, loaded for many parents at once:
-    ``load(context, parent_rows)`` returns, per parent, a row, None or a list of rows."""
+    ``load(context, parent_rows, columns)`` returns, per parent, a row, None or a list of rows.
 
-    load: Callable[[Any, Sequence[Any]], Awaitable[Sequence[Any]]]
+    ``columns`` names the columns the selection reads when it reads nothing else of the rows
+    (None when a field of it is called with the whole row): the statement then selects only
+    those (and its keys). Most of reading a row is turning its values into Python objects (a
+    timestamp costs more than the rest of its row's bookkeeping), so a page's sessions cost
+    about half with the four columns a client shows instead of all nine."""
+
+    load: Callable[[Any, Sequence[Any], frozenset[str] | None], Awaitable[Sequence[Any]]]
 
 
 @dataclass

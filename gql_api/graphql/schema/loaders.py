@@ -32,18 +32,26 @@ class Loaders:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def profiles(self, user_ids: Sequence[uuid.UUID]) -> list[Any]:
-        """Per user id, its profile row or None: one statement."""
+    async def profiles(
+        self, user_ids: Sequence[uuid.UUID], columns: frozenset[str] | None = None
+    ) -> list[Any]:
+        """Per user id, its profile row or None: one statement. ``columns``: the ones the
+        rows must hold besides ``user_id`` (all for None)."""
         with tracing.span("dataloader User.profile", _batch("User.profile", user_ids)):
-            rows = await profile_repo.by_user_ids(self.db.stale_reads(), user_ids=list(user_ids))
+            rows = await profile_repo.by_user_ids(
+                self.db.stale_reads(), user_ids=list(user_ids), columns=columns
+            )
         by_user = {row.user_id: row for row in rows}
         return [by_user.get(key) for key in user_ids]
 
-    async def sessions(self, user_ids: Sequence[uuid.UUID]) -> list[list[Any]]:
-        """Per user id, its active session rows, newest first: one statement."""
+    async def sessions(
+        self, user_ids: Sequence[uuid.UUID], columns: frozenset[str] | None = None
+    ) -> list[list[Any]]:
+        """Per user id, its active session rows, newest first: one statement. ``columns``: the
+        ones the rows must hold besides ``user_id`` (all for None)."""
         with tracing.span("dataloader User.sessions", _batch("User.sessions", user_ids)):
             rows = await session_repo.active_by_user_ids(
-                self.db.stale_reads(), user_ids=list(user_ids)
+                self.db.stale_reads(), user_ids=list(user_ids), columns=columns
             )
         by_user: dict[uuid.UUID, list[Any]] = defaultdict(list)
         for row in rows:

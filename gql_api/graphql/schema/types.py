@@ -79,15 +79,19 @@ def check_can_see_sessions(viewer: Any, user_id: Any) -> None:
         raise Forbidden("Only the user and admins can see its sessions")
 
 
-async def _profiles_of(context: Context, users: Sequence[Any]) -> Sequence[Any]:
-    return await context.loaders.profiles([user.id for user in users])
+async def _profiles_of(
+    context: Context, users: Sequence[Any], columns: frozenset[str] | None
+) -> Sequence[Any]:
+    return await context.loaders.profiles([user.id for user in users], columns)
 
 
-async def _sessions_of(context: Context, users: Sequence[Any]) -> Sequence[Any]:
+async def _sessions_of(
+    context: Context, users: Sequence[Any], columns: frozenset[str] | None
+) -> Sequence[Any]:
     viewer = context.require_user()
     for user in users:
         check_can_see_sessions(viewer, user.id)
-    return await context.loaders.sessions([user.id for user in users])
+    return await context.loaders.sessions([user.id for user in users], columns)
 
 
 @strawberry.type
