@@ -29,6 +29,7 @@ from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, get_named_ty
 
 from gql_api.graphql.engine.field_plans import FieldPlan
 from gql_api.graphql.engine.readers import enum_table
+from gql_api.graphql.engine.scalar_shortcuts import shortcut
 
 RowBuilder = Callable[[Any], dict[str, Any]]
 
@@ -78,7 +79,7 @@ def _column_expression(plan: FieldPlan, index: int, names: dict[str, Any]) -> st
         present = f"_e{index}[{value}]"  # KeyError for a value the enum lacks
     else:
         names[f"_s{index}"] = named.serialize
-        present = f"_s{index}({value})"
+        present = shortcut(named.serialize, value, f"_s{index}({value})", names)
     return f"({when_null} if {read} is None else {present})"
 
 
