@@ -38,6 +38,27 @@ async def test_cost_just_under_and_just_over(
     assert len(statements) == 1, statements
 
 
+async def test_a_cost_kept_for_some_variables_is_not_used_for_others(
+    gql: GraphQLClient, admin_token: str
+) -> None:
+    """Costs are kept per set of variables (gql_api.graphql.engine.limits): each set is priced
+    as its own, in any order, however often it comes, and variables that do not coerce are
+    still refused (with the message of the caller's policy)."""
+    sends = [94, 95, 94, 95, 94, "many", 95]
+    for n in sends:
+        body = await gql(heavy_users_query(), {"n": n}, token=admin_token)
+        if n == 94:
+            assert "errors" not in body, body
+        elif n == 95:
+            assert error_codes(body) == ["QUERY_TOO_COMPLEX"]
+            assert body["errors"][0]["extensions"]["cost"] == 5036
+        else:
+            assert error_codes(body) == ["BAD_USER_INPUT"], body
+    for extra in range(12):  # more sets than are kept: priced each time, still right
+        body = await gql(heavy_users_query(), {"n": 95, "unused": extra}, token=admin_token)
+        assert body["errors"][0]["extensions"]["cost"] == 5036
+
+
 async def test_unbounded_connection_costs_the_maximum_page(
     gql: GraphQLClient, admin_token: str
 ) -> None:

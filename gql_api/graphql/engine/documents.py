@@ -59,6 +59,9 @@ class PreparedDocument:
     plans: dict[str | None, Any] = field(default_factory=dict)
     # The cost of an operation without variables (gql_api.graphql.engine.limits), by operation name.
     fixed_costs: dict[str | None, int] = field(default_factory=dict)
+    # The cost with variables, by operation name and the variables' JSON (None: they do not
+    # coerce); a few small sets of variables only (limits.VARIABLE_COSTS), so bounded with it.
+    variable_costs: dict[tuple[str | None, bytes], int | None] = field(default_factory=dict)
 
     def size_errors(self, schema: GraphQLSchema, limits: GraphQLSettings) -> list[GraphQLError]:
         summary = self.summary

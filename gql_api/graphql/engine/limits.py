@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import orjson
 from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
@@ -185,10 +186,45 @@ def _request_cost(
     bounds: dict[str, int],
 ) -> int | None:
     """The operation's cost with this request's variables; None when they do not coerce. A cost
-    that no variable can change is kept with the document."""
+    that no variable can change is kept with the document, and so is the cost of a few small
+    sets of variables (most clients send the same ones: a page size, a filter)."""
     cost = prepared.fixed_costs.get(ctx.operation_name)
     if cost is not None:
         return cost
+    key = _variables_key(ctx.variables)
+    if key is not None and (ctx.operation_name, key) in prepared.variable_costs:
+        return prepared.variable_costs[ctx.operation_name, key]
+    cost = _priced(prepared, operation, ctx, limits=limits, bounds=bounds)
+    if key is not None and len(prepared.variable_costs) < VARIABLE_COSTS:
+        prepared.variable_costs[ctx.operation_name, key] = cost
+    return cost
+
+
+# Per document: costs kept for this many sets of variables, each at most this long as JSON
+# (a few KB beside a document that the cache charges at least 1 KB per token).
+VARIABLE_COSTS = 8
+MAX_VARIABLES_KEY = 256
+
+
+def _variables_key(variables: Any) -> bytes | None:
+    """The variables as canonical JSON (keys sorted), when short enough to keep."""
+    if not variables:
+        return b"{}"
+    try:
+        key = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # not JSON (an in-process caller's Python values): priced every time
+        return None
+    return key if len(key) <= MAX_VARIABLES_KEY else None
+
+
+def _priced(
+    prepared: PreparedDocument,
+    operation: OperationDefinitionNode,
+    ctx: Any,
+    *,
+    limits: GraphQLSettings,
+    bounds: dict[str, int],
+) -> int | None:
     variables = coerce_variables(
         core_schema(ctx.schema),
         operation,
