@@ -71,7 +71,7 @@ class Compiler:
         self.strawberry = schema
         self.schema: GraphQLSchema = core_schema(schema)
         self.names = schema.config.name_converter
-        self.convert = argument_converter(schema)
+        self.converter = argument_converter(schema)
 
     def compile(self, document: DocumentNode, operation_name: str | None) -> Plan:
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
@@ -198,7 +198,10 @@ class _Variant:
             plan.info_site = site
         if definition.args:
             plan.arguments = ArgumentPlan(
-                definition, plan.nodes[0], strawberry_field.arguments, self.compiler.convert
+                definition,
+                plan.nodes[0],
+                strawberry_field.arguments,
+                self.compiler.converter(strawberry_field.arguments),
             )
 
     def _site(

@@ -37,6 +37,8 @@ from strawberry.schema.schema import (
 )
 from strawberry.types.arguments import convert_arguments
 
+from gql_api.graphql.engine.argument_conversion import Converter, compiled_conversion
+
 __all__ = ["StrawberryExecutionContext"]
 
 
@@ -80,17 +82,21 @@ def resolver_parts(resolver: Any) -> ResolverParts:
     )
 
 
-def argument_converter(schema: Any) -> Callable[[dict[str, Any], list[Any]], dict[str, Any]]:
-    """``(coerced values by GraphQL name, the field's StrawberryArguments) -> kwargs``: the
-    conversion Strawberry applies before it calls a resolver (input objects become their
-    classes, enums their members, names their Python names)."""
+def argument_converter(schema: Any) -> Callable[[list[Any]], Converter]:
+    """Per field's StrawberryArguments, ``(coerced values by GraphQL name, those arguments) ->
+    kwargs``: the conversion Strawberry applies before it calls a resolver (input objects become
+    their classes, enums their members, names their Python names), compiled where
+    ``argument_conversion`` can, else Strawberry's own call."""
     registry: Mapping[Any, Any] = schema.schema_converter.scalar_registry
     config = schema.config
 
-    def convert(values: dict[str, Any], arguments: list[Any]) -> dict[str, Any]:
+    def strawberrys(values: dict[str, Any], arguments: list[Any]) -> dict[str, Any]:
         return convert_arguments(values, arguments, scalar_registry=registry, config=config)
 
-    return convert
+    def for_arguments(arguments: list[Any]) -> Converter:
+        return compiled_conversion(arguments, registry, config) or strawberrys
+
+    return for_arguments
 
 
 def _gather(awaitables: Any) -> Any:
