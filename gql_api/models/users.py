@@ -35,7 +35,8 @@ class User(SQLModel, table=True):
         # `ON CONFLICT (email)` can name.
         UniqueConstraint("email", name="users_email_key"),
         Index("idx_users_status", "status"),
-        Index("idx_users_role", "role"),
+        # The admins' filter by role and status, counted index-only (migration 0013).
+        Index("idx_users_role_status", "role", "status"),
         Index("idx_users_created_at", "created_at"),
         # Keyset pagination (migration 0006): one (sort key, id) index per `users` order, so a
         # page deep in the table is an index range scan like the first. A btree scans both ways,
