@@ -308,3 +308,29 @@ async def test_the_page_size_setting_is_the_limit(
                 "first": "must be between 1 and 3"
             }
             assert not (await post(http, query, {"first": 3}, token)).get("errors")
+
+
+def test_cursors_hold_isoformat_keys_and_read_back() -> None:
+    """A cursor's datetime key is written as isoformat() writes it, whatever its fraction and
+    offset, and decodes to the same position (gql_api.graphql.schema.pagination)."""
+    import base64
+    import uuid
+    from datetime import UTC, datetime, timedelta, timezone
+
+    import orjson
+
+    from gql_api.graphql.schema.pagination import decode_cursor, encode_cursor
+
+    row_id = uuid.uuid4()
+    for key in (
+        datetime(2026, 12, 2, 16, 20, 41, 724271, tzinfo=UTC),
+        datetime(2026, 12, 2, 16, 20, 41, tzinfo=UTC),
+        datetime(2026, 12, 2, 16, 20, 41, 120000, tzinfo=timezone(timedelta(hours=-3))),
+    ):
+        cursor = encode_cursor("users:created_at:DESC", key, row_id)
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        assert orjson.loads(raw) == ["users:created_at:DESC", key.isoformat(), str(row_id)]
+        decoded = decode_cursor(cursor, tag="users:created_at:DESC", kind="datetime")
+        assert decoded == (key, row_id)
+    text = encode_cursor("users:email:ASC", "ü@example.com", row_id)
+    assert decode_cursor(text, tag="users:email:ASC", kind="text") == ("ü@example.com", row_id)

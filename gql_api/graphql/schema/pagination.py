@@ -95,8 +95,9 @@ def page_window(first: int | None, last: int | None, *, max_size: int) -> Window
 
 
 def encode_cursor(tag: str, key: datetime | str | None, row_id: uuid.UUID) -> str:
-    plain = key.isoformat() if isinstance(key, datetime) else key
-    raw = orjson.dumps([tag, plain, str(row_id)])  # a tenth of json.dumps' time, per edge
+    # orjson writes a datetime as isoformat() does (what decode_cursor reads), several times
+    # faster: this runs for every edge of a Relay page.
+    raw = orjson.dumps([tag, key, str(row_id)])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
