@@ -21,7 +21,7 @@ from gql_api.models.auth import (
 )
 from gql_api.models.enums import MfaFactorKind, Role, TokenPurpose, UserStatus
 from gql_api.models.ops import AuditLog, PersistedQuery, ReadFence
-from gql_api.models.users import User, UserProfile, UserSession
+from gql_api.models.users import User, UserCount, UserProfile, UserSession
 
 metadata = SQLModel.metadata
 
@@ -68,6 +68,7 @@ __all__ = [
     "Role",
     "TokenPurpose",
     "User",
+    "UserCount",
     "UserMfaFactor",
     "UserMfaRecoveryCode",
     "UserProfile",

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -142,3 +143,18 @@ class UserProfile(SQLModel, table=True):
     )
     created_at: datetime | None = created_column()
     updated_at: datetime | None = created_column()
+
+
+class UserCount(SQLModel, table=True):
+    """How many users each (role, status) has: kept exact by triggers on ``users`` (migration
+    0014), so that a page's ``totalCount`` over all users, or over a role and a status, reads a
+    row or two instead of counting the table (most of a users page's PostgreSQL time).
+
+    Exact in every snapshot: a statement that adds, removes or moves users updates these rows
+    in its own transaction, so a reader sees the counts of the users it sees."""
+
+    __tablename__ = "user_counts"
+
+    role: str = Field(sa_column=Column(String(20), primary_key=True))
+    status: str = Field(sa_column=Column(String(20), primary_key=True))
+    users: int = Field(sa_column=Column(BigInteger, nullable=False))

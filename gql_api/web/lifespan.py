@@ -25,11 +25,11 @@ log = logging.getLogger("gql_api.web.app")
 # Objects the cyclic collector's youngest generation gathers before it scans them. A page of
 # users allocates thousands of containers (rows, response dicts) that refcounting frees, but
 # at Python's default (700) a scan ran every few hundred of them and found most still in use
-# by requests in flight, moving them to older generations to be scanned again: 6-7% of a
-# users page's CPU was the collector. At 10,000 it is about 8% less CPU per page; the memory
-# this holds is at most 10,000 small objects that are garbage in cycles (few: our objects
-# rarely form cycles).
-YOUNG_GENERATION = 10_000
+# by requests in flight, moving them to older generations to be scanned again. At 2,000 a page
+# costs about 5% less CPU, as much as at 10,000; higher delays freeing garbage that is in
+# cycles (a parsed document's tokens link both ways): at 10,000, a stream of large hostile
+# documents grew the worker past its bound (tests/test_abuse_documents.py).
+YOUNG_GENERATION = 2_000
 
 
 def tune_collector() -> None:
