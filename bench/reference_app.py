@@ -60,23 +60,21 @@ PAGE_AFTER_SQL = (
     "($1::TIMESTAMP WITH TIME ZONE, $2::UUID) ORDER BY users.created_at DESC, users.id DESC \n"
     " LIMIT $3::INTEGER"
 )
-COUNT_SQL = "SELECT count(*) AS count_1 \nFROM users \nWHERE true"
-
-
+# totalCount reads the per (role, status) counts that triggers keep (migration 0014).
+COUNT_SQL = (
+    "SELECT CAST(coalesce(sum(user_counts.users), 0) AS BIGINT) AS coalesce_1 \nFROM user_counts"
+)
+# The relations select the columns Q2's selection reads (and the key), as gql_api's planned
+# executor does.
 PROFILES_SQL = (
-    "SELECT user_profiles.id, user_profiles.user_id, user_profiles.bio, "
-    "user_profiles.avatar_url, user_profiles.phone, user_profiles.timezone, "
-    "user_profiles.locale, user_profiles.preferences, user_profiles.created_at, "
-    "user_profiles.updated_at \n"
+    "SELECT user_profiles.user_id, user_profiles.bio, user_profiles.timezone, "
+    "user_profiles.locale \n"
     "FROM user_profiles \n"
     "WHERE user_profiles.user_id = ANY ($1::UUID[])"
 )
 SESSIONS_SQL = (
-    "SELECT user_sessions.id, user_sessions.user_id, "
-    "user_sessions.rotated_at, user_sessions.device_info, "
-    "user_sessions.ip_address, user_sessions.user_agent, user_sessions.expires_at, "
-    "user_sessions.last_used_at, user_sessions.revoked_at, user_sessions.revoked_reason, "
-    "user_sessions.created_at, user_sessions.updated_at \n"
+    "SELECT user_sessions.id, user_sessions.user_id, user_sessions.ip_address, "
+    "user_sessions.user_agent, user_sessions.expires_at \n"
     "FROM user_sessions \n"
     "WHERE user_sessions.user_id = ANY ($1::UUID[]) AND user_sessions.revoked_at IS NULL "
     "AND user_sessions.expires_at > now() ORDER BY user_sessions.created_at DESC"

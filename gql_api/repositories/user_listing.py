@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     DateTime,
     Select,
@@ -191,7 +192,8 @@ async def count_users(db: RowSource, *, where: UserFilter) -> int:
 
 @functools.lru_cache(maxsize=4)
 def _summed(by_role: bool, by_status: bool) -> Select[Any]:
-    statement = select(func.coalesce(func.sum(counts.c.users), 0))
+    total = func.coalesce(func.sum(counts.c.users), literal_column("0"))
+    statement = select(cast(total, BigInteger))
     if by_role:
         statement = statement.where(counts.c.role == bindparam("role"))
     if by_status:
