@@ -164,6 +164,37 @@ async def test_a_page_of_users_costs_the_same_statements_when_planned(db: Databa
     assert counts[0] == counts[1] == 5, counts
 
 
+async def test_variables_kept_with_a_plan_answer_only_their_own_requests(db: Database) -> None:
+    """A plan keeps the coerced values of a few sets of scalar variables (planned.py): each
+    request still gets its own variables' answer, in any order, and values that do not coerce
+    are refused every time."""
+    data = await _data(db)
+    headers = {"Authorization": f"Bearer {data['tokens']['admin']}"}
+    document = (
+        "query($n: Int, $s: Boolean!, $f: UserFilter) { users(first: $n, filter: $f) "
+        "{ edges { node { id sessions @include(if: $s) { id } } } } }"
+    )
+    sends: list[dict[str, Any]] = [
+        {"n": 1, "s": True}, {"n": 2, "s": False}, {"n": 1, "s": True},
+        {"n": 3, "s": False, "f": {"role": "ADMIN"}}, {"n": 2, "s": False}, {"n": "x", "s": True},
+        {"n": 3, "s": False, "f": {"role": "USER"}}, {"n": 2, "s": True},
+    ]  # fmt: skip
+    async with app_client(db) as http:
+        for variables in sends:
+            body = (
+                await http.post(
+                    "/graphql", json={"query": document, "variables": variables}, headers=headers
+                )
+            ).json()
+            if variables["n"] == "x":
+                assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", body
+                continue
+            edges = body["data"]["users"]["edges"]
+            expected = 1 if variables.get("f", {}).get("role") == "ADMIN" else variables["n"]
+            assert len(edges) == expected, (variables, body)
+            assert all(("sessions" in e["node"]) is variables["s"] for e in edges), body
+
+
 async def test_a_relation_reads_only_the_columns_its_selection_shows(db: Database) -> None:
     """A page's sessions and profiles select the columns their selections read (and the key),
     not every column: under either executor the answer is the same (the tests above)."""

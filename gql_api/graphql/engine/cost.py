@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -63,6 +64,21 @@ def coerce_variables(
         return coerced
     values: Any = getattr(coerced, "coerced", coerced)  # graphql-core 3.3 wraps them
     return dict(values)
+
+
+# Sets of variables longer than this as JSON are not kept with a document (costs, coerced values).
+MAX_VARIABLES_KEY = 256
+
+
+def variables_key(variables: Any) -> bytes | None:
+    """The variables as canonical JSON (keys sorted), when short enough to keep things by."""
+    if not variables:
+        return b"{}"
+    try:
+        key = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # not JSON (an in-process caller's Python values): nothing is kept
+        return None
+    return key if len(key) <= MAX_VARIABLES_KEY else None
 
 
 class _Calculator:

@@ -74,6 +74,9 @@ class Plan:
     compiler: Compiler
     conditional: list[SelectionNode]  # @skip/@include that read a variable
     variants: dict[tuple[Any, ...], list[FieldPlan]] = field(default_factory=dict)
+    # Coerced variables by their JSON (cost.variables_key), for a few sets of scalars only
+    # (planned.KEPT_VARIABLES): values no one can change, so one coercion serves every request.
+    coerced: dict[bytes, dict[str, Any]] = field(default_factory=dict)
 
     def fields_for(self, variables: VariableValues) -> list[FieldPlan]:
         """The root fields for this request's variables (raises graphql-core's GraphQLError

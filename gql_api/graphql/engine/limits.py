@@ -23,13 +23,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import orjson
 from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
 from gql_api.config import GraphQLSettings, Settings
 from gql_api.graphql.engine.analysis import Selection, find_operation
-from gql_api.graphql.engine.cost import coerce_variables, list_bounds, operation_cost
+from gql_api.graphql.engine.cost import (
+    coerce_variables,
+    list_bounds,
+    operation_cost,
+    variables_key,
+)
 from gql_api.graphql.engine.documents import PreparedDocument, limit_error
 from gql_api.graphql.engine.strawberry_seams import StrawberryExecutionContext, core_schema
 
@@ -191,7 +195,7 @@ def _request_cost(
     cost = prepared.fixed_costs.get(ctx.operation_name)
     if cost is not None:
         return cost
-    key = _variables_key(ctx.variables)
+    key = variables_key(ctx.variables)
     if key is not None and (ctx.operation_name, key) in prepared.variable_costs:
         return prepared.variable_costs[ctx.operation_name, key]
     cost = _priced(prepared, operation, ctx, limits=limits, bounds=bounds)
@@ -200,21 +204,10 @@ def _request_cost(
     return cost
 
 
-# Per document: costs kept for this many sets of variables, each at most this long as JSON
-# (a few KB beside a document that the cache charges at least 1 KB per token).
+# Per document: costs kept for this many sets of variables (each at most
+# cost.MAX_VARIABLES_KEY bytes as JSON): a few KB beside a document that the cache charges at
+# least 1 KB per token.
 VARIABLE_COSTS = 8
-MAX_VARIABLES_KEY = 256
-
-
-def _variables_key(variables: Any) -> bytes | None:
-    """The variables as canonical JSON (keys sorted), when short enough to keep."""
-    if not variables:
-        return b"{}"
-    try:
-        key = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # not JSON (an in-process caller's Python values): priced every time
-        return None
-    return key if len(key) <= MAX_VARIABLES_KEY else None
 
 
 def _priced(

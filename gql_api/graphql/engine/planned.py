@@ -11,6 +11,7 @@ planned executor answers counts in ``gql_api_graphql_executions_total{executor="
 
 from __future__ import annotations
 
+import enum
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from graphql import ExecutionResult, GraphQLError, VariableValues
 from strawberry.extensions import SchemaExtension
 
 from gql_api.config import Settings
-from gql_api.graphql.engine.cost import coerce_variables
+from gql_api.graphql.engine.cost import coerce_variables, variables_key
 from gql_api.graphql.engine.limits import suggestions_allowed
 from gql_api.graphql.engine.plan_execution import Executor, PlanPosition
 from gql_api.graphql.engine.plans import Compiler, Plan, Unsupported
@@ -49,20 +50,40 @@ class Planner:
         return plan
 
     async def run(self, plan: Plan, context: Any, raw: dict[str, Any] | None) -> ExecutionResult:
-        variables = coerce_variables(
-            self.compiler.schema,
-            plan.operation,
-            raw,
-            hide_suggestions=not suggestions_allowed(context),
-        )
-        if isinstance(variables, list):  # refused before anything runs, as graphql-core does
-            return ExecutionResult(None, variables)
+        key = variables_key(raw)
+        kept = plan.coerced.get(key) if key is not None else None
+        if kept is not None:
+            variables = dict(kept)
+        else:
+            coerced = coerce_variables(
+                self.compiler.schema,
+                plan.operation,
+                raw,
+                hide_suggestions=not suggestions_allowed(context),
+            )
+            if isinstance(coerced, list):  # refused before anything runs, as graphql-core does
+                return ExecutionResult(None, coerced)
+            variables = coerced
+            if key is not None and len(plan.coerced) < KEPT_VARIABLES and _unchangeable(coerced):
+                plan.coerced[key] = dict(coerced)
         values = VariableValues({}, variables)  # graphql-core's form: coerced, no sources
         try:
             fields = plan.fields_for(values)
         except GraphQLError as error:  # a null `if`: graphql-core refuses the operation too
             return ExecutionResult(None, [error])
         return await Executor(plan, fields, context, values).run()
+
+
+# Per plan: coerced variables kept for this many sets of them (a page size, a cursor, a flag:
+# graphql-core's coercion of two variables cost more than the rest of preparing the request).
+KEPT_VARIABLES = 8
+_SCALARS = (str, int, float, bool, type(None), enum.Enum)
+
+
+def _unchangeable(values: dict[str, Any]) -> bool:
+    """Whether every coerced value is a scalar (input objects and lists coerce to dicts and
+    lists, which a resolver could change: those are coerced per request)."""
+    return all(isinstance(value, _SCALARS) for value in values.values())
 
 
 def planned_execution(settings: Settings) -> type[SchemaExtension]:
