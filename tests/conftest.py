@@ -25,7 +25,7 @@ from sqlalchemy import text
 from gql_api.auth.passwords import hash_password_sync
 from gql_api.auth.tokens import hash_token, issue_access_token, new_opaque_token
 from gql_api.config import Settings, load_settings
-from gql_api.db import Database, migrations
+from gql_api.db import Database, libpq_url, migrations
 from gql_api.db.embedded import EmbeddedServer, start_embedded
 from gql_api.web.app import create_app
 
@@ -48,7 +48,7 @@ class PgServer:
 
     async def create_database(self, prefix: str = "gql_api_test") -> str:
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-        conn = await asyncpg.connect(_asyncpg_dsn(self.admin_url))
+        conn = await asyncpg.connect(libpq_url(self.admin_url))
         try:
             # template0 accepts no connections, so concurrent creations never collide on it.
             await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
@@ -58,15 +58,11 @@ class PgServer:
 
     async def drop_database(self, url: str) -> None:
         name = urlsplit(url).path.lstrip("/")
-        conn = await asyncpg.connect(_asyncpg_dsn(self.admin_url))
+        conn = await asyncpg.connect(libpq_url(self.admin_url))
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 _SERVER: PgServer | None = None

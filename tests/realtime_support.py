@@ -17,6 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin, Subprotocol
 
+from gql_api.db import libpq_url
 from tests.server_support import RunningServer, server_env, uvicorn_server
 
 PROTOCOL = "graphql-transport-ws"
@@ -158,14 +159,10 @@ def servers(
         yield started
 
 
-def libpq(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 async def notify_burst(database_url: str, user_id: Any, count: int) -> None:
     """``count`` distinct profile events for ``user_id``, in one transaction (real NOTIFY, as
     the server publishes them)."""
-    conn = await asyncpg.connect(libpq(database_url))
+    conn = await asyncpg.connect(libpq_url(database_url))
     try:
         await conn.execute(
             "SELECT pg_notify('gql_api_events', json_build_object("
@@ -180,7 +177,7 @@ async def notify_burst(database_url: str, user_id: Any, count: int) -> None:
 
 async def terminate_listeners(database_url: str) -> int:
     """``pg_terminate_backend`` on every realtime LISTEN connection; how many there were."""
-    conn = await asyncpg.connect(libpq(database_url))
+    conn = await asyncpg.connect(libpq_url(database_url))
     try:
         rows = await conn.fetch(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -192,7 +189,7 @@ async def terminate_listeners(database_url: str) -> int:
 
 
 async def listeners(database_url: str) -> int:
-    conn = await asyncpg.connect(libpq(database_url))
+    conn = await asyncpg.connect(libpq_url(database_url))
     try:
         return int(
             await conn.fetchval(

@@ -26,7 +26,7 @@ from gql_api.auth.tokens import (
     new_opaque_token,
 )
 from gql_api.config import Settings
-from gql_api.db import Database
+from gql_api.db import Database, libpq_url
 from gql_api.realtime.events import CHANNEL, USER_UPDATED, Event, publish, user_changed
 from tests.conftest import MadeUser, insert_user, session_token
 from tests.realtime_support import (
@@ -546,7 +546,7 @@ async def test_an_event_is_published_with_its_transaction_only(
 ) -> None:
     """NOTIFY inside the change's transaction: nothing for a rollback, the event at commit."""
     received: asyncio.Queue[str] = asyncio.Queue()
-    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(libpq_url(database_url))
     try:
         await conn.add_listener(CHANNEL, lambda *args: received.put_nowait(args[-1]))
         rolled_back, committed = uuid.uuid4(), uuid.uuid4()

@@ -9,7 +9,7 @@ import uuid
 import asyncpg
 from sqlalchemy import text
 
-from gql_api.db import Database
+from gql_api.db import Database, libpq_url
 from gql_api.repositories import user_listing
 from gql_api.repositories.user_listing import UserFilter
 from tests.conftest import GraphQLClient, insert_user
@@ -76,8 +76,7 @@ async def test_counts_follow_every_kind_of_write(db: Database) -> None:
 
 async def test_a_reader_counts_only_the_users_its_snapshot_sees(db: Database) -> None:
     await insert_user(db)
-    url = db.url.replace("postgresql+asyncpg://", "postgresql://")
-    writer = await asyncpg.connect(url)
+    writer = await asyncpg.connect(libpq_url(db.url))
     try:
         adding = writer.transaction()
         await adding.start()
