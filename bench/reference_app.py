@@ -18,7 +18,6 @@ import base64
 import os
 import re
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -64,25 +63,43 @@ PAGE_AFTER_SQL = (
 COUNT_SQL = (
     "SELECT CAST(coalesce(sum(user_counts.users), 0) AS BIGINT) AS coalesce_1 \nFROM user_counts"
 )
-# The relations select the columns Q2's selection reads (and the key), as gql_api's planned
-# executor does.
+# The relations' objects are written by PostgreSQL as JSON text, as gql_api's planned executor
+# has them written for Q2's selection (gql_api.repositories.json_text), and spliced unread.
 PROFILES_SQL = (
-    "SELECT user_profiles.user_id, user_profiles.bio, user_profiles.timezone, "
-    "user_profiles.locale \n"
-    "FROM user_profiles \n"
-    "WHERE user_profiles.user_id = ANY ($1::UUID[])"
+    "SELECT user_profiles.user_id, concat('{\"bio\":', CASE WHEN (user_profiles.bio IS NULL) "
+    "THEN 'null' ELSE CAST(to_json(user_profiles.bio) AS TEXT) END, ',\"timezone\":', CASE WHEN"
+    " (user_profiles.timezone IS NULL) THEN 'null' ELSE CAST(to_json(user_profiles.timezone) "
+    "AS TEXT) END, ',\"locale\":', CASE WHEN (user_profiles.locale IS NULL) THEN 'null' ELSE "
+    "CAST(to_json(user_profiles.locale) AS TEXT) END, '}') AS json \nFROM user_profiles \nWHERE"
+    " user_profiles.user_id = ANY ($1::UUID[])"
 )
 SESSIONS_SQL = (
-    "SELECT user_sessions.id, user_sessions.user_id, user_sessions.ip_address, "
-    "user_sessions.user_agent, user_sessions.expires_at \n"
-    "FROM user_sessions \n"
-    "WHERE user_sessions.user_id = ANY ($1::UUID[]) AND user_sessions.revoked_at IS NULL "
-    "AND user_sessions.expires_at > now() ORDER BY user_sessions.created_at DESC"
+    "SELECT user_sessions.user_id, concat('[', string_agg(concat('{\"id\":', concat('\"', "
+    "CAST(user_sessions.id AS TEXT), '\"'), ',\"userAgent\":', CASE WHEN "
+    "(user_sessions.user_agent IS NULL) THEN 'null' ELSE "
+    "CAST(to_json(user_sessions.user_agent) AS TEXT) END, ',\"ipAddress\":', CASE WHEN "
+    "(user_sessions.ip_address IS NULL) THEN 'null' ELSE "
+    "CAST(to_json(user_sessions.ip_address) AS TEXT) END, ',\"expiresAt\":', CASE WHEN "
+    "(user_sessions.expires_at = 'infinity'::timestamptz) THEN '\"9999-12-31T23:59:59.999999\"'"
+    " WHEN (user_sessions.expires_at = '-infinity'::timestamptz) THEN '\"0001-01-01T00:00:00\"'"
+    " WHEN (timezone('UTC', user_sessions.expires_at) >= '10000-01-01'::timestamp OR "
+    "timezone('UTC', user_sessions.expires_at) < '0001-01-01'::timestamp) THEN "
+    "CAST(CAST(concat('year out of range: ', CAST(user_sessions.expires_at AS TEXT)) AS "
+    "INTEGER) AS TEXT) ELSE concat('\"', to_char(timezone('UTC', user_sessions.expires_at), "
+    "'YYYY-MM-DD\"T\"HH24:MI:SS'), CASE WHEN (CAST(date_part('microseconds', timezone('UTC', "
+    "user_sessions.expires_at)) AS INTEGER) % 1000000 = 0) THEN '' ELSE "
+    "to_char(timezone('UTC', user_sessions.expires_at), '.US') END, '+00:00\"') END, "
+    "'}'), ','"
+    " ORDER BY user_sessions.created_at DESC, user_sessions.id DESC), ']') AS json \nFROM "
+    "user_sessions \nWHERE user_sessions.user_id = ANY ($1::UUID[]) AND "
+    "user_sessions.revoked_at IS NULL AND user_sessions.expires_at > now() GROUP BY "
+    "user_sessions.user_id"
 )
 
 
 # --- Requests ----------------------------------------------------------------------------------
 
+NO_SESSIONS = orjson.Fragment(b"[]")
 REQUIRED_CLAIMS = ["sub", "sid", "role", "type", "iat", "exp", "iss", "aud", "jti"]
 USERS_PAGE = re.compile(re.escape(queries.users_page(999)).replace("999", r"(\d+)"))
 ORDER_TAG = "users:created_at:desc"
@@ -188,21 +205,10 @@ def _edges(
     profiles: Sequence[asyncpg.Record],
     sessions: Sequence[asyncpg.Record],
 ) -> list[dict[str, Any]]:
-    profile_by_user = {p["user_id"]: p for p in profiles}
-    sessions_by_user: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
-    for s in sessions:
-        ip = s["ip_address"]
-        sessions_by_user[s["user_id"]].append(
-            {
-                "id": str(s["id"]),
-                "userAgent": s["user_agent"],
-                "ipAddress": str(ip) if ip is not None else None,
-                "expiresAt": s["expires_at"].isoformat(),
-            }
-        )
+    profile_by_user = {p["user_id"]: orjson.Fragment(p["json"]) for p in profiles}
+    sessions_by_user = {s["user_id"]: orjson.Fragment(s["json"]) for s in sessions}
     edges = []
     for row in rows:
-        profile = profile_by_user.get(row["id"])
         edges.append(
             {
                 "node": {
@@ -213,16 +219,8 @@ def _edges(
                     "role": row["role"].upper(),
                     "status": row["status"].upper(),
                     "createdAt": _iso(row["created_at"]),
-                    "profile": (
-                        {
-                            "bio": profile["bio"],
-                            "timezone": profile["timezone"],
-                            "locale": profile["locale"],
-                        }
-                        if profile is not None
-                        else None
-                    ),
-                    "sessions": sessions_by_user.get(row["id"], []),
+                    "profile": profile_by_user.get(row["id"]),
+                    "sessions": sessions_by_user.get(row["id"], NO_SESSIONS),
                 }
             }
         )

@@ -494,3 +494,52 @@ async def test_errors_at_depth_answer_alike(world: World, db: Database) -> None:
         async with db.engine.begin() as conn:
             for name, gone in renames:
                 await conn.execute(text(f"ALTER TABLE {gone} RENAME TO {name}"))
+
+
+async def test_relations_postgresql_writes_answer_alike(world: World, db: Database) -> None:
+    """Profiles and sessions whose selection reads only columns are written as JSON by
+    PostgreSQL under the planned executor (gql_api.repositories.json_text), and read as rows
+    by the generic one: awkward stored values must still give the same bytes."""
+    from sqlalchemy import text
+
+    from tests.users_support import count_statements
+
+    awkward = "".join(chr(c) for c in range(1, 128)) + "é😀\u2028\U0010ffff"
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE user_profiles SET bio = :bio, locale = NULL, timezone = 'Europe/Paris'"),
+            {"bio": awkward},
+        )
+        await conn.execute(
+            text(
+                "UPDATE user_sessions SET user_agent = :agent, ip_address = '2001:db8::1/64', "
+                "expires_at = 'infinity' WHERE user_id = :user"
+            ),
+            {"agent": awkward, "user": world.ids["@USER"]},
+        )
+        await conn.execute(
+            text(
+                "UPDATE user_sessions SET ip_address = '192.0.2.1', "
+                "expires_at = date_trunc('second', now()) + interval '1 day' "
+                "WHERE user_id = :user"
+            ),
+            {"user": world.ids["@ADMIN"]},
+        )
+    page = (
+        "{ users(first: 5) { edges { node { email profile { __typename bio timezone locale } "
+        "sessions { __typename id userAgent ipAddress expiresAt createdAt } } } } }"
+    )
+    with count_statements(db) as statements:
+        bodies = await _compare(world, page, {})
+    written = [s for s in statements if "string_agg" in s or "concat(" in s]
+    assert len(written) == 2, statements  # the planned app's two relations, for the admin
+    nodes = [edge["node"] for edge in bodies[2]["data"]["users"]["edges"]]
+    assert {node["profile"]["bio"] for node in nodes} == {awkward}
+    sessions = [s for node in nodes for s in node["sessions"]]
+    assert {s["expiresAt"] for s in sessions if s["userAgent"] == awkward} == {
+        "9999-12-31T23:59:59.999999"
+    }
+    assert any(s["ipAddress"] == "192.0.2.1" for s in sessions), sessions
+    # A user's own sessions, under `me`, and a selection with a resolver (rows, both apps).
+    await _compare(world, "{ me { sessions { id userAgent expiresAt } profile { bio } } }", {})
+    await _compare(world, "{ me { sessions { id current } profile { preferences } } }", {})

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_api.models import UserProfile, public_columns_among
+from gql_api.repositories.json_text import JsonField, json_object
 from gql_api.repositories.row_source import RowSource, any_of_ids
 
 # The columns a client may write (through updateMe or an admin's createUser).
@@ -61,10 +62,27 @@ async def by_user_ids(
     return await db.fetch(_by_user_ids(columns), {"ids": user_ids})
 
 
-# One statement per column set a compiled selection reads (few: they come from documents'
-# selections of Profile); built once each, so its SQL and cache key are made once.
+async def json_by_user_ids(
+    db: RowSource, *, user_ids: list[uuid.UUID], fields: tuple[JsonField, ...]
+) -> list[Any]:
+    """Per user with a profile, ``(user_id, json)``: the text of its profile as ``fields`` show
+    it (``gql_api.repositories.json_text``)."""
+    return await db.fetch(_json_by_user_ids(fields), {"ids": user_ids})
+
+
+# One statement per column set (or JSON selection) a compiled selection reads (few: they come
+# from documents' selections of Profile); built once each, so its SQL and cache key are made
+# once.
 @functools.lru_cache(maxsize=64)
 def _by_user_ids(columns: frozenset[str] | None) -> Any:
     return select(*public_columns_among(UserProfile, columns, keys=("user_id",))).where(
         UserProfile.user_id == any_of_ids()  # type: ignore[arg-type]
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _json_by_user_ids(fields: tuple[JsonField, ...]) -> Any:
+    table = UserProfile.__table__  # type: ignore[attr-defined]
+    return select(table.c.user_id, json_object(table, fields).label("json")).where(
+        table.c.user_id == any_of_ids()
     )

@@ -24,6 +24,7 @@ from gql_api.models import (
     UserStatus,
     public_columns_among,
 )
+from gql_api.repositories.json_text import JsonField, json_list
 from gql_api.repositories.row_source import RowSource, any_of_ids
 
 _users: Table = User.__table__  # type: ignore[attr-defined]
@@ -51,18 +52,34 @@ _LIVE_SESSION_EXPIRY = (
 )
 
 
-# One statement per column set a compiled selection reads (few: they come from documents'
-# selections of Session); built once each, so its SQL and cache key are made once.
+# Newest first; the id breaks ties (a sign-in's rows share one transaction's now()), so the
+# rows and the JSON of the same sessions come in one order.
+_NEWEST_FIRST = (_sessions.c.created_at.desc(), _sessions.c.id.desc())
+_ACTIVE_OF_USERS = (
+    _sessions.c.user_id == any_of_ids(),
+    _sessions.c.revoked_at.is_(None),
+    _sessions.c.expires_at > func.now(),
+)
+
+
+# One statement per column set (or JSON selection) a compiled selection reads (few: they come
+# from documents' selections of Session); built once each, so its SQL and cache key are made
+# once.
 @functools.lru_cache(maxsize=64)
 def _active_by_user_ids(columns: frozenset[str] | None) -> Any:
     return (
         select(*public_columns_among(UserSession, columns, keys=("user_id",)))
-        .where(
-            _sessions.c.user_id == any_of_ids(),
-            _sessions.c.revoked_at.is_(None),
-            _sessions.c.expires_at > func.now(),
-        )
-        .order_by(_sessions.c.created_at.desc())
+        .where(*_ACTIVE_OF_USERS)
+        .order_by(*_NEWEST_FIRST)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _active_json_by_user_ids(fields: tuple[JsonField, ...]) -> Any:
+    return (
+        select(_sessions.c.user_id, json_list(_sessions, fields, _NEWEST_FIRST).label("json"))
+        .where(*_ACTIVE_OF_USERS)
+        .group_by(_sessions.c.user_id)
     )
 
 
@@ -90,6 +107,14 @@ async def active_by_user_ids(
     """The active sessions (no token hashes) of these users, newest first: one statement.
     ``columns``: the public columns to read besides ``user_id`` (all for None)."""
     return await db.fetch(_active_by_user_ids(columns), {"ids": user_ids})
+
+
+async def active_json_by_user_ids(
+    db: RowSource, *, user_ids: list[uuid.UUID], fields: tuple[JsonField, ...]
+) -> list[Any]:
+    """Per user with active sessions, ``(user_id, json)``: the text of the list of its active
+    sessions as ``fields`` show them, newest first (``gql_api.repositories.json_text``)."""
+    return await db.fetch(_active_json_by_user_ids(fields), {"ids": user_ids})
 
 
 async def create(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from gql_api.graphql.engine.arguments import ArgumentPlan
 from gql_api.graphql.engine.rows import Column, Relation
 from gql_api.graphql.engine.selections import ConditionError, inclusions
 from gql_api.graphql.engine.strawberry_seams import InfoSite
+from gql_api.repositories.json_text import JsonField
 
 if TYPE_CHECKING:
     from gql_api.graphql.engine.plans import Compiler
@@ -51,10 +52,21 @@ class FieldPlan:
     column: Column | None = None  # the column ``read`` reads
     relation: Relation | None = None
     load_columns: frozenset[str] | None = None  # what its rows must hold (see Relation)
+    # What PostgreSQL writes of each row instead, when it can (``json_selections``).
+    load_json: tuple[JsonField, ...] | None = None
     # When the values are rows (``gql_api.graphql.engine.row_builders``): the children's columns
     # in one function, and the children it leaves to the field-by-field walk.
     build: Callable[[Any], dict[str, Any]] | None = None
     rest: list[FieldPlan] = field(default_factory=list)
+
+    def load(self, context: Any, parents: list[Any]) -> Awaitable[Sequence[Any]]:
+        """A relation's values for a level's parents: JSON text when PostgreSQL writes them,
+        else rows."""
+        assert self.relation is not None
+        if self.load_json is not None:
+            assert self.relation.load_json is not None
+            return self.relation.load_json(context, parents, self.load_json)
+        return self.relation.load(context, parents, self.load_columns)
 
 
 # Combinations of variable-dependent @skip/@include kept per document (more are compiled per

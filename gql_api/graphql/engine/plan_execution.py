@@ -66,9 +66,7 @@ class Executor:
             # batch and their statements overlap.
             awaitables = [item[5] for item in batch]
             for plan, entries in relations:
-                assert plan.relation is not None
-                parents = [e[3] for e in entries]
-                awaitables.append(plan.relation.load(self.context, parents, plan.load_columns))
+                awaitables.append(plan.load(self.context, [e[3] for e in entries]))
             settled = functools.partial(self._settled, batch, relations, pending)
             await settle(awaitables, settled, self.root, self._flush)
         for item in pending:
@@ -92,6 +90,10 @@ class Executor:
             self.task_holder = None
             return
         plan, entries = relations[index - len(batch)]
+        if plan.load_json is not None and not isinstance(value, BaseException):
+            for (container, key, _, _), text in zip(entries, value, strict=True):
+                container[key] = text  # written by PostgreSQL as the row path would: spliced
+            return
         for (container, key, holder, _), each in zip(
             entries, per_parent(value, entries), strict=True
         ):

@@ -44,6 +44,7 @@ from graphql import (
 
 from gql_api.graphql.engine.arguments import ArgumentPlan
 from gql_api.graphql.engine.field_plans import FieldPlan, Plan, Unsupported
+from gql_api.graphql.engine.json_selections import json_fields
 from gql_api.graphql.engine.readers import (
     as_coerced,
     column_reader,
@@ -228,6 +229,7 @@ class _Variant:
             plan.relation = row_type.relations[name]
             plan.children = self._children(plan, nodes, named)
             plan.load_columns = read_columns(plan)
+            plan.load_json = json_fields(plan)
             return True
         if (
             name in row_type.columns

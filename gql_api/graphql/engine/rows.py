@@ -42,6 +42,15 @@ class Relation:
     with the four columns a client shows instead of all nine costs about 40% less."""
 
     load: Callable[[Any, Sequence[Any], frozenset[str] | None], Awaitable[Sequence[Any]]]
+    # When the rows' table can write them as JSON (``gql_api.repositories.json_text``):
+    # ``load_json(context, parent_rows, fields)`` returns, per parent, the JSON text of what
+    # ``load`` would give (None for no row), as an ``orjson.Fragment``; ``table`` is the model
+    # whose columns the fields name. The executor takes it when a selection reads only columns
+    # it can write (``gql_api.graphql.engine.json_selections``).
+    load_json: Callable[[Any, Sequence[Any], tuple[Any, ...]], Awaitable[Sequence[Any]]] | None = (
+        None
+    )
+    table: type | None = None
 
 
 @dataclass

@@ -30,23 +30,25 @@ _SAMPLE_MOMENTS = (
 )
 
 
-def _gives(serialize: Callable[[Any], Any], value: Any, expected: Any) -> bool:
+def gives(serialize: Callable[[Any], Any], value: Any, expected: Any) -> bool:
+    """Whether ``serialize(value)`` is ``expected``: equal, and of its type (7.0 is not 7)."""
     try:
-        return bool(serialize(value) == expected)
+        result = serialize(value)
     except Exception:
         return False
+    return type(result) is type(expected) and bool(result == expected)
 
 
 def shortcut(serialize: Callable[[Any], Any], value: str, call: str, names: dict[str, Any]) -> str:
     """The expression for the serialised ``value`` (a variable's name; ``call`` is the scalar's
     own call on it), taking the shortcuts this scalar allows."""
     conditions: list[str] = []
-    if _gives(serialize, _SAMPLE_TEXT, _SAMPLE_TEXT):
+    if gives(serialize, _SAMPLE_TEXT, _SAMPLE_TEXT):
         conditions.append(f"{value} if {value}.__class__ is str")
-    if _gives(serialize, _SAMPLE_UUID, str(_SAMPLE_UUID)):
+    if gives(serialize, _SAMPLE_UUID, str(_SAMPLE_UUID)):
         names["_UUID"] = uuid.UUID
         conditions.append(f"str({value}) if isinstance({value}, _UUID)")
-    if all(_gives(serialize, m, orjson.dumps(m).decode()[1:-1]) for m in _SAMPLE_MOMENTS):
+    if all(gives(serialize, m, orjson.dumps(m).decode()[1:-1]) for m in _SAMPLE_MOMENTS):
         names["_datetime"], names["_UTC"] = datetime, UTC
         conditions.append(f"{value} if {value}.__class__ is _datetime and {value}.tzinfo is _UTC")
     if not conditions:

@@ -19,7 +19,8 @@ from strawberry.scalars import JSON
 
 from gql_api.graphql.engine.rows import Relation, row_type
 from gql_api.graphql.schema.errors import Forbidden
-from gql_api.models import Role, UserStatus
+from gql_api.models import Role, UserProfile, UserSession, UserStatus
+from gql_api.repositories.json_text import JsonField
 
 if TYPE_CHECKING:
     from gql_api.graphql.schema.context import Context
@@ -94,6 +95,21 @@ async def _sessions_of(
     return await context.loaders.sessions([user.id for user in users], columns)
 
 
+async def _profiles_json_of(
+    context: Context, users: Sequence[Any], fields: tuple[JsonField, ...]
+) -> Sequence[Any]:
+    return await context.loaders.profiles_json([user.id for user in users], fields)
+
+
+async def _sessions_json_of(
+    context: Context, users: Sequence[Any], fields: tuple[JsonField, ...]
+) -> Sequence[Any]:
+    viewer = context.require_user()
+    for user in users:
+        check_can_see_sessions(viewer, user.id)
+    return await context.loaders.sessions_json([user.id for user in users], fields)
+
+
 @strawberry.type
 class User:
     id: strawberry.ID
@@ -139,5 +155,12 @@ class User:
 # level); the resolvers above load them one user at a time through the DataLoaders. Not through
 # the DataLoader objects for a level that is already one batch: aiodataloader's futures cost 7%
 # of a page's CPU, and its batch runs in a task of its own, which the request's cancellation
-# (a null that reaches ``data``) does not stop.
-row_type(User, relations={"profile": Relation(_profiles_of), "sessions": Relation(_sessions_of)})
+# (a null that reaches ``data``) does not stop. Each relation also names its table and a loader
+# of its rows as JSON text, which the planned executor takes for a selection of columns only.
+row_type(
+    User,
+    relations={
+        "profile": Relation(_profiles_of, _profiles_json_of, UserProfile),
+        "sessions": Relation(_sessions_of, _sessions_json_of, UserSession),
+    },
+)
