@@ -4,16 +4,24 @@ wrong parameters somewhere else."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select, text
 from sqlalchemy.pool import QueuePool
 
 from gql_api.db import Database
-from gql_api.db.sqlalchemy_internals import cache_key, intercept_checkouts, intercept_returns
+from gql_api.db.sqlalchemy_internals import (
+    cache_key,
+    intercept_checkouts,
+    intercept_returns,
+    run_sync,
+)
 from gql_api.models import UserSession
 from gql_api.repositories import sessions as session_repo
 from gql_api.repositories.row_source import any_of_ids
@@ -90,3 +98,56 @@ async def test_direct_reads_bind_values_as_sqlalchemy_does(db: Database) -> None
     assert len(direct) == 6
     assert [tuple(row) for row in await db.fetch(statement, {"ids": ids})] == expected
     assert sorted(row.id for row in direct) == [row[0] for row in expected]
+
+
+async def test_run_sync_runs_what_await_needs_in_reused_greenlets() -> None:
+    """SQLAlchemy's ``await_`` works inside ``run_sync`` (its greenlet protocol unchanged), with
+    the caller's context variables; a finished greenlet runs the next call, also after an
+    error, and concurrent calls that wait each get their own."""
+    from greenlet import getcurrent
+    from sqlalchemy.util.concurrency import await_
+
+    seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
+
+    async def later(value: int) -> int:
+        await asyncio.sleep(0)
+        return value
+
+    def waits(value: int) -> tuple[int, str, Any]:
+        return await_(later(value)) + 1, seen.get(), getcurrent()
+
+    seen.set("caller's")
+    first = await run_sync(waits, 1)
+    assert first[:2] == (2, "caller's")
+    with pytest.raises(ZeroDivisionError):
+        await run_sync(lambda: 1 / 0)
+    second = await run_sync(waits, 2)
+    assert second[0] == 3 and second[2] is first[2]  # one greenlet served all three calls
+    together = await asyncio.gather(run_sync(waits, 3), run_sync(waits, 4))
+    assert [r[0] for r in together] == [4, 5] and together[0][2] is not together[1][2]
+
+
+async def test_run_sync_passes_a_cancellation_to_the_call() -> None:
+    from sqlalchemy.util.concurrency import await_
+
+    told: list[str] = []
+    started = asyncio.Event()
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    def waits() -> None:
+        try:
+            await_(forever())
+        except asyncio.CancelledError:
+            told.append("cancelled")
+            raise
+
+    task = asyncio.create_task(run_sync(waits))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert told == ["cancelled"]
+    assert await run_sync(lambda: 7) == 7  # the greenlet is fit for the next call

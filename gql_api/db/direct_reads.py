@@ -3,7 +3,8 @@
 SQLAlchemy still builds and compiles these statements (compiled once per statement shape and
 cached, as its own compiled cache does), and the connection still comes out of the engine's
 pool, so limits, liveness pings, pool counters and pool timeouts stay the pool's. What is left
-out is SQLAlchemy's execution around each statement: the greenlet hop, the cursor adapter and
+out is SQLAlchemy's execution around each statement: a new greenlet per call (the checkout runs
+in a reused one: ``sqlalchemy_internals.run_sync``), the cursor adapter and
 the result machinery cost several times the statement's own round trip on a page of users
 (bench/RESULTS.md).
 
@@ -31,7 +32,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.types import TupleType
 
 from gql_api.db.failures import ends_session
-from gql_api.db.sqlalchemy_internals import cache_key
+from gql_api.db.sqlalchemy_internals import cache_key, run_sync
 from gql_api.observability import tracing
 
 # Statements are logged where SQLAlchemy logs its own (gql_api.observability.logs sets its
@@ -113,7 +114,7 @@ class Reader:
             listener(sql)
         with tracing.statement_span(sql, self.engine):  # a no-op unless tracing is on
             # Out of the engine's pool (whose checkout may ping an idle connection).
-            pooled = await self.engine.raw_connection()
+            pooled = await run_sync(self.engine.sync_engine.raw_connection)
             reusable = False
             try:
                 connection: Any = pooled.driver_connection

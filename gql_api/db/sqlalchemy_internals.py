@@ -11,14 +11,23 @@ Each exists because no public API does the job:
   gauges after a return need the pool's ``_do_get`` / ``_do_return_conn`` (wrapped on one pool
   instance, never on the class).
 
+- :func:`run_sync`: the direct reads take a connection out of the pool, which is synchronous code
+  that may wait on the driver (a new connection, a liveness ping) through SQLAlchemy's
+  ``await_``; that works only inside a greenlet marked ``__sqlalchemy_greenlet_provider__``
+  whose parent awaits what it switches out. ``greenlet_spawn`` makes a new greenlet for each
+  call, and starting a greenlet costs about 20 us here (a pooled checkout without it, 13 us):
+  :func:`run_sync` keeps finished greenlets to run the next call in.
+
 ``tests/test_db_sqlalchemy_internals.py`` fails, naming the API, when an upgrade changes one.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from greenlet import GreenletExit, getcurrent, greenlet
 from sqlalchemy.pool import Pool
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.cache_key import CacheKey
@@ -48,3 +57,60 @@ def intercept_returns(pool: Pool, wrapper: Callable[[Callable[[], None]], None])
     pool._do_return_conn = lambda record: wrapper(  # type: ignore[method-assign]
         lambda: give_back(record)
     )
+
+
+# Idle greenlets kept per thread (a greenlet runs only in the thread that made it); beyond
+# this many, one that finishes is dropped (only concurrent checkouts that wait need more).
+MAX_IDLE_GREENLETS = 64
+_idle = threading.local()
+
+
+class _Finished:
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: Any = None, error: BaseException | None = None) -> None:
+        self.value, self.error = value, error
+
+
+class _Runner(greenlet):  # type: ignore[misc]
+    """A greenlet SQLAlchemy's ``await_`` accepts (the marker, the driver as parent), serving
+    one call after another: what it switches out is an awaitable for its driver, or the
+    call's end."""
+
+    __sqlalchemy_greenlet_provider__ = True
+
+    def __init__(self) -> None:
+        super().__init__(self._serve, getcurrent())
+
+    def _serve(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        while True:
+            try:
+                finished = _Finished(fn(*args))
+            except GreenletExit:
+                raise  # the runner itself is being collected
+            except BaseException as exc:  # the caller's to see, in its own task
+                finished = _Finished(error=exc)
+            fn, args = self.parent.switch(finished)
+
+
+async def run_sync(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` where SQLAlchemy's ``await_`` works, as ``greenlet_spawn`` runs it."""
+    driver = getcurrent()
+    idle: list[_Runner] | None = getattr(_idle, "runners", None)
+    if idle is None:
+        idle = _idle.runners = []
+    runner = idle.pop() if idle and idle[-1].parent is driver else _Runner()
+    runner.gr_context = driver.gr_context  # context variables, as greenlet_spawn passes them
+    switched = runner.switch(fn, args)
+    while not isinstance(switched, _Finished):
+        try:
+            value = await switched
+        except BaseException as exc:  # cancelled, or the driver failed: fn sees it
+            switched = runner.throw(exc)
+        else:
+            switched = runner.switch(value)
+    if len(idle) < MAX_IDLE_GREENLETS and runner.parent is driver:
+        idle.append(runner)
+    if switched.error is not None:
+        raise switched.error
+    return switched.value  # type: ignore[no-any-return]
