@@ -151,3 +151,24 @@ async def test_run_sync_passes_a_cancellation_to_the_call() -> None:
         await task
     assert told == ["cancelled"]
     assert await run_sync(lambda: 7) == 7  # the greenlet is fit for the next call
+
+
+async def test_the_compiled_statements_kept_are_bounded_by_their_text(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relations written as JSON make a statement per selection (aliases included): the reads'
+    cache of compiled statements starts again past a size of SQL text, and reads go on."""
+    from gql_api.db import direct_reads
+    from gql_api.repositories.json_text import JsonField, Rendering
+
+    monkeypatch.setattr(direct_reads, "MAX_COMPILED_SQL_BYTES", 8_000)
+    await insert_many_users(db, 2, sessions_each=2)
+    ids = [row.id for row in await db.fetch(select(users.c.id))]
+    for n in range(12):  # about 1.1 KB of SQL each
+        fields = (
+            JsonField(f"id{n}", "id", Rendering.UUID),
+            JsonField("at", "expires_at", Rendering.TIMESTAMP),
+        )
+        rows = await session_repo.active_json_by_user_ids(db, user_ids=ids, fields=fields)
+        assert len(rows) == 2 and all(f'"id{n}":' in row.json for row in rows), rows
+        assert 0 < db.reader.kept_sql_bytes <= 8_000

@@ -176,3 +176,14 @@ def test_only_exact_selections_are_written_by_postgresql() -> None:
     assert json_fields(plan(shouting)) is None
     assert json_fields(plan(GraphQLNonNull(String))) is None  # bio may be NULL: an error
     assert json_fields(plan(String, GraphQLNonNull(profile))) is None  # no profile: an error
+    # Past MAX_FIELDS fields (aliases make new statements), rows again.
+    from gql_api.graphql.engine.json_selections import MAX_FIELDS
+
+    wide = plan(String)
+    assert wide.children is not None
+    bio = wide.children[1]
+    column = bio.column
+    wide.children = [FieldPlan(f"b{i}", "bio", String, column=column) for i in range(MAX_FIELDS)]
+    assert json_fields(wide) is not None
+    wide.children.append(FieldPlan("one_more", "bio", String, column=column))
+    assert json_fields(wide) is None

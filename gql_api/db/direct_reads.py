@@ -39,9 +39,11 @@ from gql_api.observability import tracing
 # level), never with their parameters: they hold token and password hashes.
 sql_log = logging.getLogger("sqlalchemy.engine.Engine")
 
-# Distinct statement shapes are few (the filters and orders of a users page); beyond this many
-# the cache starts again rather than grow.
+# Distinct statement shapes are few (the filters and orders of a users page, the selections a
+# relation's JSON is written for); beyond this many, or this much SQL text, the cache starts
+# again rather than grow.
 MAX_COMPILED = 512
+MAX_COMPILED_SQL_BYTES = 4 * 1024 * 1024
 
 
 class Row(asyncpg.Record):
@@ -99,8 +101,14 @@ class Reader:
         self.engine = engine
         self.direct = direct
         self._compiled: dict[Any, _Rendered] = {}
+        self._compiled_sql_bytes = 0  # their text (a compiled form holds a few times as much)
         # Called with each statement's text before it is sent (tests count statements with it).
         self.listeners: list[Callable[[str], None]] = []
+
+    @property
+    def kept_sql_bytes(self) -> int:
+        """The text of the statements kept compiled (bounded by MAX_COMPILED_SQL_BYTES)."""
+        return self._compiled_sql_bytes
 
     async def fetch(self, statement: ClauseElement, params: dict[str, Any] | None = None) -> Any:
         if not self.direct:
@@ -152,9 +160,14 @@ class Reader:
                 names=names,
                 processors=bind_processors(compiled, names),
             )
-            if len(self._compiled) >= MAX_COMPILED:
+            if (
+                len(self._compiled) >= MAX_COMPILED
+                or self._compiled_sql_bytes + len(rendered.sql) > MAX_COMPILED_SQL_BYTES
+            ):
                 self._compiled.clear()
+                self._compiled_sql_bytes = 0
             self._compiled[key.key] = rendered
+            self._compiled_sql_bytes += len(rendered.sql)
         values: Any = rendered.compiled.construct_params(
             params, extracted_parameters=key.bindparams, escape_names=False
         )

@@ -6,7 +6,8 @@ field a column or a constant ``__typename``, each column of a type with an exact
 field's scalar serialising the values rows hold as that rendering assumes (checked on samples
 when the document compiles: a scalar that changes loses this path, never its format), and no
 error the row path could report: a non-null field reads a NOT NULL column, and a missing row is
-a null the field allows (or an empty list). Anything else loads rows, as before.
+a null the field allows (or an empty list); and at most :data:`MAX_FIELDS` fields. Anything
+else loads rows, as before.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from gql_api.graphql.engine.field_plans import FieldPlan
 from gql_api.graphql.engine.scalar_shortcuts import gives
 from gql_api.repositories.json_text import JsonField, Rendering, rendering_of
 
+# A selection's statement grows with its fields (about 600 bytes of SQL for a timestamp), and
+# its aliases make new statements: beyond this many fields the relation reads rows, whose
+# statement depends only on the set of columns (a page shows a few fields). At 16, the largest
+# statement stays under the 15 KB asyncpg keeps prepared.
+MAX_FIELDS = 16
 _UUID = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
 # Per rendering, values a row holds and what the scalar must make of them.
 _SAMPLES: dict[Rendering, tuple[tuple[Any, Any], ...]] = {
@@ -45,13 +51,14 @@ def json_fields(plan: FieldPlan) -> tuple[JsonField, ...] | None:
         return None
     if (
         plan.build is None
+        or plan.children is None
+        or len(plan.children) > MAX_FIELDS
         or plan.rest
         or plan.children_error is not None
         or plan.type_checked
         or not _missing_is_allowed(plan.graphql_type)
     ):
         return None
-    assert plan.children is not None
     table = relation.table.__table__  # type: ignore[attr-defined]
     fields: list[JsonField] = []
     for child in plan.children:
