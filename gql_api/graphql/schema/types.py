@@ -86,13 +86,18 @@ async def _profiles_of(
     return await context.loaders.profiles([user.id for user in users], columns)
 
 
-async def _sessions_of(
-    context: Context, users: Sequence[Any], columns: frozenset[str] | None
-) -> Sequence[Any]:
+def _session_owners(context: Context, users: Sequence[Any]) -> list[Any]:
+    """The users' ids, once the viewer may see each one's sessions."""
     viewer = context.require_user()
     for user in users:
         check_can_see_sessions(viewer, user.id)
-    return await context.loaders.sessions([user.id for user in users], columns)
+    return [user.id for user in users]
+
+
+async def _sessions_of(
+    context: Context, users: Sequence[Any], columns: frozenset[str] | None
+) -> Sequence[Any]:
+    return await context.loaders.sessions(_session_owners(context, users), columns)
 
 
 async def _profiles_json_of(
@@ -104,10 +109,7 @@ async def _profiles_json_of(
 async def _sessions_json_of(
     context: Context, users: Sequence[Any], fields: tuple[JsonField, ...]
 ) -> Sequence[Any]:
-    viewer = context.require_user()
-    for user in users:
-        check_can_see_sessions(viewer, user.id)
-    return await context.loaders.sessions_json([user.id for user in users], fields)
+    return await context.loaders.sessions_json(_session_owners(context, users), fields)
 
 
 @strawberry.type
