@@ -9,6 +9,7 @@ backends in ``pg_stat_activity`` (``application_name = 'gql_api'``), cut with
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -74,10 +75,11 @@ class OneConnectionApp:
 
 @asynccontextmanager
 async def one_connection_app(
-    fresh_database: Callable[[], Awaitable[str]],
+    fresh_database: Callable[[], Awaitable[str]], max_open_conns: int = 1
 ) -> AsyncIterator[OneConnectionApp]:
-    """The app (with a pool of one connection) on a migrated database of its own, an admin's
-    token, and a connection to watch it from."""
+    """The app (with a pool of one connection, or ``max_open_conns`` of which one is kept
+    idle) on a migrated database of its own, an admin's token, and a connection to watch it
+    from."""
     url = await fresh_database()
     setup = Database(make_settings(url).database, url, None)
     try:
@@ -87,7 +89,8 @@ async def one_connection_app(
     finally:
         await setup.dispose()
     settings = make_settings(
-        url, database={"max_open_conns": 1, "max_idle_conns": 1, "cleanup_interval": "0"}
+        url,
+        database={"max_open_conns": max_open_conns, "max_idle_conns": 1, "cleanup_interval": "0"},
     )
     app = create_app(settings)
     observer = await asyncpg.connect(url)
@@ -131,6 +134,30 @@ async def test_a_direct_read_gets_a_live_connection_too(
         assert "errors" not in stats, stats
         assert stats["data"]["dbPoolStats"]["invalidatedTotal"] >= 1
         assert stats["data"]["dbPoolStats"]["openedTotal"] >= 2
+
+
+async def test_connections_beyond_max_idle_are_kept_under_load_and_closed_once_idle(
+    fresh_database: Callable[[], Awaitable[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Concurrent pages of users hold up to four connections at once (each page reads its
+    relations side by side). Returned, those beyond ``max_idle_conns`` (1) stay open for the
+    next request instead of being closed and opened again for each one; once idle for a second
+    the server closes them, cleanly (closing an asyncpg connection awaits the driver)."""
+    page = "{ users(first: 5) { edges { node { email profile { bio } sessions { id } } } } }"
+    stats = "{ dbPoolStats { openedTotal maxIdleClosed idle } }"
+    async with one_connection_app(fresh_database, max_open_conns=4) as app:
+        for _ in range(10):
+            answers = await asyncio.gather(*(app.graphql(page) for _ in range(4)))
+            assert all("errors" not in answer for answer in answers), answers
+        busy = (await app.graphql(stats))["data"]["dbPoolStats"]
+        # Closed on return and opened again, every burst would open new connections.
+        assert 2 <= busy["openedTotal"] <= 4, busy
+        await app.until(f"SELECT count(*) = 1 FROM ({APP_BACKENDS}) AS b", "one backend left")
+        idle = (await app.graphql(stats))["data"]["dbPoolStats"]
+        assert idle["maxIdleClosed"] == busy["openedTotal"] - 1, idle
+        assert idle["openedTotal"] == busy["openedTotal"] and idle["idle"] == 1, idle
+    failures = [r for r in caplog.records if r.levelno >= logging.WARNING and "pool" in r.name]
+    assert not failures, [r.getMessage() for r in failures]
 
 
 async def test_reads_need_no_transaction_round_trips(

@@ -18,9 +18,11 @@ from sqlalchemy.pool import QueuePool
 from gql_api.db import Database
 from gql_api.db.sqlalchemy_internals import (
     cache_key,
+    close_taken,
     intercept_checkouts,
     intercept_returns,
     run_sync,
+    take_idle,
 )
 from gql_api.models import UserSession
 from gql_api.repositories import sessions as session_repo
@@ -37,6 +39,38 @@ def test_the_private_apis_exist() -> None:
         assert callable(getattr(QueuePool, name, None)), (
             f"QueuePool.{name} is gone: gql_api.db cannot time pool waits any more"
         )
+    assert callable(getattr(QueuePool, "_dec_overflow", None)), (
+        "QueuePool._dec_overflow is gone: gql_api.db.pool cannot close idle connections"
+    )
+
+
+async def test_idle_connections_are_taken_oldest_first_beyond_the_kept_ones(
+    db: Database, database_url: str
+) -> None:
+    """``take_idle`` takes from the pool's queue (``pool._pool``) the idle connections beyond
+    the most recently returned, oldest first, and leaves the others to be handed out, newest
+    first; ``close_taken`` closes one and gives its slot back."""
+    settings = db.settings.model_copy(update={"max_open_conns": 3, "max_idle_conns": 1})
+    own = Database(settings, database_url, None)
+    pool = own.engine.sync_engine.pool
+    try:
+        async with own.engine.connect() as a, own.engine.connect() as b:
+            async with own.engine.connect() as c:
+                pids = [await conn.scalar(text("SELECT pg_backend_pid()")) for conn in (a, b, c)]
+            # c came back first, then b, then a (the most recent)
+        assert pool.checkedin() == 3
+        assert take_idle(pool, 1, returned_before=0.0) == []  # none came back that early
+        taken = take_idle(pool, 1, returned_before=float("inf"))
+        assert pool.checkedin() == 1 and len(taken) == 2
+        for record in taken:
+            await run_sync(close_taken, pool, record)
+        async with own.engine.connect() as kept:  # the most recently returned: a's
+            assert await kept.scalar(text("SELECT pg_backend_pid()")) == pids[0]
+            async with own.engine.connect() as d, own.engine.connect() as e:  # slots are free
+                fresh = {await d.scalar(text("SELECT 1")), await e.scalar(text("SELECT 1"))}
+                assert fresh == {1}
+    finally:
+        await own.dispose()
 
 
 def test_the_cache_key_separates_a_statement_shape_from_its_values() -> None:

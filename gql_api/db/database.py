@@ -31,11 +31,11 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from gql_api.config import DatabaseSettings, Settings, redact_url
+from gql_api.db import pool as pooling
 from gql_api.db.connection_budget import CheckoutQueue, ConnectionBudget
 from gql_api.db.direct_reads import Reader
 from gql_api.db.embedded import EmbeddedServer
 from gql_api.db.json_codec import decode_json
-from gql_api.db.pool import PoolCounters, pool_sizes, time_waits, watch_pool
 from gql_api.db.replicas import Replica, ReplicaSet, RequestReads, StaleReads, replica_failed
 from gql_api.db.urls import asyncpg_url, resolve_url, unique_statement_name
 from gql_api.repositories import replication
@@ -50,11 +50,11 @@ class Database:
         self.settings = settings
         self.url = url
         self.embedded = embedded
-        self.counters = PoolCounters()
+        self.counters = pooling.PoolCounters()
         # Set on the per-request views made by for_request(); None: no per-request limit.
         self.budget: ConnectionBudget | None = None
         # Requests' checkouts wait for the pool in arrival order (gql_api.db.connection_budget).
-        self.checkouts = CheckoutQueue(sum(pool_sizes(settings)))
+        self.checkouts = CheckoutQueue(sum(pooling.pool_sizes(settings)))
         # Called after every checkout and return (e.g. to publish pool gauges across workers).
         self.pool_listeners: list[Callable[[], None]] = []
         self.engine = self._create_engine(url)
@@ -111,11 +111,14 @@ class Database:
             connect_args["prepared_statement_cache_size"] = 0
             connect_args["prepared_statement_name_func"] = unique_statement_name
             connect_args["server_settings"] = {"application_name": "gql_api"}
-        pool_size, max_overflow = pool_sizes(cfg)
-        engine = create_async_engine(
+        pool_size, max_overflow = pooling.pool_sizes(cfg)
+        return create_async_engine(
             async_url,
             pool_size=pool_size,
             max_overflow=max_overflow,
+            # The most recently returned first: the connections in use stay few and warm, and
+            # those beyond them age until close_idle_excess closes them.
+            pool_use_lifo=True,
             pool_recycle=int(cfg.conn_max_lifetime.total_seconds()) or -1,
             pool_timeout=cfg.pool_timeout.total_seconds(),
             # Liveness is checked in the checkout hook below, only for connections that sat idle:
@@ -127,10 +130,10 @@ class Database:
             hide_parameters=True,
             json_deserializer=decode_json,
         )
-        return engine
 
     def _watch_pool(self, engine: AsyncEngine) -> None:
-        watch_pool(engine.sync_engine.pool, self.settings, self.counters, self.pool_listeners)
+        pool = engine.sync_engine.pool
+        pooling.watch_pool(pool, self.settings, self.counters, self.pool_listeners)
 
     def for_request(self) -> Database:
         """This database as one request uses it: the same engine and pool, but at most
@@ -263,11 +266,17 @@ class Database:
         cfg = self.settings
         return {
             "max_open": cfg.max_open_conns,
-            "max_idle": max(cfg.max_idle_conns, 1),
+            "max_idle": pooling.idle_kept(cfg),
             "max_lifetime_s": cfg.conn_max_lifetime.total_seconds(),
             "max_idle_time_s": cfg.conn_max_idle_time.total_seconds(),
             "timeout_s": cfg.pool_timeout.total_seconds(),
         }
+
+    async def close_idle_excess(self, idle_for_s: float = pooling.IDLE_EXCESS_GRACE_S) -> int:
+        """Close idle connections beyond ``max_idle_conns`` (see ``gql_api.db.pool``)."""
+        replicas = [(r.engine.sync_engine.pool, r.counters) for r in self.replicas.replicas]
+        pools = [(self.engine.sync_engine.pool, self.counters), *replicas]
+        return await pooling.close_idle_excess(pools, self.settings, idle_for_s)
 
     async def watch_replicas(self) -> None:
         """Check the replicas' lag and reachability until cancelled (one task per process)."""
@@ -280,7 +289,8 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
         # dispose() leaves a fresh pool behind; keep counting on it.
-        time_waits(self.engine.sync_engine.pool, self.settings, self.counters, self.pool_listeners)
+        pool = self.engine.sync_engine.pool
+        pooling.time_waits(pool, self.settings, self.counters, self.pool_listeners)
         await self.replicas.dispose()
 
     def stop_embedded(self) -> None:

@@ -93,6 +93,15 @@ def bind_processors(compiled: Compiled, names: Sequence[str]) -> dict[str, Any]:
     return processors
 
 
+def _give_back(pooled: Any, reusable: bool) -> None:
+    try:
+        if not reusable:
+            # Cancelled mid-statement or the connection broke: it cannot go back as is.
+            pooled.invalidate()
+    finally:
+        pooled.close()  # its slot, even when closing the connection was cut short
+
+
 class Reader:
     """``fetch(statement, params)``: the statement's rows, on asyncpg or through SQLAlchemy."""
 
@@ -139,10 +148,9 @@ class Reader:
                 reusable = not connection.is_closed() and not ends_session(error)
                 raise
             finally:
-                if not reusable:
-                    # Cancelled mid-statement or the connection broke: it cannot go back as is.
-                    pooled.invalidate()
-                pooled.close()
+                # Returning may close the connection (beyond max_idle_conns, or invalidated),
+                # which awaits the driver: in a greenlet, as the checkout.
+                await run_sync(_give_back, pooled, reusable)
 
     def _render(
         self, statement: ClauseElement, params: dict[str, Any] | None

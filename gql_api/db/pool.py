@@ -1,6 +1,6 @@
 """The pool's statistics and liveness: the counters SQLAlchemy does not keep itself (waits,
-closes for idle time and for lifetime), which ``dbPoolStats`` reports, and the ping of a
-connection that sat idle."""
+closes for idle time and for lifetime), which ``dbPoolStats`` reports, the ping of a connection
+that sat idle, and the closing of idle connections beyond ``max_idle_conns``."""
 
 from __future__ import annotations
 
@@ -14,17 +14,51 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
 from gql_api.config import DatabaseSettings
-from gql_api.db.sqlalchemy_internals import intercept_checkouts, intercept_returns
+from gql_api.db.sqlalchemy_internals import (
+    close_taken,
+    intercept_checkouts,
+    intercept_returns,
+    run_sync,
+    take_idle,
+)
 
 # A pooled connection idle for longer than this is pinged before it is handed out.
 PING_AFTER_IDLE_S = 1.0
 
 
+# A connection beyond max_idle_conns is closed once it has sat idle this long, not the moment it
+# comes back: under load it is wanted again within a millisecond, and a new one costs a new
+# backend (fork, authentication, codecs, every statement prepared again). Closed on return, a
+# page of users at 8 concurrent requests opened a connection for 6 requests in 10 and took
+# 2.9x the CPU (bench/RESULTS.md, "Connections kept under load").
+IDLE_EXCESS_GRACE_S = 1.0
+
+
 def pool_sizes(settings: DatabaseSettings) -> tuple[int, int]:
-    """The pool's ``pool_size`` (idle connections kept) and ``max_overflow`` (opened beyond it
-    under load, closed on return): together at most ``max_open_conns``."""
-    pool_size = max(settings.max_idle_conns, 1)
-    return pool_size, max(settings.max_open_conns - pool_size, 0)
+    """The pool's ``pool_size`` and ``max_overflow``: every connection, up to
+    ``max_open_conns``, goes back to the pool when returned (the pool hands out the most
+    recently returned first, so those beyond the ones in use sink and age);
+    :func:`close_idle_excess` closes those beyond ``max_idle_conns`` once idle."""
+    return settings.max_open_conns, 0
+
+
+def idle_kept(settings: DatabaseSettings) -> int:
+    """Connections kept open however long they sit idle (``max_idle_conns``, at least one)."""
+    return max(settings.max_idle_conns, 1)
+
+
+async def close_idle_excess(
+    pools: list[tuple[Pool, PoolCounters]], settings: DatabaseSettings, idle_for_s: float
+) -> int:
+    """Close each pool's idle connections beyond ``max_idle_conns`` that have sat idle for
+    ``idle_for_s`` seconds or more; returns how many."""
+    closed = 0
+    for pool, counters in pools:
+        for record in take_idle(pool, idle_kept(settings), time.monotonic() - idle_for_s):
+            counters.closed_max_idle += 1
+            closed += 1
+            await run_sync(close_taken, pool, record)  # closing awaits the driver
+    return closed
 
 
 @dataclass
@@ -33,8 +67,8 @@ class PoolCounters:
 
     ``wait_count``/``wait_duration_s``: checkouts that found the pool at capacity and had to
     wait for a connection to come back (like Go's ``DBStats.WaitCount``/``WaitDuration``).
-    ``closed_max_idle``: connections closed on return because the pool already kept
-    ``max_idle_conns`` idle ones.
+    ``closed_max_idle``: connections closed because they sat idle (``IDLE_EXCESS_GRACE_S``)
+    while ``max_idle_conns`` others were idle too.
     """
 
     opened: int = 0
@@ -72,6 +106,10 @@ def watch_pool(
             record.info["idle_expired"] = True
             # The pool closes this connection and hands out a fresh one.
             raise DisconnectionError("connection idle longer than conn_max_idle_time")
+        driver = getattr(dbapi_conn, "driver_connection", None)
+        if driver is not None and driver.is_closed():
+            # The server ended it while it sat in the pool (asyncpg saw the socket close).
+            raise DisconnectionError("connection closed by the server")
         if returned_at is not None and time.monotonic() - returned_at > PING_AFTER_IDLE_S:
             # A connection in steady use is alive; one that sat idle may have been cut
             # (server restart, network): ping it, and let the pool replace it if dead.
@@ -105,7 +143,7 @@ def time_waits(
     counters: PoolCounters,
     listeners: list[Callable[[], None]],
 ) -> None:
-    """Count checkouts that had to wait, and overflow connections closed on return.
+    """Count checkouts that had to wait; call ``listeners`` after each checkout and return.
 
     The pool has no event before a checkout, so its checkouts and returns are intercepted
     on this instance (``gql_api.db.sqlalchemy_internals``; ``Database.dispose()`` makes a new
@@ -127,8 +165,6 @@ def time_waits(
                 listener()
 
     def counted_return(give_back: Callable[[], None]) -> None:
-        if pool.checkedin() >= pool.size():
-            counters.closed_max_idle += 1  # the pool closes what it cannot keep
         give_back()
         for listener in listeners:
             listener()

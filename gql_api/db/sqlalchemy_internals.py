@@ -11,6 +11,10 @@ Each exists because no public API does the job:
   gauges after a return need the pool's ``_do_get`` / ``_do_return_conn`` (wrapped on one pool
   instance, never on the class).
 
+- :func:`take_idle` / :func:`close_taken`: the pool closes connections beyond its size the
+  moment they come back, or never; the idle ones beyond ``max_idle_conns`` are closed once they
+  have sat idle a while (``gql_api.db.pool``), which needs them out of the pool's queue
+  (``pool._pool``) and their slot given back (``pool._dec_overflow``).
 - :func:`run_sync`: the direct reads take a connection out of the pool, which is synchronous code
   that may wait on the driver (a new connection, a liveness ping) through SQLAlchemy's
   ``await_``; that works only inside a greenlet marked ``__sqlalchemy_greenlet_provider__``
@@ -28,9 +32,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from greenlet import GreenletExit, getcurrent, greenlet
-from sqlalchemy.pool import Pool
+from sqlalchemy.pool import ConnectionPoolEntry, Pool
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.cache_key import CacheKey
+from sqlalchemy.util.queue import Empty
 
 T = TypeVar("T")
 
@@ -57,6 +62,38 @@ def intercept_returns(pool: Pool, wrapper: Callable[[Callable[[], None]], None])
     pool._do_return_conn = lambda record: wrapper(  # type: ignore[method-assign]
         lambda: give_back(record)
     )
+
+
+def take_idle(pool: Pool, keep: int, returned_before: float) -> list[ConnectionPoolEntry]:
+    """Take out of ``pool`` (a LIFO queue pool) its idle connections beyond the ``keep`` most
+    recently returned that came back before ``returned_before`` (``time.monotonic()``, recorded
+    by the checkin hook as ``info["checked_in_at"]``), oldest first. No await: nothing else
+    touches the queue meanwhile. Each must then go to :func:`close_taken`."""
+    queue: Any = pool._pool  # type: ignore[attr-defined]
+    idle: list[ConnectionPoolEntry] = []  # most recently returned first
+    while True:
+        try:
+            idle.append(queue.get_nowait())
+        except Empty:
+            break
+    kept = idle[:keep]
+    taken: list[ConnectionPoolEntry] = []
+    for record in idle[keep:]:
+        returned = record.info.get("checked_in_at")
+        (taken if returned is not None and returned < returned_before else kept).append(record)
+    for record in reversed(kept):  # back in their order: the most recent on top
+        queue.put_nowait(record)
+    taken.reverse()
+    return taken
+
+
+def close_taken(pool: Pool, record: ConnectionPoolEntry) -> None:
+    """Close a connection :func:`take_idle` took, and give its slot back to ``pool``, as the
+    pool does for one it cannot keep (in a greenlet: closing awaits the driver)."""
+    try:
+        record.close()
+    finally:
+        pool._dec_overflow()  # type: ignore[attr-defined]
 
 
 # Idle greenlets kept per thread (a greenlet runs only in the thread that made it); beyond

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from gql_api import __version__
 from gql_api.config import Settings
 from gql_api.db import Database
+from gql_api.db.pool import IDLE_EXCESS_GRACE_S
 from gql_api.observability import metrics, tracing
 from gql_api.ops.maintenance import run_periodic_cleanup
 from gql_api.realtime import Hub, Listener
@@ -64,7 +65,7 @@ def app_lifespan(
         if traced is not None:
             tracing.instrument_engine(traced, db.engine)
         tune_collector()
-        tasks = []
+        tasks = [asyncio.create_task(_close_idle_excess(db))]
         if settings.database.cleanup_interval.total_seconds() > 0:
             tasks.append(asyncio.create_task(run_periodic_cleanup(db, settings)))
         if db.replicas:  # replica lag and reachability (gql_api.db.replicas)
@@ -90,3 +91,11 @@ def app_lifespan(
                 await db.dispose()
 
     return lifespan
+
+
+async def _close_idle_excess(db: Database) -> None:
+    """Idle connections beyond max_idle_conns are closed here, not on return (see
+    ``gql_api.db.pool``), until cancelled."""
+    while True:
+        await asyncio.sleep(IDLE_EXCESS_GRACE_S / 2)
+        await db.close_idle_excess()

@@ -45,7 +45,7 @@ class PoolStats:
     wait_count: int = strawberry.field(description="Checkouts that waited for a connection.")
     wait_duration_ms: float
     max_idle_closed: int = strawberry.field(
-        description="Closed on return because max_idle_conns were already idle."
+        description="Closed after a second idle while max_idle_conns others were idle."
     )
     max_idle_time_closed: int = strawberry.field(description="Closed after conn_max_idle_time.")
     max_lifetime_closed: int = strawberry.field(description="Closed after conn_max_lifetime.")
