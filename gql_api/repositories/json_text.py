@@ -39,7 +39,7 @@ from gql_api.models import SECRET_COLUMNS
 
 # Keys and constants are GraphQL names: written into the statement's text, never quoted.
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
-_ISO_SECONDS = 'YYYY-MM-DD"T"HH24:MI:SS'
+_ISO_MICROSECONDS = 'YYYY-MM-DD"T"HH24:MI:SS.US'
 _NULL: ColumnElement[str] = literal_column("'null'")
 
 
@@ -130,13 +130,14 @@ def _value(table: Table, member: JsonField) -> ColumnElement[Any]:
 
 
 def _timestamp(column: Column[Any]) -> ColumnElement[str]:
+    # One to_char per value (the fraction cut when it is all zeros): to_char is most of what a
+    # session costs here, and two of them (seconds, then the fraction when there is one) took
+    # 1.2 us a value against 0.75 us.
     utc = func.timezone(_sql_text("UTC"), column)  # a timestamp without time zone, in UTC
-    whole = cast(func.date_part(_sql_text("microseconds"), utc), Integer) % literal_column(
-        "1000000"
-    ) == literal_column("0")
-    fraction = case((whole, _sql_text("")), else_=func.to_char(utc, _sql_text(".US")))
-    out_of_range = (utc >= literal_column("'10000-01-01'::timestamp")) | (
-        utc < literal_column("'0001-01-01'::timestamp")
+    iso = func.to_char(utc, _sql_text(_ISO_MICROSECONDS))
+    written = func.replace(iso, _sql_text(".000000"), _sql_text(""))
+    out_of_range = (column >= literal_column("'10000-01-01 00:00:00+00'::timestamptz")) | (
+        column < literal_column("'0001-01-01 00:00:00+00'::timestamptz")
     )
     return case(
         (
@@ -152,10 +153,5 @@ def _timestamp(column: Column[Any]) -> ColumnElement[str]:
                 Text,
             ),
         ),
-        else_=func.concat(
-            _sql_text('"'),
-            func.to_char(utc, _sql_text(_ISO_SECONDS)),
-            fraction,
-            _sql_text('+00:00"'),
-        ),
+        else_=func.concat(_sql_text('"'), written, _sql_text('+00:00"')),
     )
