@@ -2,10 +2,11 @@
 
 Seeds the dataset once. A check phase starts each app on its own, compares their JSON for
 Q1-Q3 (and every client shape's data with the database's) and counts SQL statements per request
-while they are idle. Then each round starts the server, runs Q1-Q4 and the client shapes, stops
-it, starts the reference, runs Q1-Q3 and stops it, then PostGraphile (when npm can install it)
-with its equivalent of each shape (A B C A B C ...). Last, the start-up time of ``gql-api serve``
-on an existing embedded data directory. Prints the table and writes the results file.
+while they are idle. Then each round starts the server, the reference and PostGraphile (when npm
+can install it) side by side, warms each up, and drives each operation on one app after the
+other (A B C, A B C, ...; the first app alternates by round), then the login storm (Q4) on the
+server, and stops them. Last, the start-up time of ``gql-api serve`` on an existing embedded
+data directory. Prints the table and writes the results file.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -264,39 +265,65 @@ def drive(outcome: Outcome, app: procs.App, op: Operation, seconds: float) -> Lo
     )
 
 
-def run_phase(
+def run_round(
     outcome: Outcome,
-    name: str,
     round_no: int,
-    ops: list[Operation],
-    shape_ops: Sequence[Operation] = (),
-) -> Phase:
-    """``ops`` run for --duration each, ``shape_ops`` (the client shapes) for --shape-duration."""
+    ops: dict[str, list[Operation]],
+    shape_ops: dict[str, Sequence[Operation]],
+) -> list[Phase]:
+    """One round: every app started at once and warmed up, then each operation driven on one
+    app after the other (``ops`` for --duration, ``shape_ops`` for --shape-duration), so that
+    the runs compared stand seconds apart, not minutes: this machine's speed drifts. The app
+    that goes first alternates from round to round."""
     options = outcome.options
-    seconds = {op.name: options.duration for op in ops}
-    seconds.update({op.name: options.shape_duration for op in shape_ops})
-    ops = [*ops, *shape_ops]
-    with start(name, options, outcome.data.url, round_no) as app:
-        phase = Phase(name, round_no, app.ready_seconds)
-        print(f"  {name}: pid {app.pid}, ready in {app.ready_seconds:.2f}s", flush=True)
-        for op in ops:
-            check_response(app, op)
-            drive(outcome, app, op, min(options.warmup, seconds[op.name]))
-        phase.memory_warm = procs.memory(app.pid)
-        for op in ops:
-            used = procs.cpu_seconds(app.pid)
-            result = drive(outcome, app, op, seconds[op.name])
-            used = procs.cpu_seconds(app.pid) - used
-            phase.loads[op.name] = result
-            phase.cpu_ms[op.name] = 1000 * used / max(result.requests, 1)
-            print(f"    {op.name}: {report.load_line(result)}, "
-                  f"{phase.cpu_ms[op.name]:.2f} ms CPU/request", flush=True)  # fmt: skip
-        if name == SERVER:
-            phase.loads["Q4"], phase.storm = login_storm(outcome, app, ops[0])  # ops[0] is Q1
-            print(f"    Q4: {report.load_line(phase.loads['Q4'])}; "
-                  f"{report.storm_line(phase.storm)}", flush=True)  # fmt: skip
-        phase.memory_end = procs.memory(app.pid)
-    return phase
+    names = [name for name in (SERVER, REFERENCE, POSTGRAPHILE) if name in ops or name in shape_ops]
+    with ExitStack() as stack:
+        apps: dict[str, procs.App] = {}
+        phases: dict[str, Phase] = {}
+        seconds: dict[tuple[str, str], float] = {}
+        for name in names:
+            app = apps[name] = stack.enter_context(start(name, options, outcome.data.url, round_no))
+            phases[name] = Phase(name, round_no, app.ready_seconds)
+            print(f"  {name}: pid {app.pid}, ready in {app.ready_seconds:.2f}s", flush=True)
+            for op in ops.get(name, []):
+                seconds[name, op.name] = options.duration
+            for op in shape_ops.get(name, ()):
+                seconds[name, op.name] = options.shape_duration
+        by_name = {
+            name: {op.name: op for op in [*ops.get(name, []), *shape_ops.get(name, ())]}
+            for name in names
+        }
+        for name in names:
+            for op in by_name[name].values():
+                check_response(apps[name], op)
+                drive(outcome, apps[name], op, min(options.warmup, seconds[name, op.name]))
+            phases[name].memory_warm = procs.memory(apps[name].pid)
+        order = names if round_no % 2 else names[::-1]
+        op_names = list(dict.fromkeys(n for name in names for n in by_name[name]))
+        for op_name in op_names:
+            for name in order:
+                if op_name in by_name[name]:
+                    _measure(outcome, apps[name], phases[name], by_name[name][op_name],
+                             seconds[name, op_name])  # fmt: skip
+        server = phases.get(SERVER)
+        if server is not None:
+            q1 = ops[SERVER][0]
+            server.loads["Q4"], server.storm = login_storm(outcome, apps[SERVER], q1)
+            print(f"    server Q4: {report.load_line(server.loads['Q4'])}; "
+                  f"{report.storm_line(server.storm)}", flush=True)  # fmt: skip
+        for name in names:
+            phases[name].memory_end = procs.memory(apps[name].pid)
+    return [phases[name] for name in names]
+
+
+def _measure(outcome: Outcome, app: procs.App, phase: Phase, op: Operation, seconds: float) -> None:
+    used = procs.cpu_seconds(app.pid)
+    result = drive(outcome, app, op, seconds)
+    used = procs.cpu_seconds(app.pid) - used
+    phase.loads[op.name] = result
+    phase.cpu_ms[op.name] = 1000 * used / max(result.requests, 1)
+    print(f"    {phase.app} {op.name}: {report.load_line(result)}, "
+          f"{phase.cpu_ms[op.name]:.2f} ms CPU/request", flush=True)  # fmt: skip
 
 
 def login_storm(outcome: Outcome, app: procs.App, q1: Operation) -> tuple[LoadResult, StormResult]:
@@ -409,10 +436,11 @@ def main(argv: list[str] | None = None) -> Outcome:
         print("  " + ", ".join(f"{k}: {v}" for k, v in outcome.json_check.items()), flush=True)
         for round_no in range(1, options.rounds + 1):
             print(f"round {round_no}/{options.rounds}", flush=True)
-            outcome.phases.append(run_phase(outcome, SERVER, round_no, ops, server_shapes))
-            outcome.phases.append(run_phase(outcome, REFERENCE, round_no, ops))
+            round_ops = {SERVER: ops, REFERENCE: ops}
+            round_shapes: dict[str, Sequence[Operation]] = {SERVER: server_shapes}
             if outcome.postgraphile:
-                outcome.phases.append(run_phase(outcome, POSTGRAPHILE, round_no, [], peer_ops))
+                round_shapes[POSTGRAPHILE] = peer_ops
+            outcome.phases.extend(run_round(outcome, round_no, round_ops, round_shapes))
         outcome.postgres = asyncio.run(report.postgres_version(url))
     finally:
         if embedded is not None:

@@ -13,7 +13,6 @@ requests (on any server process) until a replica has replayed the write's WAL po
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 import uuid
@@ -140,7 +139,8 @@ class Database:
         ``max_conns_per_request`` connections held at once (see
         :mod:`gql_api.db.connection_budget`).
         """
-        view = copy.copy(self)
+        view = Database.__new__(Database)  # a shallow copy (copy.copy takes 5x as long)
+        view.__dict__ = self.__dict__.copy()
         view.budget = ConnectionBudget(
             self.settings.max_conns_per_request,
             timeout_s=self.settings.pool_timeout.total_seconds(),
