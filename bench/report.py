@@ -166,7 +166,8 @@ def render(outcome: Outcome) -> str:
     o, data = outcome.options, outcome.data
     lines = [
         f"gql_api vs reference: {outcome.tool}, {o.connections} connections, {o.duration:g}s "
-        f"per run ({o.warmup:g}s warm-up per op), {o.rounds} round(s), A B A B",
+        f"per run ({o.warmup:g}s warm-up per op), {o.rounds} round(s), apps side by side, "
+        "each op on one app after the other (A B C, then C B A)",
         f"dataset: {data.users} users; Q3 after row {data.deep_position} of "
         f"{data.users} (created_at DESC)",
         "",

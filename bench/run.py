@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=10_000, help="bulk users to seed")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds per op before runs")
-    parser.add_argument("--rounds", type=int, default=3, help="A B rounds (at least 1)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (at least 1)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--database-url", help="postgresql:// URL (default: embedded)")
     parser.add_argument(
