@@ -59,11 +59,13 @@ async def test_idle_connections_are_taken_oldest_first_beyond_the_kept_ones(
                 pids = [await conn.scalar(text("SELECT pg_backend_pid()")) for conn in (a, b, c)]
             # c came back first, then b, then a (the most recent)
         assert pool.checkedin() == 3
-        assert take_idle(pool, 1, returned_before=0.0) == []  # none came back that early
-        taken = take_idle(pool, 1, returned_before=float("inf"))
-        assert pool.checkedin() == 1 and len(taken) == 2
-        for record in taken:
-            await run_sync(close_taken, pool, record)
+        assert take_idle(pool, 1, returned_before=0.0) is None  # none came back that early
+        assert take_idle(pool, 3, returned_before=float("inf")) is None  # none beyond 3
+        for left in (2, 1):
+            taken = take_idle(pool, 1, returned_before=float("inf"))
+            assert taken is not None and pool.checkedin() == left
+            await run_sync(close_taken, pool, taken)
+        assert take_idle(pool, 1, returned_before=float("inf")) is None
         async with own.engine.connect() as kept:  # the most recently returned: a's
             assert await kept.scalar(text("SELECT pg_backend_pid()")) == pids[0]
             async with own.engine.connect() as d, own.engine.connect() as e:  # slots are free

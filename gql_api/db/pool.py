@@ -53,8 +53,9 @@ async def close_idle_excess(
     """Close each pool's idle connections beyond ``max_idle_conns`` that have sat idle for
     ``idle_for_s`` seconds or more; returns how many."""
     closed = 0
+    before = time.monotonic() - idle_for_s
     for pool, counters in pools:
-        for record in take_idle(pool, idle_kept(settings), time.monotonic() - idle_for_s):
+        while (record := take_idle(pool, idle_kept(settings), before)) is not None:
             counters.closed_max_idle += 1
             closed += 1
             await run_sync(close_taken, pool, record)  # closing awaits the driver

@@ -64,11 +64,13 @@ def intercept_returns(pool: Pool, wrapper: Callable[[Callable[[], None]], None])
     )
 
 
-def take_idle(pool: Pool, keep: int, returned_before: float) -> list[ConnectionPoolEntry]:
-    """Take out of ``pool`` (a LIFO queue pool) its idle connections beyond the ``keep`` most
-    recently returned that came back before ``returned_before`` (``time.monotonic()``, recorded
-    by the checkin hook as ``info["checked_in_at"]``), oldest first. No await: nothing else
-    touches the queue meanwhile. Each must then go to :func:`close_taken`."""
+def take_idle(pool: Pool, keep: int, returned_before: float) -> ConnectionPoolEntry | None:
+    """Take out of ``pool`` (a LIFO queue pool) the oldest of its idle connections beyond the
+    ``keep`` most recently returned, if it came back before ``returned_before``
+    (``time.monotonic()``, recorded by the checkin hook as ``info["checked_in_at"]``); None
+    when there is none. No await: nothing else touches the queue meanwhile. One at a time, so
+    that a close cut short (a cancellation) strands nothing. It must then go to
+    :func:`close_taken`."""
     queue: Any = pool._pool  # type: ignore[attr-defined]
     idle: list[ConnectionPoolEntry] = []  # most recently returned first
     while True:
@@ -76,19 +78,18 @@ def take_idle(pool: Pool, keep: int, returned_before: float) -> list[ConnectionP
             idle.append(queue.get_nowait())
         except Empty:
             break
-    kept = idle[:keep]
-    taken: list[ConnectionPoolEntry] = []
-    for record in idle[keep:]:
-        returned = record.info.get("checked_in_at")
-        (taken if returned is not None and returned < returned_before else kept).append(record)
-    for record in reversed(kept):  # back in their order: the most recent on top
+    taken = None
+    if len(idle) > keep:
+        returned = idle[-1].info.get("checked_in_at")
+        if returned is not None and returned < returned_before:
+            taken = idle.pop()
+    for record in reversed(idle):  # back in their order: the most recent on top
         queue.put_nowait(record)
-    taken.reverse()
     return taken
 
 
 def close_taken(pool: Pool, record: ConnectionPoolEntry) -> None:
-    """Close a connection :func:`take_idle` took, and give its slot back to ``pool``, as the
+    """Close the connection :func:`take_idle` took, and give its slot back to ``pool``, as the
     pool does for one it cannot keep (in a greenlet: closing awaits the driver)."""
     try:
         record.close()

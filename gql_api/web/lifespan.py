@@ -98,4 +98,7 @@ async def _close_idle_excess(db: Database) -> None:
     ``gql_api.db.pool``), until cancelled."""
     while True:
         await asyncio.sleep(IDLE_EXCESS_GRACE_S / 2)
-        await db.close_idle_excess()
+        try:
+            await db.close_idle_excess()
+        except Exception:  # a failure here must not stop the closing for good
+            log.exception("closing idle connections failed")
