@@ -8,8 +8,14 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from gql_api.auth.accounts import change_password
+from gql_api.auth.current import authenticate
+from gql_api.auth.events import RequestMeta
+from gql_api.config import Settings
 from gql_api.db import Database
+from gql_api.errors import Unauthenticated
 from tests.auth_support import ME, PAYLOAD, REFRESH, SmtpServer, login, other_app, payload
 from tests.conftest import TEST_PASSWORD, GraphQLClient, MadeUser, error_codes
 
@@ -85,6 +91,32 @@ async def test_of_two_concurrent_changes_from_one_session_one_wins(
     changed = next(body["data"]["changePassword"] for body in bodies if "errors" not in body)
     assert await _me(gql, changed["accessToken"]) == []  # the winner's session stays live
     await _sign_in(gql, user.email, winner)
+
+
+async def test_a_change_whose_session_ended_meanwhile_is_unauthenticated(
+    gql: GraphQLClient, db: Database, settings: Settings, user: MadeUser
+) -> None:
+    """The loser of two concurrent changes from one session may have passed its bearer check
+    before the winner committed, and read the password after: it is told its session ended,
+    not that its (old, right) password is incorrect, and no failed attempt is counted."""
+    access = (await _sign_in(gql, user.email))["accessToken"]
+    viewer = await authenticate(db, settings.auth, access)  # both requests got this far
+    first = await change_password(
+        db, settings.auth, viewer=viewer, current_password=TEST_PASSWORD,
+        new_password="first-Winner-31-pebble", meta=RequestMeta(),
+    )  # fmt: skip
+    assert await _me(gql, first.access_token) == []
+    with pytest.raises(Unauthenticated):
+        await change_password(
+            db, settings.auth, viewer=viewer, current_password=TEST_PASSWORD,
+            new_password="second-Winner-57-marble", meta=RequestMeta(),
+        )  # fmt: skip
+    async with db.session() as session:
+        failed = await session.scalar(
+            text("SELECT count(*) FROM login_attempts WHERE settled AND NOT succeeded")
+        )
+    assert failed == 0
+    await _sign_in(gql, user.email, "first-Winner-31-pebble")
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from gql_api.repositories import users as user_repo
 
 from . import rate_limits
 from . import sessions as session_policy
-from .current import Viewer
+from .current import Viewer, viewer_password_hash
 from .events import RequestMeta, record
 from .login import INVALID_CREDENTIALS, login
 from .passwords import hash_password, verify_password
@@ -100,7 +100,7 @@ async def change_password(
     user = viewer.user
     assert user.id is not None
     attempt_id = await _check_current_password(
-        db, settings, user=user, current_password=current_password, meta=meta
+        db, settings, viewer=viewer, current_password=current_password, meta=meta
     )
     password_hash = await hash_password(new_password, settings.bcrypt_rounds)
     async with db.transaction() as session:
@@ -129,17 +129,20 @@ async def change_password(
 
 
 async def _check_current_password(
-    db: Database, settings: AuthSettings, *, user: User, current_password: str, meta: RequestMeta
+    db: Database,
+    settings: AuthSettings,
+    *,
+    viewer: Viewer,
+    current_password: str,
+    meta: RequestMeta,
 ) -> int:
     """The login attempt admitted for this check (settled as succeeded by the caller's change),
     or :class:`BadUserInput` with the attempt counted as failed."""
-    assert user.id is not None
+    stored_hash = await viewer_password_hash(db, viewer)
     attempt_id = await rate_limits.admit_login(
-        db, settings, email=user.email, ip_address=meta.ip_address
+        db, settings, email=viewer.user.email, ip_address=meta.ip_address
     )
-    # The viewer carries no password hash (auth.current): read it for this one check.
-    stored_hash = await user_repo.password_hash_of(db, user_id=user.id)
-    if stored_hash is None or not await verify_password(current_password, stored_hash):
+    if not await verify_password(current_password, stored_hash):
         async with db.transaction() as session:
             await login_attempts.mark_failed(session, attempt_id=attempt_id)
         raise BadUserInput(

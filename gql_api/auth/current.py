@@ -61,3 +61,16 @@ async def authenticate(db: RowSource, settings: AuthSettings, token: str) -> Vie
     if settings.require_mfa_for_admins and user.role == "admin":
         enrol = not await mfa_repo.confirmed_factor_exists(db, user_id=claims.user_id)
     return Viewer(user=user, session_id=claims.session_id, mfa_enrollment_required=enrol)
+
+
+async def viewer_password_hash(db: RowSource, viewer: Viewer) -> str:
+    """The viewer's password hash, for a check of its password (the viewer carries none);
+    :class:`Unauthenticated` when its session ended since the request began, as the next
+    request's bearer check would say (a concurrent password change from the same session: its
+    old password is not "incorrect", and not a failed attempt)."""
+    stored = await session_repo.password_hash_of_live_session(
+        db, session_id=viewer.session_id, user_id=viewer.user.id
+    )
+    if stored is None:
+        raise Unauthenticated("Session revoked or expired")
+    return stored

@@ -45,6 +45,15 @@ _USER_OF_LIVE_SESSION = (
     .join(_sessions, _sessions.c.user_id == _users.c.id)
     .where(*_LIVE_SESSION)
 )
+# A signed-in caller confirming its password: the hash, only while the caller's session is
+# live, in one statement. A password change replaces the hash and revokes the session in one
+# transaction, so a concurrent change from the same session leaves the caller the old hash with
+# a live session, or no row: never the new hash to compare its old password with.
+_PASSWORD_HASH_OF_LIVE_SESSION = (
+    select(_users.c.password_hash)
+    .join(_sessions, _sessions.c.user_id == _users.c.id)
+    .where(*_LIVE_SESSION)
+)
 _LIVE_SESSION_EXPIRY = (
     select(_sessions.c.expires_at)
     .join(_users, _sessions.c.user_id == _users.c.id)
@@ -90,6 +99,17 @@ async def user_of_live_session(
     that user and the user is active; None otherwise. Every authenticated request runs this."""
     rows = await db.fetch(_USER_OF_LIVE_SESSION, {"session_id": session_id, "user_id": user_id})
     return rows[0] if rows else None
+
+
+async def password_hash_of_live_session(
+    db: RowSource, *, session_id: uuid.UUID, user_id: uuid.UUID
+) -> str | None:
+    """The one read of a password hash outside login (the per-request viewer lookup selects
+    only public columns); None when the session no longer authenticates."""
+    rows = await db.fetch(
+        _PASSWORD_HASH_OF_LIVE_SESSION, {"session_id": session_id, "user_id": user_id}
+    )
+    return rows[0].password_hash if rows else None
 
 
 async def live_session_expiry(

@@ -8,14 +8,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from gql_api.models import Role, User, UserProfile, UserStatus
 from gql_api.repositories import sessions
-from gql_api.repositories.row_source import RowSource
 
 
 async def get_by_id(session: AsyncSession, *, user_id: uuid.UUID) -> User | None:
@@ -30,18 +29,6 @@ async def get_by_email(session: AsyncSession, *, email: str) -> User | None:
     """The column is CITEXT: the comparison ignores case and uses the unique index."""
     statement = select(User).where(col(User.email) == email)
     return (await session.execute(statement)).scalar_one_or_none()
-
-
-_PASSWORD_HASH_OF = select(User.password_hash).where(  # type: ignore[call-overload]
-    col(User.id) == bindparam("user_id")
-)
-
-
-async def password_hash_of(db: RowSource, *, user_id: uuid.UUID) -> str | None:
-    """The one read of a password hash outside login: a signed-in caller confirming its password.
-    (The per-request viewer lookup selects only public columns.)"""
-    rows = await db.fetch(_PASSWORD_HASH_OF, {"user_id": user_id})
-    return rows[0].password_hash if rows else None
 
 
 async def create_user(

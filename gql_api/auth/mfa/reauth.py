@@ -7,10 +7,9 @@ from gql_api.db import Database
 from gql_api.errors import BadUserInput, Forbidden
 from gql_api.repositories import login_attempts
 from gql_api.repositories import sessions as session_repo
-from gql_api.repositories import users as user_repo
 
 from .. import rate_limits
-from ..current import Viewer
+from ..current import Viewer, viewer_password_hash
 from ..events import RequestMeta
 from ..passwords import verify_password
 
@@ -22,12 +21,11 @@ async def require_fresh_auth(
     ``auth.mfa_reauth_window``. A wrong password counts against the account's login limit."""
     user = viewer.user
     if password is not None:
+        stored_hash = await viewer_password_hash(db, viewer)
         attempt_id = await rate_limits.admit_login(
             db, settings.auth, email=user.email, ip_address=meta.ip_address
         )
-        # The viewer carries no password hash (auth.current): read it for this one check.
-        stored_hash = await user_repo.password_hash_of(db, user_id=user.id)
-        ok = stored_hash is not None and await verify_password(password, stored_hash)
+        ok = await verify_password(password, stored_hash)
         async with db.transaction() as session:
             if ok:
                 await login_attempts.mark_succeeded(session, attempt_id=attempt_id)
