@@ -280,19 +280,17 @@ def run_round(
     with ExitStack() as stack:
         apps: dict[str, procs.App] = {}
         phases: dict[str, Phase] = {}
+        by_name: dict[str, dict[str, Operation]] = {}
         seconds: dict[tuple[str, str], float] = {}
         for name in names:
             app = apps[name] = stack.enter_context(start(name, options, outcome.data.url, round_no))
             phases[name] = Phase(name, round_no, app.ready_seconds)
             print(f"  {name}: pid {app.pid}, ready in {app.ready_seconds:.2f}s", flush=True)
-            for op in ops.get(name, []):
-                seconds[name, op.name] = options.duration
-            for op in shape_ops.get(name, ()):
-                seconds[name, op.name] = options.shape_duration
-        by_name = {
-            name: {op.name: op for op in [*ops.get(name, []), *shape_ops.get(name, ())]}
-            for name in names
-        }
+            by_name[name] = {}
+            for group, duration in ((ops, options.duration), (shape_ops, options.shape_duration)):
+                for op in group.get(name, ()):
+                    by_name[name][op.name] = op
+                    seconds[name, op.name] = duration
         for name in names:
             for op in by_name[name].values():
                 check_response(apps[name], op)

@@ -148,9 +148,13 @@ class Reader:
                 reusable = not connection.is_closed() and not ends_session(error)
                 raise
             finally:
-                # Returning may close the connection (beyond max_idle_conns, or invalidated),
-                # which awaits the driver: in a greenlet, as the checkout.
-                await run_sync(_give_back, pooled, reusable)
+                pool: Any = self.engine.sync_engine.pool
+                if reusable and pool.checkedin() < pool.size():
+                    pooled.close()  # into the pool's queue: nothing awaits the driver
+                else:
+                    # Invalidated, or the pool cannot keep it: closing awaits the driver, so
+                    # in a greenlet, as the checkout.
+                    await run_sync(_give_back, pooled, reusable)
 
     def _render(
         self, statement: ClauseElement, params: dict[str, Any] | None
