@@ -48,7 +48,9 @@ AUTH_SQL = (
 _PAGE_COLUMNS = (
     "SELECT users.id, users.email, users.first_name, users.last_name, users.role, users.status, "
     "users.email_verified, users.email_verified_at, users.password_changed_at, "
-    "users.last_login_at, users.login_count, users.created_at, users.updated_at \n"
+    "users.last_login_at, users.login_count, users.created_at, users.updated_at, "
+    "(SELECT CAST(coalesce(sum(user_counts.users), 0) AS BIGINT) AS coalesce_1 \n"
+    "FROM user_counts) AS total_count \n"
     "FROM users \n"
 )
 PAGE_SQL = (
@@ -59,7 +61,8 @@ PAGE_AFTER_SQL = (
     "($1::TIMESTAMP WITH TIME ZONE, $2::UUID) ORDER BY users.created_at DESC, users.id DESC \n"
     " LIMIT $3::INTEGER"
 )
-# totalCount reads the per (role, status) counts that triggers keep (migration 0014).
+# totalCount reads the per (role, status) counts that triggers keep (migration 0014): with the
+# page (its total_count column) when the page has a row, else on its own.
 COUNT_SQL = (
     "SELECT CAST(coalesce(sum(user_counts.users), 0) AS BIGINT) AS coalesce_1 \nFROM user_counts"
 )
@@ -187,10 +190,9 @@ class Reference:
         rows = rows[:first]
         ids = [row["id"] for row in rows]
         if ids:
-            total, profiles, sessions = await asyncio.gather(
-                self.pool.fetchval(COUNT_SQL),
-                self.pool.fetch(PROFILES_SQL, ids),
-                self.pool.fetch(SESSIONS_SQL, ids),
+            total = rows[0]["total_count"]
+            profiles, sessions = await asyncio.gather(
+                self.pool.fetch(PROFILES_SQL, ids), self.pool.fetch(SESSIONS_SQL, ids)
             )
         else:
             total, profiles, sessions = await self.pool.fetchval(COUNT_SQL), [], []

@@ -13,6 +13,7 @@ from gql_api.db import Database, libpq_url
 from gql_api.repositories import user_listing
 from gql_api.repositories.user_listing import UserFilter
 from tests.conftest import GraphQLClient, insert_user
+from tests.users_support import count_statements
 
 ROLES = (None, "user", "admin")
 STATUSES = (None, "active", "inactive")
@@ -114,3 +115,26 @@ async def test_total_count_of_a_filtered_page(
     ):
         body = await gql(query, variables, token=admin_token)
         assert body.get("data") and body["data"]["users"]["totalCount"] == expected, body
+
+
+async def test_a_page_reads_its_total_with_its_rows_and_an_empty_page_counts_apart(
+    gql: GraphQLClient, admin_token: str, db: Database
+) -> None:
+    for status in ("active", "inactive", "inactive"):
+        await insert_user(db, status=status)
+    query = """query($f: UserFilter, $after: String) {
+      users(first: 1, filter: $f, after: $after) { totalCount edges { cursor } }
+    }"""
+    last = await gql("{ users(last: 1) { edges { cursor } } }", token=admin_token)
+    after_last = last["data"]["users"]["edges"][0]["cursor"]
+    for variables, expected, statements_sent in (
+        ({}, 4, 2),  # the viewer's authentication and the page, its total in the same statement
+        ({"f": {"role": "USER", "status": "INACTIVE"}}, 2, 2),
+        ({"f": {"role": "ADMIN", "status": "INACTIVE"}}, 0, 3),  # no row to carry it: counted
+        ({"after": after_last}, 4, 3),  # past the end: no row either
+        ({"f": {"status": "INACTIVE", "search": "example"}}, 2, 3),  # counted from the table
+    ):
+        with count_statements(db) as statements:
+            body = await gql(query, variables, token=admin_token)
+        assert body.get("data") and body["data"]["users"]["totalCount"] == expected, body
+        assert len(statements) == statements_sent, (variables, statements)

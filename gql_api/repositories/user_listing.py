@@ -132,6 +132,15 @@ def escape_like(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+@dataclass(frozen=True)
+class UserPage:
+    rows: list[Any]  # public columns, in the page's order
+    has_more: bool  # more rows lie beyond the page
+    # How many users match the filter, read by the page's own statement when ``user_counts``
+    # holds it (a filter of a role and a status at most) and the page has a row; else None.
+    total: int | None
+
+
 async def list_users(
     db: RowSource,
     *,
@@ -142,16 +151,19 @@ async def list_users(
     before: KeysetBound | None,
     limit: int,
     from_end: bool,
-) -> tuple[list[Any], bool]:
-    """One keyset page of users (public columns) and whether more rows lie beyond it."""
+) -> UserPage:
+    """One keyset page of users (public columns), whether more rows lie beyond it, and the
+    filter's total when the per (role, status) counts give it for nothing."""
     # The first (or last) page of a filter and order is most pages asked for, and the same
     # statement every time: built once (cached), it also keeps its SQL cache key (walking a
     # statement to make one costs about what building it does). A cursor's bounds are SQL
     # literals made per request: such a page is built for itself.
     build = _page if after is None and before is None else _page.__wrapped__
     statement = build(where, order, descending, after, before, limit, from_end)
-    rows = await db.fetch(statement)
-    return trim(rows, limit=limit, from_end=from_end)
+    rows = await db.fetch(statement, _summed_params(where))
+    page, has_more = trim(rows, limit=limit, from_end=from_end)
+    total = int(rows[0].total_count) if rows and where.by_role_and_status_only else None
+    return UserPage(page, has_more, total)
 
 
 # Bounded: 128 statements of a few KB each (their only free-form value is a search term of at
@@ -166,7 +178,13 @@ def _page(
     limit: int,
     from_end: bool,
 ) -> Select[Any]:
-    statement = select(*USER_PUBLIC_COLUMNS).where(and_(True, *where.conditions()))
+    columns: list[Any] = list(USER_PUBLIC_COLUMNS)
+    if where.by_role_and_status_only:
+        # The total rides along: a sum of at most four rows of ``user_counts``, evaluated
+        # once (an InitPlan), where asking for it apart would cost a statement of its own.
+        summed = _summed(where.role is not None, where.status is not None)
+        columns.append(summed.scalar_subquery().label("total_count"))
+    statement = select(*columns).where(and_(True, *where.conditions()))
     return seek(
         statement,
         key=order.key,
@@ -184,10 +202,14 @@ async def count_users(db: RowSource, *, where: UserFilter) -> int:
     filter is no more than a role and a status, else by counting the table."""
     if where.by_role_and_status_only:
         statement = _summed(where.role is not None, where.status is not None)
-        rows = await db.fetch(statement, {"role": where.role, "status": where.status})
+        rows = await db.fetch(statement, _summed_params(where))
     else:
         rows = await db.fetch(_count(where))
     return int(rows[0][0])
+
+
+def _summed_params(where: UserFilter) -> dict[str, Any]:
+    return {"role": where.role, "status": where.status}
 
 
 @functools.lru_cache(maxsize=4)

@@ -153,7 +153,7 @@ class UserQuery:
         end = _position(before, tag=tag, order=order, argument="before")
 
         db = info.context.db.stale_reads()
-        rows, has_more = await user_listing.list_users(
+        page = await user_listing.list_users(
             db,
             where=where,
             order=order,
@@ -165,13 +165,15 @@ class UserQuery:
         )
 
         async def count() -> int:
+            if page.total is not None:
+                return page.total
             return await user_listing.count_users(db, where=where)
 
         return build_connection(
-            rows,
-            [(tag, order.key_of(r), r.id) for r in rows],
+            page.rows,
+            [(tag, order.key_of(r), r.id) for r in page.rows],
             window=window,
-            has_more=has_more,
+            has_more=page.has_more,
             after=after,
             before=before,
             count=count,
