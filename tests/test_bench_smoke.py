@@ -132,3 +132,13 @@ def test_the_shape_check_catches_other_users_missing_sessions_and_errors() -> No
     )
     error = json.dumps({"data": None, "errors": [{"message": "no"}]}).encode()
     assert verdict(error, want).startswith("BAD ANSWER")
+
+
+def test_each_client_shape_runs_right_after_its_plain_document() -> None:
+    from bench.run import next_to_plain
+
+    ran = ["Q1", "Q2", "Q3", "apollo", "apq", "relay", "filter", "include", "me-fragment"]
+    assert next_to_plain(ran) == [
+        "Q1", "me-fragment", "Q2", "Q3", "apollo", "apq", "relay", "filter", "include",
+    ]  # fmt: skip
+    assert next_to_plain(["apollo", "Q1"]) == ["Q1", "apollo"]  # no Q2: kept, last
