@@ -29,8 +29,7 @@ from gql_api.graphql.schema.pagination import (
 )
 from gql_api.graphql.schema.types import Role, User, UserStatus
 from gql_api.repositories import user_listing
-from gql_api.repositories.keyset import KeysetBound
-from gql_api.repositories.user_listing import UserSortKey
+from gql_api.repositories.user_listing import Position, UserSortKey
 
 MAX_SEARCH_LENGTH = 100
 
@@ -93,7 +92,7 @@ def _moment(value: datetime | None, argument: str) -> datetime | None:
 
 def _position(
     cursor: str | None, *, tag: str, order: UserSortKey, argument: str
-) -> KeysetBound | None:
+) -> Position | None:
     if cursor is None:
         return None
     key, row_id = decode_cursor(
