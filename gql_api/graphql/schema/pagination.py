@@ -59,10 +59,12 @@ class Edge(Generic[NodeT]):
 class Connection(Generic[NodeT]):
     edges: list[Edge[NodeT]]
     page_info: PageInfo
-    # Counting is one more statement over every matching row: it runs only when selected.
+    # Runs only when selected; a page whose statement already read the total returns it.
     count: strawberry.Private[Callable[[], Awaitable[int]]]
 
-    @strawberry.field(description="Rows matching the filter, over all pages (one extra query).")
+    @strawberry.field(
+        description="Rows matching the filter, over all pages (may cost one more query)."
+    )
     async def total_count(self) -> int:
         return await self.count()
 
