@@ -77,6 +77,70 @@ async def test_request_id_round_trip_and_on_every_line(
     assert sql, "expected SQL statements at database.log_level debug"
 
 
+async def test_the_access_line_skips_logging_only_when_nothing_else_listens(
+    client: httpx.AsyncClient, user: MadeUser, user_token: str, log_output: io.StringIO
+) -> None:
+    """Written straight to the service's handler (no log record) while it is the only one, the
+    access line is the line logging writes once anything else listens."""
+    root = logging.getLogger()
+    made: list[str] = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        made.append(record.name)
+        return record
+
+    async def access_line(request_id: str) -> dict[str, Any]:
+        response = await client.post(
+            "/graphql",
+            json={"query": "query WhoAmI { me { id } }"},
+            headers={"X-Request-ID": request_id, "Authorization": f"Bearer {user_token}"},
+        )
+        assert response.status_code == 200, response.text
+        (line,) = [
+            line
+            for line in _lines(log_output)
+            if line.get("request_id") == request_id and line["logger"] == "gql_api.access"
+        ]
+        return line
+
+    others = [h for h in root.handlers if h.get_name() != "gql_api"]  # pytest's capture
+    logging.setLogRecordFactory(counting)
+    try:
+        for handler in others:
+            root.removeHandler(handler)
+        try:
+            alone = await access_line("alone")
+            assert "gql_api.access" not in made, made  # no record: written directly
+            kept: list[logging.LogRecord] = []
+            listening = logging.Handler()
+            listening.emit = kept.append  # type: ignore[method-assign]
+            root.addHandler(listening)
+            try:
+                made.clear()
+                heard = await access_line("heard")
+            finally:
+                root.removeHandler(listening)
+            assert "gql_api.access" in made
+            assert [r.getMessage() for r in kept if r.name == "gql_api.access"] == [
+                "POST /graphql 200"
+            ]
+        finally:
+            for handler in others:
+                root.addHandler(handler)
+    finally:
+        logging.setLogRecordFactory(factory)
+    varying = {"ts", "duration_ms", "request_id"}
+    assert list(alone) == list(heard)  # the same keys, in the same order
+    assert {k: v for k, v in alone.items() if k not in varying} == {
+        k: v for k, v in heard.items() if k not in varying
+    }
+    assert alone["user_id"] == str(user.id) and alone["operation"] == "WhoAmI"
+    assert alone["status"] == 200 and alone["msg"] == "POST /graphql 200"
+    assert alone["level"] == "info" and alone["duration_ms"] >= 0
+
+
 def test_text_format_in_development_and_json_in_production(database_url: str) -> None:
     for env, expect_json in (("development", False), ("production", True)):
         settings = make_settings(database_url, logging={"format": "auto", "level": "info"})

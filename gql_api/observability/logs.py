@@ -165,21 +165,40 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
 
 
+REQUEST_FIELDS = ("request_id", "operation", "user_id", "duration_ms")
+
+
+def json_line(
+    created: float,
+    levelname: str,
+    logger: str,
+    message: str,
+    request: tuple[Any, ...] | None,
+    extras: dict[str, Any],
+) -> dict[str, Any]:
+    """A JSON line's object: ts, level, logger, msg, the request fields, extras."""
+    line: dict[str, Any] = {
+        "ts": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": levelname.lower(),
+        "logger": logger,
+        "msg": message,
+    }
+    if request is not None:
+        # Always the same keys on a request's lines (null until known): easy to query.
+        line.update(zip(REQUEST_FIELDS, request, strict=True))
+    line.update(extras)
+    return line
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg, the request fields, extras, exc."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
+        request = None
         if getattr(record, "request_id", None) is not None:
-            # Always the same keys on a request's lines (null until known): easy to query.
-            for key in ("request_id", "operation", "user_id", "duration_ms"):
-                line[key] = getattr(record, key, None)
-        line.update(_extras(record))
+            request = tuple(getattr(record, key, None) for key in REQUEST_FIELDS)
+        head = (record.created, record.levelname, record.name, record.getMessage())
+        line = json_line(*head, request, _extras(record))
         if record.exc_info or record.exc_text:
             line["exc"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
         return orjson.dumps(line, default=str).decode()

@@ -8,9 +8,8 @@ import random
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql_api.observability import tracing
+from gql_api.observability.access_line import write_access_line
 from gql_api.observability.logs import bind_request, unbind_request
-
-access_log = logging.getLogger("gql_api.access")
 
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.encode()
@@ -62,12 +61,6 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             path = scope.get("path", "")
-            access_log.log(
-                logging.DEBUG if path in QUIET_PATHS else logging.INFO,
-                "%s %s %s",
-                scope.get("method", "-"),
-                path,
-                status,
-                extra={"status": status, "duration_ms": entry.elapsed_ms()},
-            )
+            level = logging.DEBUG if path in QUIET_PATHS else logging.INFO
+            write_access_line(level, scope.get("method", "-"), path, status, entry)
             unbind_request(token)
