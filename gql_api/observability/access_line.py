@@ -20,12 +20,16 @@ import time
 
 import orjson
 
-from gql_api.observability.logs import ContextFilter, JsonFormatter, RequestLog, json_line, scrub
+from gql_api.observability.logs import (
+    SERVICE_HANDLER,
+    ContextFilter,
+    JsonFormatter,
+    RequestLog,
+    json_line,
+    scrub,
+)
 
 access_log = logging.getLogger("gql_api.access")
-
-# The service's handler is named so (gql_api.observability.logs.configure_logging).
-_SERVICE_HANDLER = "gql_api"
 
 
 def write_access_line(level: int, method: str, path: str, status: int, entry: RequestLog) -> None:
@@ -68,7 +72,7 @@ def _sole_json_handler(level: int) -> logging.StreamHandler | None:  # type: ign
                 return None  # a handler below the root, or beside the service's
             (handler,) = logger.handlers
             if (
-                handler.get_name() != _SERVICE_HANDLER
+                handler.get_name() != SERVICE_HANDLER
                 or not isinstance(handler, logging.StreamHandler)
                 or type(handler.formatter) is not JsonFormatter
                 or [type(f) for f in handler.filters] != [ContextFilter]

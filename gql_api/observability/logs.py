@@ -245,6 +245,9 @@ _SQL_LEVELS = {
 }
 
 
+SERVICE_HANDLER = "gql_api"  # configure_logging's handler (access_line writes to it directly)
+
+
 def use_json(settings: Settings) -> bool:
     fmt = settings.logging.format
     return fmt == "json" or (fmt == "auto" and settings.is_production)
@@ -253,11 +256,11 @@ def use_json(settings: Settings) -> bool:
 def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logging.Handler:
     """Install the service's handler on the root logger (replacing one installed before)."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.set_name("gql_api")
+    handler.set_name(SERVICE_HANDLER)
     handler.addFilter(ContextFilter(exempt=() if settings.is_production else DEV_UNSCRUBBED))
     handler.setFormatter(JsonFormatter() if use_json(settings) else TextFormatter())
     root = logging.getLogger()
-    for old in [h for h in root.handlers if h.get_name() == "gql_api"]:
+    for old in [h for h in root.handlers if h.get_name() == SERVICE_HANDLER]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.logging.level.upper())
