@@ -78,10 +78,6 @@ class UserSortKey(StrEnum):
         value: datetime | str | None = getattr(row, self.value)
         return value
 
-    def position(self, key: datetime | str | None, row_id: uuid.UUID) -> Position:
-        """Where a cursor points in this order (a None key: a row whose key is NULL)."""
-        return Position(key, row_id)
-
     def bound(self, name: str, kind: BoundKind | None) -> KeysetBound | None:
         """A window's end as the page's statement compares with it: parameters ``<name>_key``
         and ``<name>_id``, so that one statement (built and compiled once) serves every cursor;
@@ -94,7 +90,8 @@ class UserSortKey(StrEnum):
 
 @dataclass(frozen=True)
 class Position:
-    """One end of a page, as a cursor gives it: the row's sort key and its id."""
+    """One end of a page, as a cursor gives it: the row's sort key (None: the key is NULL) and
+    its id."""
 
     key: datetime | str | None
     id: uuid.UUID

@@ -102,7 +102,7 @@ def _position(
         nullable=order.nullable,
         argument=argument,
     )
-    return order.position(key, row_id)
+    return Position(key, row_id)
 
 
 # Every resolver of a user returns its row (the viewer's, or one of a page): the User type's
