@@ -142,3 +142,41 @@ def test_each_client_shape_runs_right_after_its_plain_document() -> None:
         "Q1", "me-fragment", "Q2", "Q3", "apollo", "apq", "relay", "filter", "include",
     ]  # fmt: skip
     assert next_to_plain(["apollo", "Q1"]) == ["Q1", "apollo"]  # no Q2: kept, last
+
+
+def test_the_in_process_comparison_measures_both_apps_on_every_kind_of_op(tmp_path: Path) -> None:
+    figures_path, logs = tmp_path / "in_process.json", tmp_path / "logs"
+    ops = ["Q1", "Q2", "Q3", "relay", "apq", "me-fragment"]
+    command = [
+        sys.executable, "-m", "bench.in_process", "--users", "50", "--bcrypt-rounds", "4",
+        "--rounds", "2", "--batch", "8", "--warmup", "4", "--concurrency", "2",
+        "--ops", ",".join(ops), "--data-dir", str(tmp_path / "pgdata"),
+        "--logs-dir", str(logs), "--json", str(figures_path),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = json.loads(figures_path.read_text(encoding="utf-8"))
+    assert list(figures) == ops
+    compared = {name: f["compared_with"] for name, f in figures.items()}
+    assert compared == {
+        "Q1": "Q1", "Q2": "Q2", "Q3": "Q3", "relay": "Q2", "apq": "Q2", "me-fragment": "Q1"
+    }  # fmt: skip
+    for name, f in figures.items():
+        assert f["server_us"] > 0 and f["reference_us"] > 0, name
+        assert len(f["rounds"]) == 2 and f["speed_vs_reference"] > 0, name
+        # The embedded PostgreSQL runs here: its backends' CPU is readable.
+        assert f["postgres_server_us"] is not None, name
+    for name in ops:
+        assert f"| {name} |" in done.stdout
+    # The server ran as in production: one JSON access line per request, all answered.
+    lines = [json.loads(line) for line in (logs / "server.log").read_text().splitlines()]
+    access = [line for line in lines if line["logger"] == "gql_api.access"]
+    assert len(access) >= len(ops) * (1 + 4 + 2 * 8)
+    assert {line["status"] for line in access} == {200}
+
+    unknown = subprocess.run(
+        [*command[:3], "--ops", "Q9"], cwd=REPO, env=clean_env(), capture_output=True, text=True
+    )
+    assert unknown.returncode != 0 and "unknown op 'Q9'" in unknown.stderr
