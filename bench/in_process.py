@@ -34,7 +34,7 @@ import asyncpg
 import orjson
 import uvloop
 
-from bench import dataset, queries, reference_app, run
+from bench import dataset, procs, queries, reference_app, run
 from bench.queries import Operation
 from gql_api.config import load_settings
 from gql_api.observability.logs import SERVICE_HANDLER, configure_logging
@@ -142,31 +142,24 @@ class PostgresCpu:
     @classmethod
     async def of(cls, url: str) -> PostgresCpu:
         conn = await asyncpg.connect(url)
-        try:
-            backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+        try:  # while the backend lives: it exits with the connection
+            return cls(procs.parent_pid(int(await conn.fetchval("SELECT pg_backend_pid()"))))
+        except OSError:  # another machine's (or another container's) server
+            return cls(None)
         finally:
             await conn.close()
-        stat = _stat(backend)
-        return cls(int(stat[1]) if stat is not None else None)
 
     def seconds(self) -> float | None:
         if self.postmaster is None:
             return None
-        ticks = 0
+        used = 0.0
         for pid in filter(str.isdigit, os.listdir("/proc")):
-            stat = _stat(int(pid))
-            if stat is not None and int(stat[1]) == self.postmaster:
-                ticks += int(stat[11]) + int(stat[12])  # utime, stime
-        return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command (state, ppid, ...), None when gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rpartition(")")[2].split()
+            try:
+                if procs.parent_pid(int(pid)) == self.postmaster:
+                    used += procs.cpu_seconds(int(pid))
+            except OSError:
+                continue  # exited meanwhile
+        return used
 
 
 async def batch(
