@@ -10,9 +10,12 @@ Results go to a temporary directory, never over bench/RESULTS.md.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,20 @@ from bench.queries import SHAPE_NAMES
 
 pytestmark = pytest.mark.slow
 SAME = "same data as the database"
+
+
+@pytest.fixture(autouse=True)
+def no_server_left(tmp_path: Path) -> Iterator[None]:
+    """A benchmark stops its embedded PostgreSQL itself; one killed at the timeout cannot, so
+    the server it left is stopped here, by the PID in its data directory."""
+    yield
+    for pid_file in tmp_path.glob("**/postmaster.pid"):
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "postgres":  # not a reused PID
+                os.kill(pid, signal.SIGINT)  # PostgreSQL's fast shutdown
+        except (OSError, ValueError, IndexError):
+            pass  # gone already, or a stale or half-written file
 
 
 def run_bench(tmp_path: Path, *extra: str, timeout: float = 240) -> dict[str, Any]:
