@@ -9,6 +9,7 @@ parent made null is dropped as graphql-core cancels it.
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any
 
 from graphql import (
@@ -20,7 +21,6 @@ from graphql import (
     VariableValues,
 )
 from graphql import located_error as locate
-from strawberry.execution import optimized_is_awaitable
 
 from gql_api.graphql.engine.abstract_types import check_type_of, runtime_type
 from gql_api.graphql.engine.plans import FieldPlan, Plan
@@ -184,7 +184,10 @@ class Executor:
         try:
             if isinstance(value, BaseException):
                 raise value
-            if optimized_is_awaitable(value):  # as the generic executor checks
+            # Not Strawberry's optimized_is_awaitable: its hasattr(value, "__await__") goes
+            # through a row's __getattr__ (a KeyError, then an AttributeError) for every row;
+            # the ABC check here is cached per class.
+            if inspect.isawaitable(value):
                 pending.append((container, key, holder, plan, graphql_type, value))
                 return
             nullable = not isinstance(graphql_type, GraphQLNonNull)
