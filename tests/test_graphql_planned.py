@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any
 
@@ -165,9 +166,9 @@ async def test_a_page_of_users_costs_the_same_statements_when_planned(db: Databa
 
 
 async def test_variables_kept_with_a_plan_answer_only_their_own_requests(db: Database) -> None:
-    """A plan keeps the coerced values of a few sets of scalar variables (planned.py): each
-    request still gets its own variables' answer, in any order, and values that do not coerce
-    are refused every time."""
+    """A plan keeps the coerced values of a few sets of variables (planned.py), input objects
+    too: each request still gets its own variables' answer, in any order, the same set again
+    the same answer, and values that do not coerce are refused every time."""
     data = await _data(db)
     headers = {"Authorization": f"Bearer {data['tokens']['admin']}"}
     document = (
@@ -178,7 +179,11 @@ async def test_variables_kept_with_a_plan_answer_only_their_own_requests(db: Dat
         {"n": 1, "s": True}, {"n": 2, "s": False}, {"n": 1, "s": True},
         {"n": 3, "s": False, "f": {"role": "ADMIN"}}, {"n": 2, "s": False}, {"n": "x", "s": True},
         {"n": 3, "s": False, "f": {"role": "USER"}}, {"n": 2, "s": True},
+        {"n": 3, "s": False, "f": {"role": "ADMIN"}}, {"n": 3, "s": False, "f": {"role": "USER"}},
+        {"n": 3, "s": True, "f": {"role": "USER", "status": "ACTIVE"}},
+        {"n": 3, "s": True, "f": {"role": "USER", "status": "ACTIVE"}},
     ]  # fmt: skip
+    answers: dict[str, Any] = {}
     async with app_client(db) as http:
         for variables in sends:
             body = (
@@ -193,6 +198,8 @@ async def test_variables_kept_with_a_plan_answer_only_their_own_requests(db: Dat
             expected = 1 if variables.get("f", {}).get("role") == "ADMIN" else variables["n"]
             assert len(edges) == expected, (variables, body)
             assert all(("sessions" in e["node"]) is variables["s"] for e in edges), body
+            first = answers.setdefault(json.dumps(variables, sort_keys=True), body)
+            assert body == first, variables  # a kept set answers as when it was coerced
 
 
 async def test_a_relation_reads_only_the_columns_its_selection_shows(db: Database) -> None:
@@ -472,8 +479,22 @@ class Fish:
 Creature = Annotated[Dog | Cat | Fish, strawberry.union("Creature")]
 
 
+@strawberry.input
+class Tags:
+    names: list[str]
+
+
 @strawberry.type
 class ToyQuery:
+    @strawberry.field
+    def tagged(self, tags: Tags, info: strawberry.Info) -> list[str]:
+        # A resolver that changes its argument and the request's variables.
+        seen = list(tags.names)
+        tags.names.append("changed")
+        for value in info.variable_values.values():
+            value["names"].append("changed")
+        return seen
+
     @strawberry.field
     def pets(self) -> list[Pet]:
         return [Dog(name="rex", barks=True), Cat(name="tom", lives=9)]
@@ -647,3 +668,23 @@ def test_row_builders_read_columns_exactly_as_the_field_readers_do() -> None:
             assert list(built) == list(expected)
         if graphql_type is user_type:  # non-null columns are read too
             assert any(isinstance(p.graphql_type, GraphQLNonNull) for p in plans)
+
+
+async def test_kept_variables_are_not_changed_by_a_resolver_that_changes_its_argument() -> None:
+    """Coerced variables kept with a plan (input objects and lists too) are copied for each
+    request: a resolver that appends to its argument's list, or to the request's variables,
+    changes its own request's copy, not what the next request with the same variables gets."""
+    from gql_api.graphql.engine.planned import Planner
+    from gql_api.graphql.schema.root import Schema
+    from tests.conftest import make_settings
+
+    schema = Schema(query=ToyQuery)
+    planner = Planner(schema, make_settings("postgresql://unused@127.0.0.1/unused"))
+    query = "query($t: Tags!) { tagged(tags: $t) }"
+    plan = planner.plan_for(query, None)
+    assert plan is not None
+    variables = {"t": {"names": ["a", "b"]}}
+    for _ in range(3):
+        planned = await planner.run(plan, {}, variables)
+        assert planned.errors is None and planned.data == {"tagged": ["a", "b"]}
+    assert variables == {"t": {"names": ["a", "b"]}}  # the request's own JSON, untouched

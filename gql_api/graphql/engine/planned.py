@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from graphql import ExecutionResult, GraphQLError, VariableValues
 from strawberry.extensions import SchemaExtension
@@ -53,7 +56,7 @@ class Planner:
         key = variables_key(raw)
         kept = plan.coerced.get(key) if key is not None else None
         if kept is not None:
-            variables = dict(kept)
+            variables = _fresh(kept)
         else:
             coerced = coerce_variables(
                 self.compiler.schema,
@@ -64,8 +67,8 @@ class Planner:
             if isinstance(coerced, list):  # refused before anything runs, as graphql-core does
                 return ExecutionResult(None, coerced)
             variables = coerced
-            if key is not None and len(plan.coerced) < KEPT_VARIABLES and _unchangeable(coerced):
-                plan.coerced[key] = dict(coerced)
+            if key is not None and len(plan.coerced) < KEPT_VARIABLES and _keepable(coerced):
+                plan.coerced[key] = _fresh(coerced)
         values = VariableValues({}, variables)  # graphql-core's form: coerced, no sources
         try:
             fields = plan.fields_for(values)
@@ -74,16 +77,31 @@ class Planner:
         return await Executor(plan, fields, context, values).run()
 
 
-# Per plan: coerced variables kept for this many sets of them (a page size, a cursor, a flag:
-# graphql-core's coercion of two variables cost more than the rest of preparing the request).
+# Per plan: coerced variables kept for this many sets of them (a page size, a cursor, a flag, a
+# filter: graphql-core's coercion of two variables cost more than the rest of preparing the
+# request). Each set is at most cost.MAX_VARIABLES_KEY bytes as JSON, which also bounds its depth.
 KEPT_VARIABLES = 8
-_SCALARS = (str, int, float, bool, type(None), enum.Enum)
+_IMMUTABLE = (str, int, float, bool, type(None), enum.Enum, datetime, date, time, UUID, Decimal)
 
 
-def _unchangeable(values: dict[str, Any]) -> bool:
-    """Whether every coerced value is a scalar (input objects and lists coerce to dicts and
-    lists, which a resolver could change: those are coerced per request)."""
-    return all(isinstance(value, _SCALARS) for value in values.values())
+def _keepable(value: Any) -> bool:
+    """Whether coerced values hold only immutable values, in dicts (input objects) and lists,
+    which :func:`_fresh` copies: anything else a resolver could change is coerced per request."""
+    if isinstance(value, dict):
+        return all(_keepable(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_keepable(item) for item in value)
+    return isinstance(value, _IMMUTABLE)
+
+
+def _fresh(value: Any) -> Any:
+    """A copy of keepable values whose dicts and lists a resolver may change: the kept ones
+    stay as coerced."""
+    if isinstance(value, dict):
+        return {name: _fresh(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_fresh(item) for item in value]
+    return value
 
 
 def planned_execution(settings: Settings) -> type[SchemaExtension]:
