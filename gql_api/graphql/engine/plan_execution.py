@@ -184,9 +184,7 @@ class Executor:
         try:
             if isinstance(value, BaseException):
                 raise value
-            # Not Strawberry's optimized_is_awaitable: its hasattr(value, "__await__") goes
-            # through a row's __getattr__ (a KeyError, then an AttributeError) for every row;
-            # the ABC check here is cached per class.
+            # Cached per class; hasattr(value, "__await__") would raise in a row's __getattr__.
             if inspect.isawaitable(value):
                 pending.append((container, key, holder, plan, graphql_type, value))
                 return
