@@ -39,7 +39,7 @@ AUTH_SQL = (
     "SELECT users.id, users.email, users.first_name, users.last_name, "
     "users.role, users.status, users.email_verified, users.email_verified_at, "
     "users.password_changed_at, users.last_login_at, users.login_count, users.created_at, "
-    "users.updated_at \n"
+    "users.updated_at, user_sessions.expires_at AS session_expires_at \n"
     "FROM users JOIN user_sessions ON user_sessions.user_id = users.id \n"
     "WHERE user_sessions.id = $1::UUID AND user_sessions.user_id = $2::UUID AND "
     "user_sessions.revoked_at IS NULL AND user_sessions.expires_at > now() AND "

@@ -420,9 +420,15 @@ async def test_disabled_subscriptions_have_no_route_and_idle_sockets_close(
     db: Database, settings: Settings, database_url: str, tmp_path: Path, user_token: str
 ) -> None:
     before = await listeners(database_url)
-    with servers(database_url, tmp_path, USER_SERVICE_REALTIME_ENABLED="false") as (server,):
+    with servers(
+        database_url,
+        tmp_path,
+        USER_SERVICE_REALTIME_ENABLED="false",
+        USER_SERVICE_AUTH_SESSION_CACHE_TTL="0",
+    ) as (server,):
         assert await handshake_status(server, origin=server.url) == 403
-        # No LISTEN connection of its own: the count is the pair's (module fixture), if any.
+        # No LISTEN connection of its own (neither subscriptions nor the session cache need
+        # one): the count is the pair's (module fixture), if any.
         assert await listeners(database_url) == before
     with servers(
         database_url,

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from gql_api.db import Database
 from tests.conftest import MadeUser, insert_user
 from tests.hardening_support import post
+from tests.replica_support import poll
 from tests.server_support import RunningServer, server_env, uvicorn_server
 
 pytestmark = pytest.mark.slow
@@ -154,8 +155,16 @@ async def test_tokens_and_logout_across_instances(two_servers: Any, db: Database
         )
         assert not refreshed.get("errors"), refreshed
         assert (await post(a, "mutation { logout }", token=token))["data"] == {"logout": True}
-        after = await post(b, "{ me { email } }", token=token)
-        assert _codes(after) == ["UNAUTHENTICATED"]
+        # On A at once; on B once PostgreSQL's notification has told its session cache (the
+        # cache trusts a check for 10 s: a refusal sooner is the notification's work).
+        assert _codes(await post(a, "{ me { email } }", token=token)) == ["UNAUTHENTICATED"]
+
+        async def refused_by_b() -> bool:
+            return _codes(await post(b, "{ me { email } }", token=token)) == ["UNAUTHENTICATED"]
+
+        await poll(refused_by_b, timeout=5, what="the logout seen by the other instance")
+        for _ in range(5):
+            assert await refused_by_b()
 
 
 async def test_login_rate_limits_are_shared(two_servers: Any, db: Database) -> None:

@@ -56,3 +56,10 @@ async def insert_many_users(
             ),
             {"prefix": prefix, "n": count, "s": sessions_each},
         )
+
+
+async def forget_session_checks(db: Database) -> None:
+    """Make the next bearer check of every app on ``db`` read the database: any transaction
+    committed through it makes their session caches forget (gql_api/auth/session_cache.py)."""
+    async with db.engine.begin() as conn:
+        await conn.execute(text("SELECT 1"))

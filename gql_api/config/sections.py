@@ -163,6 +163,11 @@ class AuthSettings(_Section):
     mfa_reauth_window: Duration = timedelta(minutes=5)
     # Admins without a factor may only enrol one until they have it.
     require_mfa_for_admins: bool = False
+    # A session that passed the per-request check is trusted this long without a database
+    # read, while PostgreSQL's notifications of changes arrive (gql_api/auth/session_cache.py);
+    # 0: read the database on every request. Bounded by the bytes its viewers take.
+    session_cache_ttl: Duration = timedelta(seconds=10)
+    session_cache_bytes: int = Field(8 * 1024 * 1024, ge=0)
 
 
 class MailSettings(_Section):

@@ -25,12 +25,12 @@ from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
     AsyncSession,
-    async_sessionmaker,
     create_async_engine,
 )
 
 from gql_api.config import DatabaseSettings, Settings, redact_url
 from gql_api.db import pool as pooling
+from gql_api.db.commits import announcing_sessionmaker
 from gql_api.db.connection_budget import CheckoutQueue, ConnectionBudget
 from gql_api.db.direct_reads import Reader
 from gql_api.db.embedded import EmbeddedServer
@@ -58,9 +58,10 @@ class Database:
         self.pool_listeners: list[Callable[[], None]] = []
         self.engine = self._create_engine(url)
         self._watch_pool(self.engine)
-        self.sessionmaker = async_sessionmaker(
-            self.engine, class_=AsyncSession, expire_on_commit=False, autoflush=False
-        )
+        # Called after every transaction committed through this database's sessions (the
+        # session cache forgets what a write may have changed: gql_api.auth.session_cache).
+        self.commit_listeners: list[Callable[[], None]] = []
+        self.sessionmaker = announcing_sessionmaker(self.engine, self.commit_listeners)
         # Single-statement reads on the hot path (the token check, loaders, pages): autocommit
         # spares each a BEGIN and a ROLLBACK round trip. Same pool, same limits.
         # Not behind PgBouncer in transaction mode: there a statement's prepare and execute

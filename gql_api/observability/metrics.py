@@ -71,6 +71,14 @@ EXECUTIONS = Counter(
     ["executor"],
 )
 FAILED_LOGINS = Counter("gql_api_failed_logins", "Failed login attempts (any reason).")
+SESSION_CHECKS = Counter(
+    "gql_api_session_checks",
+    "Bearer session checks by what answered them: cache (a recent check still trusted,"
+    " auth.session_cache_ttl) or database.",
+    ["source"],
+)
+SESSION_CHECKS_CACHED = SESSION_CHECKS.labels("cache")
+SESSION_CHECKS_READ = SESSION_CHECKS.labels("database")
 
 _CODE = re.compile(r"[A-Z][A-Z0-9_]{0,47}")
 _known_operations: set[str] = set()

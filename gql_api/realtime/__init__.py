@@ -4,6 +4,6 @@ to that process's WebSocket subscriptions (:mod:`.hub`)."""
 
 from .events import Event, publish
 from .hub import Hub
-from .listener import Listener
+from .listener import Channel, HubChannel, Listener
 
-__all__ = ["Event", "Hub", "Listener", "publish"]
+__all__ = ["Channel", "Event", "Hub", "HubChannel", "Listener", "publish"]

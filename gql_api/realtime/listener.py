@@ -2,10 +2,13 @@
 
 It is a plain asyncpg connection, outside the pool (a pooled connection is shared, and PgBouncer
 in transaction mode cannot keep a LISTEN: ``realtime.listen_url`` names the server itself).
-Every notification on the events channel goes to the hub. When the connection is lost (the
-server restarted, ``pg_terminate_backend``, a network cut noticed by the periodic probe) it
-reconnects with doubling delays up to ``realtime.reconnect_max_delay``, listens again and tells
-every subscription ``resync``: events committed during the gap were not delivered.
+It listens on the channels of its :class:`Channel` objects: the realtime events, for the hub
+(:class:`HubChannel`), and the auth changes, for the session cache
+(``gql_api.auth.session_cache``). When the connection is lost (the server restarted,
+``pg_terminate_backend``, a network cut noticed by the periodic probe) every channel hears
+``lost``; it reconnects with doubling delays up to ``realtime.reconnect_max_delay``, listens
+again and every channel hears ``listening`` (the hub tells every subscription ``resync``: events
+committed during the gap were not delivered).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 
@@ -33,10 +37,50 @@ FIRST_DELAY_S = 0.05
 PROBE_TIMEOUT_S = 5.0
 
 
-class Listener:
-    def __init__(self, url: str, hub: Hub, settings: RealtimeSettings) -> None:
-        self.url = libpq_url(url)
+class Channel(Protocol):
+    """What one channel's notifications go to."""
+
+    name: str
+
+    def notified(self, payload: str) -> None: ...
+
+    def listening(self) -> None:
+        """LISTEN is in place: every notification from now on arrives."""
+
+    def lost(self) -> None:
+        """The connection is gone: notifications may be missed until ``listening`` again."""
+
+
+class HubChannel:
+    """The realtime events, for this process's subscriptions."""
+
+    name = CHANNEL
+
+    def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        self._listened = False
+
+    def notified(self, payload: str) -> None:
+        event = Event.from_payload(payload)
+        if event is None:
+            log.warning("realtime: ignored a notification this version does not understand")
+            return
+        self.hub.dispatch(event)
+
+    def listening(self) -> None:
+        if self._listened:
+            log.warning("realtime: listening again after a gap; clients told to resync")
+            self.hub.resync()
+        self._listened = True
+
+    def lost(self) -> None:
+        pass
+
+
+class Listener:
+    def __init__(self, url: str, channels: Sequence[Channel], settings: RealtimeSettings) -> None:
+        self.url = libpq_url(url)
+        self.channels = {channel.name: channel for channel in channels}
         self.settings = settings
         self.connected = asyncio.Event()
         self.connects = 0  # successful connections so far (a test reads the logs, not this)
@@ -52,15 +96,17 @@ class Listener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._lost_all()
 
     def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        event = Event.from_payload(payload)
-        if event is None:
-            log.warning("realtime: ignored a notification this version does not understand")
-            return
-        self.hub.dispatch(event)
+        self.channels[channel].notified(payload)
+
+    def _lost_all(self) -> None:
+        for channel in self.channels.values():
+            channel.lost()
 
     def _terminated(self, connection: Any) -> None:
+        self._lost_all()  # at once: the session cache must not wait for the loop below
         if self._lost is not None:
             self._lost.set()
 
@@ -76,11 +122,11 @@ class Listener:
                 )
                 self._lost = asyncio.Event()
                 connection.add_termination_listener(self._terminated)
-                await connection.add_listener(CHANNEL, self._notified)
+                for name in self.channels:
+                    await connection.add_listener(name, self._notified)
                 self.connects += 1
-                if self.connects > 1:
-                    log.warning("realtime: listening again after a gap; clients told to resync")
-                    self.hub.resync()
+                for channel in self.channels.values():
+                    channel.listening()
                 self.connected.set()
                 delay = FIRST_DELAY_S
                 while not self._lost.is_set():
@@ -93,6 +139,7 @@ class Listener:
                 raise
             except Exception as exc:  # lost or refused: retry after a delay
                 self.connected.clear()
+                self._lost_all()
                 log.warning(
                     "realtime: LISTEN connection unavailable (%s); retrying in %.2fs",
                     exc.__class__.__name__,

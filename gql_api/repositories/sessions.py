@@ -40,8 +40,9 @@ _LIVE_SESSION = (
     _sessions.c.expires_at > func.now(),
     _users.c.status == UserStatus.ACTIVE.value,
 )
+# With the session's end, past which a remembered check is not trusted (auth.session_cache).
 _USER_OF_LIVE_SESSION = (
-    select(*USER_PUBLIC_COLUMNS)
+    select(*USER_PUBLIC_COLUMNS, _sessions.c.expires_at.label("session_expires_at"))
     .join(_sessions, _sessions.c.user_id == _users.c.id)
     .where(*_LIVE_SESSION)
 )
@@ -95,8 +96,9 @@ def _active_json_by_user_ids(fields: tuple[JsonField, ...]) -> Any:
 async def user_of_live_session(
     db: RowSource, *, session_id: uuid.UUID, user_id: uuid.UUID
 ) -> Any | None:
-    """The user's public columns when the session is neither revoked nor expired, belongs to
-    that user and the user is active; None otherwise. Every authenticated request runs this."""
+    """The user's public columns and ``session_expires_at`` when the session is neither revoked
+    nor expired, belongs to that user and the user is active; None otherwise. Every
+    authenticated request runs this, unless its check is remembered (``auth.session_cache``)."""
     rows = await db.fetch(_USER_OF_LIVE_SESSION, {"session_id": session_id, "user_id": user_id})
     return rows[0] if rows else None
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 
 from gql_api import __version__
+from gql_api.auth.session_cache import SessionCache
 from gql_api.config import Settings, ensure_jwt_secret, load_settings
 from gql_api.db import Database
 from gql_api.graphql.engine.pipeline import build_pipeline_schema
@@ -43,7 +44,8 @@ def create_app(
     settings = settings or load_settings()
     ensure_jwt_secret(settings, secret_file_for(settings))
     traced = tracing.setup(settings, span_exporter)  # None when tracing is off
-    state: dict[str, Any] = {"db": db}
+    # "sessions": checks of bearers' sessions remembered between requests (None: off).
+    state: dict[str, Any] = {"db": db, "sessions": SessionCache.from_settings(settings)}
     hub = Hub(settings.realtime) if settings.realtime.enabled else None
     app = FastAPI(
         title="gql_api",

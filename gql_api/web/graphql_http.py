@@ -97,7 +97,13 @@ class GraphQLEndpoint:
         return self.respond(request, self.encode(result, drop_data=status == 400), status)
 
     async def context(self, request: Request) -> Context:
-        context = await make_context(request, None, settings=self.settings, db=self.state["db"])
+        context = await make_context(
+            request,
+            None,
+            settings=self.settings,
+            db=self.state["db"],
+            sessions=self.state["sessions"],
+        )
         entry = current_request()
         if entry is not None and context.viewer is not None:
             entry.user_id = str(context.viewer.user.id)  # from here on, lines name the caller

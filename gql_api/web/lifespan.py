@@ -14,12 +14,13 @@ from typing import Any
 from fastapi import FastAPI
 
 from gql_api import __version__
+from gql_api.auth.session_cache import SessionCache
 from gql_api.config import Settings
 from gql_api.db import Database
 from gql_api.db.pool import IDLE_EXCESS_GRACE_S
 from gql_api.observability import metrics, tracing
 from gql_api.ops.maintenance import run_periodic_cleanup
-from gql_api.realtime import Hub, Listener
+from gql_api.realtime import Channel, Hub, HubChannel, Listener
 
 log = logging.getLogger("gql_api.web.app")
 
@@ -70,16 +71,24 @@ def app_lifespan(
             tasks.append(asyncio.create_task(run_periodic_cleanup(db, settings)))
         if db.replicas:  # replica lag and reachability (gql_api.db.replicas)
             tasks.append(asyncio.create_task(db.watch_replicas()))
-        # The one LISTEN connection of this process (gql_api.realtime.listener).
+        # The one LISTEN connection of this process (gql_api.realtime.listener): realtime
+        # events, and the auth changes the session cache forgets.
+        channels: list[Channel] = [] if hub is None else [HubChannel(hub)]
+        cache: SessionCache | None = state.get("sessions")
+        if cache is not None:
+            channels.append(cache)
+            db.commit_listeners.append(cache.forget_all)
         listener = None
-        if hub is not None:
-            listener = Listener(settings.realtime.listen_url or db.url, hub, settings.realtime)
+        if channels:
+            listener = Listener(settings.realtime.listen_url or db.url, channels, settings.realtime)
             listener.start()
         try:
             yield
         finally:
             if listener is not None:
                 await listener.stop()
+            if cache is not None:
+                db.commit_listeners.remove(cache.forget_all)
             for task in reversed(tasks):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

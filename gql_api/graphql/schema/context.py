@@ -15,6 +15,7 @@ from strawberry.fastapi import BaseContext
 
 from gql_api.auth.current import Viewer, authenticate, bearer_token
 from gql_api.auth.events import RequestMeta
+from gql_api.auth.session_cache import SessionCache
 from gql_api.config import Settings
 from gql_api.db import Database
 from gql_api.graphql.engine.masking import classify
@@ -118,7 +119,12 @@ class Context(BaseContext):
 
 
 async def make_context(
-    request: Request, response: Response | None, *, settings: Settings, db: Database
+    request: Request,
+    response: Response | None,
+    *,
+    settings: Settings,
+    db: Database,
+    sessions: SessionCache | None = None,
 ) -> Context:
     request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
     ctx = Context(
@@ -135,7 +141,7 @@ async def make_context(
     try:
         token = bearer_token(request.headers.get("authorization"))
         if token is not None:
-            ctx.viewer = await authenticate(ctx.db, settings.auth, token)
+            ctx.viewer = await authenticate(ctx.db, settings.auth, token, cache=sessions)
             # The caller's writes set their read fence; their staleness-tolerant reads keep it.
             ctx.db.act_as(ctx.viewer.user.id)
     except Exception as exc:
