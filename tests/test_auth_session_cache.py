@@ -21,8 +21,9 @@ from gql_api.auth.current import Viewer
 from gql_api.auth.session_cache import CHANNEL, SessionCache
 from gql_api.config import Settings
 from gql_api.db import Database, libpq_url
+from gql_api.db.commits import CHANGED_SETTING, changed_users
 from gql_api.realtime import Listener
-from tests.auth_support import other_app
+from tests.auth_support import login, other_app
 from tests.conftest import GraphQLClient, MadeUser, error_codes, insert_user, session_token
 from tests.realtime_support import graphql, servers, terminate_listeners
 from tests.users_support import count_statements
@@ -91,6 +92,47 @@ async def test_a_remembered_check_sends_no_statement_and_a_logout_ends_it_at_onc
     assert body == {"data": {"logout": True}}, body
     # The very next request: this process's commit forgot the check before the answer left.
     assert error_codes(await remembering(ME, token=token)) == ["UNAUTHENTICATED"]
+
+
+async def test_a_sign_in_by_someone_else_forgets_nothing_of_other_users(
+    remembering: GraphQLClient, db: Database, settings: Settings, user: MadeUser
+) -> None:
+    other = await insert_user(db, email="other@example.com")
+    token = await session_token(db, settings, user)
+    await until_remembered(remembering, db, token)
+    # Its transactions change the other user (a session, last_login_at) and commit here.
+    signed_in = await login(remembering, other.email, other.password)
+    assert "errors" not in signed_in, signed_in
+    before = _cached_checks()
+    with count_statements(db) as statements:
+        assert "errors" not in await remembering(ME, token=token)
+    assert statements == [] and _cached_checks() == before + 1
+
+
+async def test_a_transaction_knows_which_users_it_changed(database_url: str, db: Database) -> None:
+    users = [await insert_user(db, email=f"u{n}@example.com") for n in range(3)]
+    conn = await asyncpg.connect(libpq_url(database_url))
+    try:
+        read = f"SELECT current_setting('{CHANGED_SETTING}', true)"
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO login_attempts (kind, email) VALUES ('login', 'x@example.com')"
+            )
+            assert changed_users(await conn.fetchval(read)) == frozenset()
+            for made in users[:2]:
+                await conn.execute("UPDATE users SET login_count = 1 WHERE id = $1", made.id)
+                await conn.execute("UPDATE users SET login_count = 2 WHERE id = $1", made.id)
+            assert changed_users(await conn.fetchval(read)) == {users[0].id, users[1].id}
+        assert changed_users(await conn.fetchval(read)) == frozenset()  # transaction-local
+        async with conn.transaction():  # beyond about a hundred users: anyone
+            await conn.execute(
+                "INSERT INTO users (email, password_hash, first_name, last_name) "
+                "SELECT 'many' || n || '@example.com', 'x', 'M', 'N' FROM generate_series(1, 150) n"
+            )
+            await conn.execute("UPDATE users SET login_count = 3")
+            assert changed_users(await conn.fetchval(read)) is None
+    finally:
+        await conn.close()
 
 
 @pytest.mark.parametrize(
@@ -218,7 +260,8 @@ def test_a_check_that_read_before_a_change_is_not_kept() -> None:
     changes: list[Callable[[], None]] = [
         lambda: cache.notified(str(uuid.uuid4())),  # any user: the read may predate it
         lambda: cache.notified("*"),
-        cache.forget_all,  # a commit of this process
+        cache.forget_all,  # a commit of this process on a bare connection
+        lambda: cache.forget(frozenset((uuid.uuid4(),))),  # a commit that changed another user
         cache.lost,
     ]
     for change in changes:

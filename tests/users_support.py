@@ -59,7 +59,8 @@ async def insert_many_users(
 
 
 async def forget_session_checks(db: Database) -> None:
-    """Make the next bearer check of every app on ``db`` read the database: any transaction
-    committed through it makes their session caches forget (gql_api/auth/session_cache.py)."""
+    """Make the next bearer check of every app on ``db`` read the database: a transaction
+    committed on a bare connection of it counts as changing every user (gql_api/db/commits.py),
+    so their session caches forget every check."""
     async with db.engine.begin() as conn:
         await conn.execute(text("SELECT 1"))

@@ -8,9 +8,9 @@ most ``auth.session_cache_ttl`` and never past its own expiry, and forgotten:
   or second factors changed (migration 0015; the notification is sent at commit, whatever made
   the change: this service, the CLI, psql), through the process's LISTEN connection
   (``gql_api.realtime.listener``);
-- in this process, entirely, when any transaction of this process commits
-  (``Database.commit_listeners``), so that a logout or a revocation is seen by the next request
-  on the same replica before its own notification has arrived;
+- in this process, when a transaction of this process that changed them commits, just before
+  and just after the commit (``gql_api.db.commits``), so that a logout or a revocation is seen
+  by the next request on the same replica before its own notification has arrived;
 - entirely, and nothing is remembered, while the LISTEN connection is down (notifications sent
   then are lost).
 
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gql_api.config import Settings
+    from gql_api.db.commits import Changed
 
     from .current import Viewer
 
@@ -138,9 +139,17 @@ class SessionCache:
         except ValueError:
             self.forget_all()
             return
+        self.forget(frozenset((user_id,)))
+
+    def forget(self, users: Changed) -> None:
+        """Forget these users' checks (None: everyone's)."""
+        if users is None:
+            self.forget_all()
+            return
         self._generation += 1
-        for session_id in self._by_user.get(user_id, set()).copy():
-            self._drop(session_id)
+        for user_id in users:
+            for session_id in self._by_user.get(user_id, set()).copy():
+                self._drop(session_id)
 
     def forget_all(self) -> None:
         self._generation += 1

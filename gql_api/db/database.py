@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import (
 
 from gql_api.config import DatabaseSettings, Settings, redact_url
 from gql_api.db import pool as pooling
-from gql_api.db.commits import announcing_sessionmaker
+from gql_api.db.commits import CommitListener, announcing_sessionmaker
 from gql_api.db.connection_budget import CheckoutQueue, ConnectionBudget
 from gql_api.db.direct_reads import Reader
 from gql_api.db.embedded import EmbeddedServer
@@ -58,9 +58,9 @@ class Database:
         self.pool_listeners: list[Callable[[], None]] = []
         self.engine = self._create_engine(url)
         self._watch_pool(self.engine)
-        # Called after every transaction committed through this database's sessions (the
-        # session cache forgets what a write may have changed: gql_api.auth.session_cache).
-        self.commit_listeners: list[Callable[[], None]] = []
+        # Told which users every transaction committed here changed (gql_api.db.commits: the
+        # session cache forgets their checks).
+        self.commit_listeners: list[CommitListener] = []
         self.sessionmaker = announcing_sessionmaker(self.engine, self.commit_listeners)
         # Single-statement reads on the hot path (the token check, loaders, pages): autocommit
         # spares each a BEGIN and a ROLLBACK round trip. Same pool, same limits.

@@ -77,7 +77,7 @@ def app_lifespan(
         cache: SessionCache | None = state.get("sessions")
         if cache is not None:
             channels.append(cache)
-            db.commit_listeners.append(cache.forget_all)
+            db.commit_listeners.append(cache.forget)
         listener = None
         if channels:
             listener = Listener(settings.realtime.listen_url or db.url, channels, settings.realtime)
@@ -88,7 +88,7 @@ def app_lifespan(
             if listener is not None:
                 await listener.stop()
             if cache is not None:
-                db.commit_listeners.remove(cache.forget_all)
+                db.commit_listeners.remove(cache.forget)
             for task in reversed(tasks):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
