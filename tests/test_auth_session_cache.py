@@ -4,7 +4,6 @@ HTTP, and a real server process for changes made by another process."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +25,7 @@ from gql_api.realtime import Listener
 from tests.auth_support import login, other_app
 from tests.conftest import GraphQLClient, MadeUser, error_codes, insert_user, session_token
 from tests.realtime_support import graphql, servers, terminate_listeners
+from tests.replica_support import poll
 from tests.users_support import count_statements
 
 ME = "{ me { id email role } }"
@@ -62,15 +62,14 @@ async def until_remembered(gql: GraphQLClient, db: Database, token: str) -> dict
         assert time.monotonic() < deadline, "no check was ever answered from the cache"
 
 
-async def until_refused(gql: GraphQLClient, query: str, token: str, code: str) -> float:
-    """Seconds until ``query`` is refused with ``code``; fails after WITHIN_S."""
-    started = time.monotonic()
-    while True:
+async def until_refused(gql: GraphQLClient, query: str, token: str, code: str) -> None:
+    """Ask ``query`` until it is refused with ``code``; fails after WITHIN_S."""
+
+    async def refused() -> bool:
         body = await gql(query, token=token)
-        if body.get("errors") and error_codes(body) == [code]:
-            return time.monotonic() - started
-        assert time.monotonic() - started < WITHIN_S, f"still answered: {body}"
-        await asyncio.sleep(0.01)  # the poll interval of a deadline loop
+        return bool(body.get("errors")) and error_codes(body) == [code]
+
+    await poll(refused, timeout=WITHIN_S, what=f"{query} refused with {code}")
 
 
 async def elsewhere(database_url: str, sql: str, *args: Any) -> None:
@@ -184,10 +183,11 @@ async def test_a_second_factor_confirmed_elsewhere_gives_an_admin_its_rights(
             "INSERT INTO user_mfa_factors (user_id, kind, confirmed_at) VALUES ($1, 'totp', now())",
             admin.id,
         )
-        started = time.monotonic()
-        while "errors" in (body := await gql(USERS, token=token)):
-            assert time.monotonic() - started < WITHIN_S, body
-            await asyncio.sleep(0.01)  # the poll interval of a deadline loop
+
+        async def answered() -> bool:
+            return "errors" not in await gql(USERS, token=token)
+
+        await poll(answered, timeout=WITHIN_S, what="admin rights after the second factor")
 
 
 async def test_with_no_time_to_live_every_request_reads_its_session(
@@ -209,17 +209,20 @@ async def test_a_server_process_forgets_a_session_revoked_by_another(
     token = await session_token(db, settings, user)
     with servers(database_url, tmp_path, USER_SERVICE_AUTH_SESSION_CACHE_TTL=TTL) as (server,):
         async with httpx.AsyncClient(base_url=server.url, timeout=20) as http:
-            deadline = time.monotonic() + WITHIN_S
-            while _remembered_by(await http.get("/metrics")) == 0:
+
+            async def remembered() -> bool:
                 assert "errors" not in await graphql(server, ME, token)
-                assert time.monotonic() < deadline, "the server never answered from its cache"
+                return _remembered_by(await http.get("/metrics")) > 0
+
+            await poll(remembered, timeout=WITHIN_S, what="an answer from the server's cache")
         await elsewhere(
             database_url, "UPDATE user_sessions SET revoked_at = now() WHERE user_id = $1", user.id
         )
-        started = time.monotonic()
-        while "errors" not in await graphql(server, ME, token):
-            assert time.monotonic() - started < WITHIN_S, "the revoked session still works"
-            await asyncio.sleep(0.01)  # the poll interval of a deadline loop
+
+        async def refused() -> bool:
+            return "errors" in await graphql(server, ME, token)
+
+        await poll(refused, timeout=WITHIN_S, what="the revoked session refused")
 
 
 def _remembered_by(response: httpx.Response) -> float:
@@ -349,10 +352,10 @@ class _Recorder:
 
 
 async def _until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WITHIN_S
-    while not condition():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.01)  # the poll interval of a deadline loop
+    async def check() -> bool:
+        return condition()
+
+    await poll(check, timeout=WITHIN_S, what=what)
 
 
 async def test_the_listener_tells_the_cache_when_its_connection_is_lost(

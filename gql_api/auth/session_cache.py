@@ -33,15 +33,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from gql_api.db.commits import Changed, changed_users
+
 if TYPE_CHECKING:
     from gql_api.config import Settings
-    from gql_api.db.commits import Changed
 
     from .current import Viewer
 
-# The notifications' channel (migration 0015) and the payload that means "everything".
+# The notifications' channel (migration 0015).
 CHANNEL = "gql_api_auth"
-EVERYTHING = "*"
 # Besides the row's values: the entry, the Viewer, the two index slots (measured with
 # sys.getsizeof, rounded up).
 ENTRY_OVERHEAD_BYTES = 400
@@ -133,13 +133,10 @@ class SessionCache:
         self._bytes += size
 
     def notified(self, payload: str) -> None:
-        """A notification on :data:`CHANNEL`: a user id, or :data:`EVERYTHING`."""
-        try:
-            user_id = uuid.UUID(payload)
-        except ValueError:
-            self.forget_all()
-            return
-        self.forget(frozenset((user_id,)))
+        """A notification on :data:`CHANNEL`: a user id, or ``*`` (read as the writing
+        transaction reads its own: :func:`gql_api.db.commits.changed_users`; an empty or
+        unreadable payload forgets everyone)."""
+        self.forget(changed_users(payload) if payload else None)
 
     def forget(self, users: Changed) -> None:
         """Forget these users' checks (None: everyone's)."""
