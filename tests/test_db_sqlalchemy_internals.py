@@ -136,6 +136,37 @@ async def test_direct_reads_bind_values_as_sqlalchemy_does(db: Database) -> None
     assert sorted(row.id for row in direct) == [row[0] for row in expected]
 
 
+async def test_a_statement_read_again_binds_each_reads_values(db: Database) -> None:
+    """A statement object is rendered once and its own values resolved once; each read still
+    binds its own ``params``, another object of the same shape its own values, a value
+    computed per execution is computed per read, and a missing parameter is SQLAlchemy's
+    error."""
+    from sqlalchemy import bindparam, literal
+    from sqlalchemy.exc import InvalidRequestError
+
+    await insert_many_users(db, 5)
+    emails = sorted(row.email for row in await db.fetch(select(users.c.email)))
+
+    def emails_after(limit: int) -> Any:
+        return (
+            select(users.c.email)
+            .where(users.c.email > bindparam("after"))
+            .order_by(users.c.email)
+            .limit(limit)
+        )
+
+    two, three = emails_after(2), emails_after(3)  # one shape, two own values
+    for after in (emails[0], emails[1], emails[0]):
+        got = [row.email for row in await db.fetch(two, {"after": after})]
+        assert got == [e for e in emails if e > after][:2]
+    assert [row.email for row in await db.fetch(three, {"after": emails[0]})] == emails[1:4]
+    with pytest.raises(InvalidRequestError, match="after"):
+        await db.fetch(two, {})
+    counter = iter(range(100))
+    counted = select(bindparam("n", callable_=lambda: next(counter)) + literal(0))
+    assert [(await db.fetch(counted))[0][0] for _ in range(3)] == [0, 1, 2]
+
+
 async def test_run_sync_runs_what_await_needs_in_reused_greenlets() -> None:
     """SQLAlchemy's ``await_`` works inside ``run_sync`` (its greenlet protocol unchanged), with
     the caller's context variables; a finished greenlet runs the next call, also after an

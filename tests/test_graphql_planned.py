@@ -688,3 +688,47 @@ async def test_kept_variables_are_not_changed_by_a_resolver_that_changes_its_arg
         planned = await planner.run(plan, {}, variables)
         assert planned.errors is None and planned.data == {"tagged": ["a", "b"]}
     assert variables == {"t": {"names": ["a", "b"]}}  # the request's own JSON, untouched
+
+
+def test_a_pending_value_is_what_inspect_calls_awaitable() -> None:
+    """The executor decides per class which values can never be awaited; every value still gets
+    ``inspect.isawaitable``'s answer, proxies and generator-based coroutines included."""
+    import asyncio
+    import inspect
+    import types
+
+    from gql_api.graphql.engine.settling import is_pending
+
+    async def native() -> None:
+        return None
+
+    @types.coroutine
+    def based() -> Any:
+        yield
+
+    def plain_generator() -> Any:
+        yield
+
+    class Awaits:
+        def __await__(self) -> Any:
+            yield
+
+    coroutine = native()
+
+    class Proxy:  # claims its target's class, as lazy proxies do
+        @property
+        def __class__(self) -> type:  # type: ignore[override]
+            return type(coroutine)
+
+    loop = asyncio.new_event_loop()
+    try:
+        values = [
+            coroutine, based(), plain_generator(), Awaits(), loop.create_future(), Proxy(),
+            "text", 1, None, {}, [], object(),
+        ]  # fmt: skip
+        for _ in range(2):  # the second time from what was decided per class
+            assert [is_pending(v) for v in values] == [inspect.isawaitable(v) for v in values]
+        assert [is_pending(v) for v in values[:6]] == [True, True, False, True, True, True]
+    finally:
+        coroutine.close()
+        loop.close()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import operator
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,61 @@ class _Rendered:
     record_class: type[Row] = Row
 
 
+@dataclass(frozen=True)
+class _Bound:
+    """One statement object's rendering, and per positional parameter where its value comes
+    from: the request's ``params`` (by the bind's key, or its compiled name) or, failing that,
+    the value the statement binds itself (``_REQUIRED`` when it binds none)."""
+
+    rendered: _Rendered
+    extracted: Sequence[Any]  # the statement's own bind values, as its cache key holds them
+    slots: tuple[tuple[str, str, Any, Any], ...]  # name, key, own value, processor
+
+    def args(self, params: dict[str, Any] | None) -> list[Any]:
+        args = []
+        for name, key, own, process in self.slots:
+            if params and key in params:
+                value = params[key]
+            elif params and name in params:
+                value = params[name]
+            elif own is _REQUIRED:  # SQLAlchemy's own error, naming the parameter
+                self.rendered.compiled.construct_params(
+                    params, extracted_parameters=self.extracted, escape_names=False
+                )
+                raise AssertionError("unreachable: a required parameter was missing")
+            else:
+                value = own
+            args.append(value if process is None else process(value))
+        return args
+
+
+_REQUIRED = object()
+
+
+def _bound(rendered: _Rendered, extracted: Sequence[Any]) -> _Bound | None:
+    """The statement's parameters resolved once (None when a value is computed per execution:
+    a ``bindparam(callable_=...)``)."""
+    compiled: Any = rendered.compiled
+    if any(bind.callable is not None for bind in extracted) or any(
+        bind.callable is not None for bind in compiled.bind_names
+    ):
+        return None
+    own = compiled.construct_params(
+        None, extracted_parameters=extracted, escape_names=False, _check=False
+    )
+    binds = {name: bind for bind, name in compiled.bind_names.items()}
+    slots = tuple(
+        (
+            name,
+            binds[name].key,
+            _REQUIRED if binds[name].required else own[name],
+            rendered.processors.get(name),
+        )
+        for name in rendered.names
+    )
+    return _Bound(rendered, extracted, slots)
+
+
 def bind_processors(compiled: Compiled, names: Sequence[str]) -> dict[str, Any]:
     """Per parameter name, how the dialect converts its value for the driver (None: as is),
     through the types' public ``dialect_impl(...).bind_processor(...)``."""
@@ -110,6 +166,11 @@ class Reader:
         self.engine = engine
         self.direct = direct
         self._compiled: dict[Any, _Rendered] = {}
+        # Per statement object (a repository builds each of its statements once and reuses
+        # it): what ``_render`` derives from it. Hashing a cache key (a nested tuple as long as
+        # the statement) and binding its values through SQLAlchemy cost more than the rest of
+        # a relation's read (bench/RESULTS.md).
+        self._bound: weakref.WeakKeyDictionary[ClauseElement, _Bound] = weakref.WeakKeyDictionary()
         self._compiled_sql_bytes = 0  # their text (a compiled form holds a few times as much)
         # Called with each statement's text before it is sent (tests count statements with it).
         self.listeners: list[Callable[[str], None]] = []
@@ -159,7 +220,28 @@ class Reader:
     def _render(
         self, statement: ClauseElement, params: dict[str, Any] | None
     ) -> tuple[_Rendered, list[Any]]:
+        bound = self._bound.get(statement)
+        if bound is not None:
+            return bound.rendered, bound.args(params)
         key = cache_key(statement)
+        rendered = self._rendering(statement, key)
+        bound = _bound(rendered, key.bindparams)
+        if bound is None:
+            values: Any = rendered.compiled.construct_params(
+                params, extracted_parameters=key.bindparams, escape_names=False
+            )
+            processors = rendered.processors
+            args = [
+                processors[name](values[name]) if name in processors else values[name]
+                for name in rendered.names
+            ]
+            return rendered, args
+        if len(self._bound) >= MAX_COMPILED:
+            self._bound.clear()
+        self._bound[statement] = bound
+        return rendered, bound.args(params)
+
+    def _rendering(self, statement: ClauseElement, key: Any) -> _Rendered:
         rendered = self._compiled.get(key.key)
         if rendered is None:
             compiled = statement.compile(dialect=self.engine.dialect, cache_key=key)
@@ -177,15 +259,8 @@ class Reader:
                 or self._compiled_sql_bytes + len(rendered.sql) > MAX_COMPILED_SQL_BYTES
             ):
                 self._compiled.clear()
+                self._bound.clear()
                 self._compiled_sql_bytes = 0
             self._compiled[key.key] = rendered
             self._compiled_sql_bytes += len(rendered.sql)
-        values: Any = rendered.compiled.construct_params(
-            params, extracted_parameters=key.bindparams, escape_names=False
-        )
-        processors = rendered.processors
-        args = [
-            processors[name](values[name]) if name in processors else values[name]
-            for name in rendered.names
-        ]
-        return rendered, args
+        return rendered

@@ -5,13 +5,17 @@ graphql-core's ``get_argument_values`` coerces the field's literals and variable
 the schema applied, an unset variable leaving the argument out) into plain values; Strawberry's
 ``convert_arguments`` then makes input objects instances of their classes, enum values their
 members and names the resolver's Python names. When no argument reads a variable the coerced
-values are worked out once, at compile time; the conversion runs per call, so a resolver never
-shares an input object with another request.
+values are worked out once, at compile time; when the variables they read hold scalars (a page
+size, a cursor, a flag), once per set of those values (a few kept per field). The conversion
+runs per call, so a resolver never shares an input object with another request.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Any
 
 from graphql import (
@@ -26,9 +30,15 @@ from graphql import (
 
 Converter = Callable[[dict[str, Any], list[Any]], dict[str, Any]]
 
+# Coerced argument values kept per field for this many sets of the variables they read.
+KEPT_SETS = 8
+# Values no resolver can change, keyed with their class (1, 1.0 and True are equal in a dict).
+_SCALARS = frozenset({str, int, float, bool, type(None), uuid.UUID, Decimal, datetime, date, time})
+_UNSET = object()
+
 
 class ArgumentPlan:
-    __slots__ = ("arguments", "convert", "definition", "fixed", "node")
+    __slots__ = ("arguments", "convert", "definition", "fixed", "kept", "node", "reads")
 
     def __init__(
         self, definition: GraphQLField, node: FieldNode, arguments: list[Any], convert: Converter
@@ -40,7 +50,9 @@ class ArgumentPlan:
             convert,
         )
         self.fixed: dict[str, Any] | None = None
-        if not any(_reads_a_variable(argument.value) for argument in node.arguments or ()):
+        self.reads = tuple(sorted(_variables_read(node)))
+        self.kept: dict[tuple[Any, ...], dict[str, Any]] = {}
+        if not self.reads:
             try:
                 self.fixed = get_argument_values(definition, node)
             except GraphQLError:
@@ -50,17 +62,34 @@ class ArgumentPlan:
         """The resolver's keyword arguments (raises as graphql-core and Strawberry raise)."""
         coerced = self.fixed
         if coerced is None:
-            coerced = get_argument_values(self.definition, self.node, variables)
+            key = self._key(variables)
+            coerced = self.kept.get(key) if key is not None else None
+            if coerced is None:
+                coerced = get_argument_values(self.definition, self.node, variables)
+                if key is not None and len(self.kept) < KEPT_SETS:
+                    self.kept[key] = coerced
         return self.convert(coerced, self.arguments)
 
+    def _key(self, variables: VariableValues) -> tuple[Any, ...] | None:
+        """The values of the variables read, with their classes; None when one is not a
+        scalar (an input object, a list, an enum member: coerced per call)."""
+        key: list[Any] = []
+        for name in self.reads:
+            value = variables.coerced.get(name, _UNSET)
+            if value is not _UNSET and type(value) not in _SCALARS:
+                return None
+            key += (type(value), value)
+        return tuple(key)
 
-def _reads_a_variable(value: Node) -> bool:
-    """Whether a value literal contains a variable (at any depth of lists and objects)."""
-    pending: list[Any] = [value]
+
+def _variables_read(node: FieldNode) -> set[str]:
+    """The variables the field's argument literals read (at any depth of lists and objects)."""
+    names: set[str] = set()
+    pending: list[Any] = [argument.value for argument in node.arguments or ()]
     while pending:
-        node = pending.pop()
-        if isinstance(node, VariableNode):
-            return True
-        pending.extend(getattr(node, "values", None) or ())  # list values
-        pending.extend(field.value for field in getattr(node, "fields", None) or ())  # objects
-    return False
+        value: Node = pending.pop()
+        if isinstance(value, VariableNode):
+            names.add(value.name.value)
+        pending.extend(getattr(value, "values", None) or ())  # list values
+        pending.extend(field.value for field in getattr(value, "fields", None) or ())  # objects
+    return names

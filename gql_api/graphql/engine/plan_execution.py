@@ -9,7 +9,6 @@ parent made null is dropped as graphql-core cancels it.
 from __future__ import annotations
 
 import functools
-import inspect
 from typing import Any
 
 from graphql import (
@@ -27,7 +26,7 @@ from gql_api.graphql.engine.plans import FieldPlan, Plan
 from gql_api.graphql.engine.readers import ContextOnlyInfo, NullInNonNull, serialize_scalar
 from gql_api.graphql.engine.row_builders import build_list, build_one
 from gql_api.graphql.engine.rows import per_parent
-from gql_api.graphql.engine.settling import PlanPosition, close, settle
+from gql_api.graphql.engine.settling import PlanPosition, close, is_pending, settle
 from gql_api.graphql.engine.strawberry_seams import resolve_info, strawberry_info
 
 # A pending value: its slot, the position holding the slot, its field, its type, the awaitable.
@@ -184,8 +183,7 @@ class Executor:
         try:
             if isinstance(value, BaseException):
                 raise value
-            # Cached per class; hasattr(value, "__await__") would raise in a row's __getattr__.
-            if inspect.isawaitable(value):
+            if is_pending(value):
                 pending.append((container, key, holder, plan, graphql_type, value))
                 return
             nullable = not isinstance(graphql_type, GraphQLNonNull)

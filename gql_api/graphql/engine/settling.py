@@ -4,8 +4,34 @@ values is awaited (:func:`settle`), for ``gql_api.graphql.engine.plan_execution`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
+from types import CoroutineType, GeneratorType
 from typing import Any
+
+# Classes none of whose instances is awaitable (``is_pending``); a class is added on its first
+# value, and the set starts again past this many (classes made at run time stay few: a row
+# class per statement shape).
+MAX_PLAIN_CLASSES = 1024
+_plain_classes: set[type] = set()
+
+
+def is_pending(value: Any) -> bool:
+    """``inspect.isawaitable(value)``, decided once per class for the classes that can never
+    be: a page completes a few hundred values, nearly all rows, strings and dicts, and the
+    ABC check behind ``isawaitable`` costs more than the rest of completing a string."""
+    cls = type(value)
+    if cls in _plain_classes:
+        return False
+    if issubclass(cls, (CoroutineType, GeneratorType, Awaitable)) or any(
+        "__class__" in vars(base)
+        for base in cls.__mro__[:-1]  # a proxy: its own answer
+    ):
+        return inspect.isawaitable(value)  # a generator is one only with a coroutine's flag
+    if len(_plain_classes) >= MAX_PLAIN_CLASSES:
+        _plain_classes.clear()
+    _plain_classes.add(cls)
+    return False
 
 
 class PlanPosition:
