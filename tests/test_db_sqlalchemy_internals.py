@@ -42,6 +42,14 @@ def test_the_private_apis_exist() -> None:
     assert callable(getattr(QueuePool, "_dec_overflow", None)), (
         "QueuePool._dec_overflow is gone: gql_api.db.pool cannot close idle connections"
     )
+    import inspect
+
+    from sqlalchemy.sql.compiler import SQLCompiler
+
+    assert "_check" in inspect.signature(SQLCompiler.construct_params).parameters, (
+        "construct_params(_check=) is gone: gql_api.db.direct_reads cannot resolve a"
+        " statement's own values once"
+    )
 
 
 async def test_idle_connections_are_taken_oldest_first_beyond_the_kept_ones(

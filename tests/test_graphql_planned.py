@@ -717,7 +717,7 @@ def test_a_pending_value_is_what_inspect_calls_awaitable() -> None:
 
     class Proxy:  # claims its target's class, as lazy proxies do
         @property
-        def __class__(self) -> type:  # type: ignore[override]
+        def __class__(self) -> type:  # type: ignore[misc,override]
             return type(coroutine)
 
     loop = asyncio.new_event_loop()
@@ -732,3 +732,34 @@ def test_a_pending_value_is_what_inspect_calls_awaitable() -> None:
     finally:
         coroutine.close()
         loop.close()
+
+
+def test_argument_values_are_kept_per_set_of_short_scalar_variables() -> None:
+    """A field's coerced arguments are worked out once per set of the variables they read, and
+    only for short scalars: each set still gets its own values, and a long text or an input
+    object is coerced per call (kept, it would be memory a client chooses)."""
+    from graphql import VariableValues, build_schema, parse
+
+    from gql_api.graphql.engine.arguments import KEPT_SETS, MAX_KEPT_TEXT, ArgumentPlan
+    from gql_api.graphql.engine.readers import as_coerced
+
+    schema = build_schema(
+        "input F { a: Int } type Query { f(n: Int, s: String, o: F, k: Int = 3): Int }"
+    )
+    query = parse("query($n: Int, $s: String, $o: F) { f(n: $n, s: $s, o: $o) }")
+    node = query.definitions[0].selection_set.selections[0]  # type: ignore[attr-defined]
+    plan = ArgumentPlan(schema.query_type.fields["f"], node, [], as_coerced)  # type: ignore[union-attr]
+
+    def values(**given: Any) -> dict[str, Any]:
+        return plan.values(VariableValues({}, given))
+
+    assert values(n=1) == {"n": 1, "k": 3} and values(n=2) == {"n": 2, "k": 3}
+    assert values(n=1, s="x") == {"n": 1, "s": "x", "k": 3} and values(n=1) == {"n": 1, "k": 3}
+    assert len(plan.kept) == 3
+    long_text = "x" * (MAX_KEPT_TEXT + 1)
+    assert values(s=long_text) == {"s": long_text, "k": 3}
+    assert values(o={"a": 1}) == {"o": {"a": 1}, "k": 3}
+    assert len(plan.kept) == 3  # neither was kept
+    for n in range(10):
+        assert values(n=n + 100) == {"n": n + 100, "k": 3}
+    assert len(plan.kept) == KEPT_SETS

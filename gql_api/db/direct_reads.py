@@ -33,7 +33,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.types import TupleType
 
 from gql_api.db.failures import ends_session
-from gql_api.db.sqlalchemy_internals import cache_key, run_sync
+from gql_api.db.sqlalchemy_internals import cache_key, own_values, run_sync
 from gql_api.observability import tracing
 
 # Statements are logged where SQLAlchemy logs its own (gql_api.observability.logs sets its
@@ -83,45 +83,51 @@ class _Rendered:
 class _Bound:
     """One statement object's rendering, and per positional parameter where its value comes
     from: the request's ``params`` (by the bind's key, or its compiled name) or, failing that,
-    the value the statement binds itself (``_REQUIRED`` when it binds none)."""
+    the value the statement binds itself (``_REQUIRED`` when it binds none). ``slots`` is None
+    when a value is computed per execution (``bindparam(callable_=...)``): SQLAlchemy then
+    binds every read."""
 
     rendered: _Rendered
     extracted: Sequence[Any]  # the statement's own bind values, as its cache key holds them
-    slots: tuple[tuple[str, str, Any, Any], ...]  # name, key, own value, processor
+    slots: tuple[tuple[str, str, Any, Any], ...] | None  # name, key, own value, processor
 
     def args(self, params: dict[str, Any] | None) -> list[Any]:
+        if self.slots is None:
+            return self._bound_by_sqlalchemy(params)
         args = []
         for name, key, own, process in self.slots:
             if params and key in params:
                 value = params[key]
             elif params and name in params:
                 value = params[name]
-            elif own is _REQUIRED:  # SQLAlchemy's own error, naming the parameter
-                self.rendered.compiled.construct_params(
-                    params, extracted_parameters=self.extracted, escape_names=False
-                )
-                raise AssertionError("unreachable: a required parameter was missing")
+            elif own is _REQUIRED:
+                return self._bound_by_sqlalchemy(params)  # which raises, naming the parameter
             else:
                 value = own
             args.append(value if process is None else process(value))
         return args
 
+    def _bound_by_sqlalchemy(self, params: dict[str, Any] | None) -> list[Any]:
+        values: Any = self.rendered.compiled.construct_params(
+            params, extracted_parameters=self.extracted, escape_names=False
+        )
+        processors = self.rendered.processors
+        return [
+            processors[name](values[name]) if name in processors else values[name]
+            for name in self.rendered.names
+        ]
+
 
 _REQUIRED = object()
 
 
-def _bound(rendered: _Rendered, extracted: Sequence[Any]) -> _Bound | None:
-    """The statement's parameters resolved once (None when a value is computed per execution:
-    a ``bindparam(callable_=...)``)."""
+def _bound(rendered: _Rendered, extracted: Sequence[Any]) -> _Bound:
+    """Where each of the statement's parameters comes from, worked out once."""
     compiled: Any = rendered.compiled
-    if any(bind.callable is not None for bind in extracted) or any(
-        bind.callable is not None for bind in compiled.bind_names
-    ):
-        return None
-    own = compiled.construct_params(
-        None, extracted_parameters=extracted, escape_names=False, _check=False
-    )
     binds = {name: bind for bind, name in compiled.bind_names.items()}
+    if any(bind.callable is not None for bind in (*extracted, *binds.values())):
+        return _Bound(rendered, extracted, None)
+    own = own_values(compiled, extracted)
     slots = tuple(
         (
             name,
@@ -167,9 +173,9 @@ class Reader:
         self.direct = direct
         self._compiled: dict[Any, _Rendered] = {}
         # Per statement object (a repository builds each of its statements once and reuses
-        # it): what ``_render`` derives from it. Hashing a cache key (a nested tuple as long as
-        # the statement) and binding its values through SQLAlchemy cost more than the rest of
-        # a relation's read (bench/RESULTS.md).
+        # it): what ``_render`` derives from it. Hashing its cache key (a nested tuple as long
+        # as the statement) and binding its values through SQLAlchemy took about an eighth of
+        # the CPU of a relation's read (py-spy, a page of users).
         self._bound: weakref.WeakKeyDictionary[ClauseElement, _Bound] = weakref.WeakKeyDictionary()
         self._compiled_sql_bytes = 0  # their text (a compiled form holds a few times as much)
         # Called with each statement's text before it is sent (tests count statements with it).
@@ -221,25 +227,13 @@ class Reader:
         self, statement: ClauseElement, params: dict[str, Any] | None
     ) -> tuple[_Rendered, list[Any]]:
         bound = self._bound.get(statement)
-        if bound is not None:
-            return bound.rendered, bound.args(params)
-        key = cache_key(statement)
-        rendered = self._rendering(statement, key)
-        bound = _bound(rendered, key.bindparams)
         if bound is None:
-            values: Any = rendered.compiled.construct_params(
-                params, extracted_parameters=key.bindparams, escape_names=False
-            )
-            processors = rendered.processors
-            args = [
-                processors[name](values[name]) if name in processors else values[name]
-                for name in rendered.names
-            ]
-            return rendered, args
-        if len(self._bound) >= MAX_COMPILED:
-            self._bound.clear()
-        self._bound[statement] = bound
-        return rendered, bound.args(params)
+            key = cache_key(statement)
+            bound = _bound(self._rendering(statement, key), key.bindparams)
+            if len(self._bound) >= MAX_COMPILED:
+                self._bound.clear()
+            self._bound[statement] = bound
+        return bound.rendered, bound.args(params)
 
     def _rendering(self, statement: ClauseElement, key: Any) -> _Rendered:
         rendered = self._compiled.get(key.key)

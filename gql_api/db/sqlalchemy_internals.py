@@ -6,6 +6,9 @@ Each exists because no public API does the job:
   shape and bind each request's values into it, as SQLAlchemy's own compiled cache does; the
   cache key is what separates a statement's shape from its values (``ClauseElement
   ._generate_cache_key``).
+- :func:`own_values`: the direct reads resolve once what a statement binds itself; SQLAlchemy's
+  ``construct_params`` gives it only while not insisting on the values a request must give
+  (its ``_check`` argument).
 - :func:`intercept_checkouts` / :func:`intercept_returns`: the pool has events after a checkout
   and before a return, none around them, so the time a checkout waits for a connection and the
   gauges after a return need the pool's ``_do_get`` / ``_do_return_conn`` (wrapped on one pool
@@ -46,6 +49,15 @@ def cache_key(statement: ClauseElement) -> CacheKey:
     if key is None:
         raise ValueError("the statement is not cacheable (a construct without a cache key)")
     return key
+
+
+def own_values(compiled: Any, extracted: Any) -> dict[str, Any]:
+    """Per bind name of ``compiled``, the value the statement whose cache key's bind values are
+    ``extracted`` binds itself (None for one the request must give)."""
+    values: dict[str, Any] = compiled.construct_params(
+        None, extracted_parameters=extracted, escape_names=False, _check=False
+    )
+    return values
 
 
 def intercept_checkouts(pool: Pool, wrapper: Callable[[Callable[[], Any]], Any]) -> None:

@@ -6,8 +6,8 @@ the schema applied, an unset variable leaving the argument out) into plain value
 ``convert_arguments`` then makes input objects instances of their classes, enum values their
 members and names the resolver's Python names. When no argument reads a variable the coerced
 values are worked out once, at compile time; when the variables they read hold scalars (a page
-size, a cursor, a flag), once per set of those values (a few kept per field). The conversion
-runs per call, so a resolver never shares an input object with another request.
+size, a cursor, a flag), once per set of those values (a few short ones kept per field). The
+conversion runs per call, so a resolver never shares an input object with another request.
 """
 
 from __future__ import annotations
@@ -30,8 +30,12 @@ from graphql import (
 
 Converter = Callable[[dict[str, Any], list[Any]], dict[str, Any]]
 
-# Coerced argument values kept per field for this many sets of the variables they read.
-KEPT_SETS = 8
+# Coerced argument values kept per field for this many sets of the variables they read, each
+# holding at most this many characters of text (a cursor is about 120): well inside the 1 KB per
+# token that the document cache counts for a document (``documents.BYTES_PER_TOKEN``), as a field
+# reading a variable is several tokens.
+KEPT_SETS = 4
+MAX_KEPT_TEXT = 128
 # Values no resolver can change, keyed with their class (1, 1.0 and True are equal in a dict).
 _SCALARS = frozenset({str, int, float, bool, type(None), uuid.UUID, Decimal, datetime, date, time})
 _UNSET = object()
@@ -74,12 +78,15 @@ class ArgumentPlan:
         """The values of the variables read, with their classes; None when one is not a
         scalar (an input object, a list, an enum member: coerced per call)."""
         key: list[Any] = []
+        text = 0
         for name in self.reads:
             value = variables.coerced.get(name, _UNSET)
             if value is not _UNSET and type(value) not in _SCALARS:
                 return None
+            if type(value) is str:
+                text += len(value)
             key += (type(value), value)
-        return tuple(key)
+        return tuple(key) if text <= MAX_KEPT_TEXT else None
 
 
 def _variables_read(node: FieldNode) -> set[str]:

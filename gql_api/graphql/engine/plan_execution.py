@@ -141,7 +141,7 @@ class Executor:
                         group = self.relations[id(plan)] = (plan, [])
                     group[1].append((out, plan.key, holder, source))
                     continue
-                value = self._value(plan, source, holder)
+                value = plan.fetch(source) if plan.fetch else self._value(plan, source, holder)
             except Exception as exc:
                 self._fail(exc, out, plan.key, holder, plan, plan.graphql_type)
                 continue
@@ -154,8 +154,7 @@ class Executor:
             info = resolve_info(plan.info_site, path, self.variables, self.context)
             kwargs = plan.arguments.values(self.variables) if plan.arguments is not None else {}
             return plan.resolve(source, info, **kwargs)
-        if plan.resolver is None:
-            return getattr(source, plan.python_name)
+        assert plan.resolver is not None  # else ``plan.fetch`` reads the attribute
         kwargs = plan.arguments.values(self.variables) if plan.arguments is not None else {}
         if plan.info_name is not None:
             kwargs[plan.info_name] = (

@@ -26,6 +26,7 @@ field goes up to the nearest nullable parent, or makes ``data`` null).
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from graphql import (
@@ -178,6 +179,8 @@ class _Variant:
             self._resolver(plan, strawberry_field, definition, site)
         elif nodes[0].arguments:
             raise Unsupported("arguments without a resolver")
+        else:
+            plan.fetch = operator.attrgetter(plan.python_name)  # Strawberry's default resolver
         named = get_named_type(definition.type)
         if isinstance(named, GraphQLObjectType):
             plan.children = self._children(plan, nodes, named)
@@ -197,6 +200,8 @@ class _Variant:
         plan.parent_names, plan.info_name = parts.parent_names, parts.info_name
         if plan.info_name is not None and not reads_only_context(plan.resolver, plan.info_name):
             plan.info_site = site
+        if plan.pass_source and not (plan.info_name or plan.parent_names or definition.args):
+            plan.fetch = plan.resolver  # the parent object is all it takes
         if definition.args:
             plan.arguments = ArgumentPlan(
                 definition,
