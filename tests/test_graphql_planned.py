@@ -760,6 +760,15 @@ def test_argument_values_are_kept_per_set_of_short_scalar_variables() -> None:
     assert values(s=long_text) == {"s": long_text, "k": 3}
     assert values(o={"a": 1}) == {"o": {"a": 1}, "k": 3}
     assert len(plan.kept) == 3  # neither was kept
+
+    class Unhashable(str):  # an immutable class whose values do not hash: coerced per call
+        __hash__ = None  # type: ignore[assignment]
+
+        def __eq__(self, other: object) -> bool:
+            return str.__eq__(self, other)
+
+    assert values(s=Unhashable("u")) == {"s": "u", "k": 3}
+    assert len(plan.kept) == 3
     for n in range(10):
         assert values(n=n + 100) == {"n": n + 100, "k": 3}
     assert len(plan.kept) == KEPT_SETS

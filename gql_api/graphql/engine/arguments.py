@@ -12,6 +12,7 @@ conversion runs per call, so a resolver never shares an input object with anothe
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime, time
@@ -36,8 +37,8 @@ Converter = Callable[[dict[str, Any], list[Any]], dict[str, Any]]
 # reading a variable is several tokens.
 KEPT_SETS = 4
 MAX_KEPT_TEXT = 128
-# Values no resolver can change, keyed with their class (1, 1.0 and True are equal in a dict).
-_SCALARS = frozenset({str, int, float, bool, type(None), uuid.UUID, Decimal, datetime, date, time})
+# Coerced values no resolver can change (also what ``planned`` keeps of variables).
+IMMUTABLE = (str, int, float, bool, type(None), enum.Enum, datetime, date, time, uuid.UUID, Decimal)
 _UNSET = object()
 
 
@@ -67,7 +68,10 @@ class ArgumentPlan:
         coerced = self.fixed
         if coerced is None:
             key = self._key(variables)
-            coerced = self.kept.get(key) if key is not None else None
+            try:
+                coerced = self.kept.get(key) if key is not None else None
+            except TypeError:  # an immutable class whose values do not hash
+                key = coerced = None
             if coerced is None:
                 coerced = get_argument_values(self.definition, self.node, variables)
                 if key is not None and len(self.kept) < KEPT_SETS:
@@ -75,15 +79,16 @@ class ArgumentPlan:
         return self.convert(coerced, self.arguments)
 
     def _key(self, variables: VariableValues) -> tuple[Any, ...] | None:
-        """The values of the variables read, with their classes; None when one is not a
-        scalar (an input object, a list, an enum member: coerced per call)."""
+        """The values of the variables read, each with its class (1, 1.0 and True are equal
+        in a dict); None when one is not immutable (an input object, a list: coerced per
+        call)."""
         key: list[Any] = []
         text = 0
         for name in self.reads:
             value = variables.coerced.get(name, _UNSET)
-            if value is not _UNSET and type(value) not in _SCALARS:
+            if value is not _UNSET and not isinstance(value, IMMUTABLE):
                 return None
-            if type(value) is str:
+            if isinstance(value, str):
                 text += len(value)
             key += (type(value), value)
         return tuple(key) if text <= MAX_KEPT_TEXT else None

@@ -11,17 +11,14 @@ planned executor answers counts in ``gql_api_graphql_executions_total{executor="
 
 from __future__ import annotations
 
-import enum
 from collections.abc import AsyncIterator
-from datetime import date, datetime, time
-from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 from graphql import ExecutionResult, GraphQLError, VariableValues
 from strawberry.extensions import SchemaExtension
 
 from gql_api.config import Settings
+from gql_api.graphql.engine.arguments import IMMUTABLE
 from gql_api.graphql.engine.cost import coerce_variables, variables_key
 from gql_api.graphql.engine.limits import suggestions_allowed
 from gql_api.graphql.engine.plan_execution import Executor, PlanPosition
@@ -81,7 +78,6 @@ class Planner:
 # filter: graphql-core's coercion of two variables cost more than the rest of preparing the
 # request). Each set is at most cost.MAX_VARIABLES_KEY bytes as JSON, which also bounds its depth.
 KEPT_VARIABLES = 8
-_IMMUTABLE = (str, int, float, bool, type(None), enum.Enum, datetime, date, time, UUID, Decimal)
 
 
 def _keepable(value: Any) -> bool:
@@ -91,7 +87,7 @@ def _keepable(value: Any) -> bool:
         return all(_keepable(item) for item in value.values())
     if isinstance(value, list):
         return all(_keepable(item) for item in value)
-    return isinstance(value, _IMMUTABLE)
+    return isinstance(value, IMMUTABLE)
 
 
 def _fresh(value: Any) -> Any:
