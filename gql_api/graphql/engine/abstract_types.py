@@ -5,7 +5,6 @@ graphql-core decides it (the abstract type's ``resolve_type``, else each possibl
 
 from __future__ import annotations
 
-import inspect as python_inspect
 from typing import Any
 
 from graphql import (
@@ -18,13 +17,15 @@ from graphql import (
 )
 from graphql.pyutils import inspect
 
+from gql_api.graphql.engine.settling import is_pending
+
 
 def runtime_type(
     return_type: Any, value: Any, info: GraphQLResolveInfo, nodes: list[FieldNode]
 ) -> GraphQLObjectType:
     resolve = return_type.resolve_type or default_type_resolver
     name = resolve(value, info, return_type)
-    if python_inspect.isawaitable(name):
+    if is_pending(name):
         close = getattr(name, "close", None)
         if close is not None:
             close()
