@@ -574,6 +574,142 @@ async def test_interfaces_and_unions_run_planned() -> None:
     assert planned.errors and planned.errors[0].path == ["notAPet"]
 
 
+@strawberry.type
+class Count:
+    n: int
+
+
+@strawberry.type
+class UnservedQuery:
+    """Values the schema's scalars refuse, and types nobody can tell, under non-null types."""
+
+    @strawberry.field
+    def fine(self) -> int | None:
+        return 1
+
+    @strawberry.field
+    def word(self) -> int:
+        return "x"  # type: ignore[return-value]
+
+    @strawberry.field
+    def maybe_word(self) -> int | None:
+        return "x"  # type: ignore[return-value]
+
+    @strawberry.field
+    def counts(self) -> list[Count]:
+        return [Count(n="y"), Count(n=2)]  # type: ignore[arg-type]
+
+    @strawberry.field
+    def maybe_counts(self) -> list[Count | None] | None:
+        return [Count(n=1), Count(n="y")]  # type: ignore[arg-type]
+
+    @strawberry.field
+    def count(self) -> Count | None:
+        return Count(n=[3])  # type: ignore[arg-type]
+
+    @strawberry.field
+    def pets(self) -> list[Pet]:
+        return [Fish(fins=1), Dog(name="rex", barks=True)]  # type: ignore[list-item]
+
+    @strawberry.field
+    def maybe_pets(self) -> list[Pet | None]:
+        return [Dog(name="rex", barks=True), Fish(fins=1)]  # type: ignore[list-item]
+
+
+async def test_an_error_under_a_non_null_type_propagates_as_graphql_core_reports_it() -> None:
+    """An error met while writing a value (a scalar that does not serialise it, an object of
+    a type the interface does not allow) nulls the nearest nullable parent, as graphql-core's
+    does: the declared non-null type decides, not the type under it."""
+    from gql_api.graphql.engine.planned import Planner
+    from gql_api.graphql.schema.root import Schema
+    from tests.conftest import make_settings
+
+    schema = Schema(query=UnservedQuery, types=[Dog, Cat, Fish])
+    planner = Planner(schema, make_settings("postgresql://unused@127.0.0.1/unused"))
+    documents = {
+        "{ fine word }": None,
+        "{ fine maybeWord }": {"fine": 1, "maybeWord": None},
+        "{ fine counts { n } }": None,
+        "{ fine maybeCounts { n } }": {"fine": 1, "maybeCounts": [{"n": 1}, None]},
+        "{ fine count { n } }": {"fine": 1, "count": None},
+        "{ fine pets { name } }": None,
+        "{ fine maybePets { __typename name } }": {
+            "fine": 1,
+            "maybePets": [{"__typename": "Dog", "name": "rex"}, None],
+        },
+    }
+    for query, data in documents.items():
+        plan = planner.plan_for(query, None)
+        assert plan is not None, query  # planned, not declined
+        planned = await planner.run(plan, None, None)
+        generic = await schema.execute(query)
+        assert generic.data == data, query
+        assert planned.data == data, query
+        assert [e.formatted for e in planned.errors or ()] == [
+            e.formatted for e in generic.errors or ()
+        ], query
+        assert len(planned.errors or ()) == 1, query
+
+
+async def test_asynchronous_type_checks_run_generic_and_a_late_awaitable_is_an_error() -> None:
+    """graphql-core awaits an ``async`` resolve_type or is_type_of; a document selecting such
+    a type is decided generic when it compiles, so both executors answer alike. A sync
+    resolve_type that returns an awaitable is met only at run time: the planned executor
+    answers with an error at the value's path and closes the awaitable (never a hang, never a
+    "coroutine was never awaited" warning)."""
+    import gc
+    import warnings
+
+    from gql_api.graphql.engine.planned import Planner
+    from gql_api.graphql.engine.strawberry_seams import core_schema
+    from gql_api.graphql.schema.root import Schema
+    from tests.conftest import make_settings
+
+    query = "{ pets { __typename name } }"
+    expected = {
+        "pets": [{"__typename": "Dog", "name": "rex"}, {"__typename": "Cat", "name": "tom"}]
+    }
+
+    async def resolve_later(value: Any, *_: Any) -> str:
+        return type(value).__name__
+
+    async def is_dog_later(value: Any, *_: Any) -> bool:
+        return isinstance(value, Dog)
+
+    def resolve_lazily(value: Any, *args: Any) -> Any:
+        return resolve_later(value, *args)  # a coroutine, from a plain function
+
+    for patch in (
+        ("Pet", "resolve_type", resolve_later),
+        ("Dog", "is_type_of", is_dog_later),
+        ("Pet", "resolve_type", resolve_lazily),
+    ):
+        schema = Schema(query=ToyQuery)  # its own GraphQL types: the patch stays in it
+        type_name, attribute, function = patch
+        setattr(core_schema(schema).type_map[type_name], attribute, function)
+        planner = Planner(schema, make_settings("postgresql://unused@127.0.0.1/unused"))
+        generic = await schema.execute(query)
+        assert generic.errors is None and generic.data == expected, patch
+        plan = planner.plan_for(query, None)
+        if function is not resolve_lazily:
+            assert plan is None, patch  # declined when compiled: the generic executor answers
+            continue
+        assert plan is not None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            planned = await planner.run(plan, None, None)
+            gc.collect()
+        assert planned.data is None  # [Pet!]! : the error reaches the root
+        assert [(e.message, e.path) for e in planned.errors or ()] == [
+            (
+                "Abstract type 'Pet' resolved asynchronously: not supported by the planned"
+                " executor.",
+                ["pets", 0],
+            )
+        ]
+        assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
 def test_row_builders_read_columns_exactly_as_the_field_readers_do() -> None:
     """A selection's row builder (one function for its column fields) gives what the readers
     give field by field, and refuses (so the walk reports the error) where a reader raises."""

@@ -5,19 +5,39 @@ graphql-core decides it (the abstract type's ``resolve_type``, else each possibl
 
 from __future__ import annotations
 
+from inspect import iscoroutinefunction
 from typing import Any
 
 from graphql import (
     FieldNode,
     GraphQLError,
+    GraphQLInterfaceType,
+    GraphQLNamedType,
     GraphQLObjectType,
     GraphQLResolveInfo,
+    GraphQLSchema,
+    GraphQLUnionType,
     default_type_resolver,
     is_object_type,
 )
 from graphql.pyutils import inspect
 
 from gql_api.graphql.engine.settling import is_pending
+
+
+def awaits_type_checks(schema: GraphQLSchema, named: GraphQLNamedType) -> bool:
+    """Whether telling a value's type may need an await: an ``async`` ``resolve_type`` of an
+    interface or union, or an ``async`` ``is_type_of`` of the type or of a type it may be.
+    graphql-core awaits them; a plan tells types as it writes a value, so a selection of such a
+    type runs on the generic executor (decided when the document compiles, never per value)."""
+    checks: list[Any]
+    if isinstance(named, GraphQLInterfaceType | GraphQLUnionType):
+        checks = [named.resolve_type, *(t.is_type_of for t in schema.get_possible_types(named))]
+    elif isinstance(named, GraphQLObjectType):
+        checks = [named.is_type_of]
+    else:
+        return False
+    return any(check is not None and iscoroutinefunction(check) for check in checks)
 
 
 def runtime_type(
@@ -29,7 +49,7 @@ def runtime_type(
         close = getattr(name, "close", None)
         if close is not None:
             close()
-        raise GraphQLError(  # not met by Strawberry's resolve_type and is_type_of, both sync
+        raise GraphQLError(  # a sync resolve_type returning an awaitable (async ones run generic)
             f"Abstract type '{return_type}' resolved asynchronously: not supported by the"
             " planned executor.",
             nodes,

@@ -186,30 +186,33 @@ class Executor:
                 pending.append((container, key, holder, plan, graphql_type, value))
                 return
             nullable = not isinstance(graphql_type, GraphQLNonNull)
+            # The type under a non-null; _fail is given the declared one, so an error met
+            # below (a scalar that does not serialise, a type not told) still propagates.
+            of_type = graphql_type
             if not nullable:
                 if value is None:
                     raise NullInNonNull(f"Cannot return null for non-nullable field {plan.owner}.")
-                graphql_type = graphql_type.of_type
+                of_type = graphql_type.of_type
             if value is None:
                 container[key] = None
-            elif isinstance(graphql_type, GraphQLList):
-                objects = build_list(plan, graphql_type, value)
+            elif isinstance(of_type, GraphQLList):
+                objects = build_list(plan, of_type, value)
                 if objects is not None:
                     container[key] = objects
                     return
                 items: list[Any] = [None] * len(value)
                 container[key] = items
                 position = PlanPosition(holder, container, key, nullable)
-                item_type = graphql_type.of_type
+                item_type = of_type.of_type
                 for index, item in enumerate(value):
                     self._complete(items, index, position, plan, item_type, item, pending)
-            elif isinstance(graphql_type, GraphQLObjectType):
+            elif isinstance(of_type, GraphQLObjectType):
                 self._complete_object(
-                    container, key, holder, nullable, plan, graphql_type, value, pending
+                    container, key, holder, nullable, plan, of_type, value, pending
                 )
             elif plan.by_type is not None:  # an interface or a union
                 info = self._info(plan, holder, key)
-                runtime = runtime_type(graphql_type, value, info, plan.nodes)
+                runtime = runtime_type(of_type, value, info, plan.nodes)
                 check_type_of(runtime, value, info, plan.nodes)
                 if plan.children_error is not None:
                     raise plan.children_error
@@ -218,7 +221,7 @@ class Executor:
                 position = PlanPosition(holder, container, key, nullable)
                 self._resolve_fields(plan.by_type[runtime.name], value, child, position, pending)
             else:
-                container[key] = serialize_scalar(graphql_type, value)
+                container[key] = serialize_scalar(of_type, value)
         except Exception as exc:
             self._fail(exc, container, key, holder, plan, graphql_type)
 

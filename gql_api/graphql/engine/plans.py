@@ -43,6 +43,7 @@ from graphql import (
     is_list_type,
 )
 
+from gql_api.graphql.engine.abstract_types import awaits_type_checks
 from gql_api.graphql.engine.arguments import ArgumentPlan
 from gql_api.graphql.engine.field_plans import FieldPlan, Plan, Unsupported
 from gql_api.graphql.engine.json_selections import json_fields
@@ -182,6 +183,8 @@ class _Variant:
         else:
             plan.fetch = operator.attrgetter(plan.python_name)  # Strawberry's default resolver
         named = get_named_type(definition.type)
+        if awaits_type_checks(self.compiler.schema, named):
+            raise Unsupported("an asynchronous resolve_type or is_type_of")
         if isinstance(named, GraphQLObjectType):
             plan.children = self._children(plan, nodes, named)
             if named.is_type_of is not None:  # checked as graphql-core does
