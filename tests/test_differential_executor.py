@@ -33,6 +33,7 @@ from hypothesis_graphql import queries
 
 from gql_api.db import Database
 from tests.conftest import MadeUser, insert_user, make_settings, session_token
+from tests.document_reshaping import Generated, Reshape, rebuild
 from tests.hardening_support import app_client
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
@@ -85,17 +86,9 @@ def _generation_schema() -> graphql.GraphQLSchema:
                 for f in definition.fields or ()
                 if (definition.name.value, f.name.value) not in VOLATILE
             )
-            definition = _rebuild(definition, fields=fields)
+            definition = rebuild(definition, fields=fields)
         kept.append(definition)
     return graphql.build_ast_schema(graphql.DocumentNode(definitions=tuple(kept)))
-
-
-def _rebuild(node: Any, **changes: Any) -> Any:
-    return type(node)(**{**{k: getattr(node, k) for k in node.keys if k != "loc"}, **changes})
-
-
-def _name(value: str) -> graphql.NameNode:
-    return graphql.NameNode(value=value)
 
 
 SCHEMA = _generation_schema()
@@ -111,163 +104,12 @@ CUSTOM_SCALARS: dict[str, st.SearchStrategy[graphql.ValueNode]] = {
 }
 
 
-@dataclass
-class Generated:
-    query: str
-    variables: dict[str, Any]
-
-
-class _Reshape:
-    """Rewrites a generated document the way clients write theirs (see the module docstring)."""
-
-    def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
-        self.draw = draw
-        self.definitions: list[graphql.VariableDefinitionNode] = []
-        self.variables: dict[str, Any] = {}
-        self.fragments: list[graphql.FragmentDefinitionNode] = []
-
-    def document(self, document: graphql.DocumentNode) -> graphql.DocumentNode:
-        operation = document.definitions[0]
-        assert isinstance(operation, graphql.OperationDefinitionNode)
-        assert SCHEMA.query_type is not None
-        selection_set = self.selection_set(operation.selection_set, SCHEMA.query_type)
-        name = _name("Generated") if self.draw(st.booleans()) else None
-        operation = _rebuild(
-            operation,
-            name=name,
-            selection_set=selection_set,
-            variable_definitions=tuple(self.definitions),
-        )
-        return graphql.DocumentNode(definitions=(operation, *self.fragments))
-
-    def selection_set(
-        self, node: graphql.SelectionSetNode, parent: Any
-    ) -> graphql.SelectionSetNode:
-        selections: list[Any] = [
-            self.field(s, parent) if isinstance(s, graphql.FieldNode) else s
-            for s in node.selections
-        ]
-        draw = self.draw
-        if draw(st.integers(0, 3)) == 0:
-            selections.insert(
-                draw(st.integers(0, len(selections))), graphql.FieldNode(name=_name("__typename"))
-            )
-        if draw(st.integers(0, 3)) == 0:  # the same field under a second key
-            original = draw(st.sampled_from(selections))
-            if isinstance(original, graphql.FieldNode):
-                again = _rebuild(original, alias=_name(f"again_{original.name.value}"))
-                selections.append(self.other_page(again))
-        if draw(st.integers(0, 2)) == 0:
-            index = draw(st.integers(0, len(selections) - 1))
-            selections[index] = self.conditional(selections[index])
-        if len(selections) > 1 and draw(st.integers(0, 2)) == 0:
-            start = draw(st.integers(0, len(selections) - 1))
-            end = draw(st.integers(start + 1, len(selections)))
-            selections[start:end] = self.fragment(selections[start:end], parent)
-        if draw(st.integers(0, 4)) == 0:  # a field written twice: merged into one key
-            selections.append(draw(st.sampled_from(selections)))
-        return graphql.SelectionSetNode(selections=tuple(selections))
-
-    def other_page(self, node: graphql.FieldNode) -> graphql.FieldNode:
-        """The same field under its second key with another page size (different arguments)."""
-        arguments = tuple(
-            _rebuild(a, value=graphql.IntValueNode(value=str(self.draw(st.integers(0, 4)))))
-            if a.name.value in ("first", "last") and isinstance(a.value, graphql.IntValueNode)
-            else a
-            for a in node.arguments or ()
-        )
-        return _rebuild(node, arguments=arguments)
-
-    def field(self, node: graphql.FieldNode, parent: Any) -> graphql.FieldNode:
-        definition = parent.fields[node.name.value]
-        arguments = tuple(
-            self.argument(a, definition.args[a.name.value].type) for a in node.arguments or ()
-        )
-        selection_set = node.selection_set
-        if selection_set is not None:
-            selection_set = self.selection_set(
-                selection_set, graphql.get_named_type(definition.type)
-            )
-        return _rebuild(node, arguments=arguments, selection_set=selection_set)
-
-    def argument(self, node: graphql.ArgumentNode, type_: Any) -> graphql.ArgumentNode:
-        value = node.value
-        named = graphql.get_named_type(type_)
-        if named.name == "ID" and isinstance(value, graphql.StringValueNode):
-            value = graphql.StringValueNode(value=self.draw(st.sampled_from(IDS)))
-        if (
-            named.name == "Int"
-            and node.name.value in ("first", "last")
-            and self.draw(st.booleans())
-        ):
-            value = graphql.IntValueNode(value=str(self.draw(st.integers(0, 6))))
-        if self.draw(st.integers(0, 2)) == 0:
-            value = self.variable(value, type_)
-        return _rebuild(node, value=value)
-
-    def variable(self, value: Any, type_: Any) -> graphql.VariableNode:
-        name = f"v{len(self.definitions)}"
-        literal = graphql.value_from_ast_untyped(value)
-        default = None
-        if self.draw(st.booleans()):
-            self.variables[name] = literal  # sent with the request
-        else:
-            default = value  # left to the variable's default
-        self.definitions.append(
-            graphql.VariableDefinitionNode(
-                variable=graphql.VariableNode(name=_name(name)),
-                type=graphql.parse_type(str(type_)),
-                default_value=default,
-                directives=(),
-            )
-        )
-        return graphql.VariableNode(name=_name(name))
-
-    def conditional(self, selection: Any) -> Any:
-        directive = self.draw(st.sampled_from(["include", "skip"]))
-        value: Any = graphql.BooleanValueNode(value=self.draw(st.booleans()))
-        if self.draw(st.booleans()):
-            value = self.variable(value, graphql.GraphQLNonNull(graphql.GraphQLBoolean))
-        condition = graphql.DirectiveNode(
-            name=_name(directive), arguments=(graphql.ArgumentNode(name=_name("if"), value=value),)
-        )
-        return _rebuild(selection, directives=(*(selection.directives or ()), condition))
-
-    def fragment(self, selections: list[Any], parent: Any) -> list[Any]:
-        selection_set = graphql.SelectionSetNode(selections=tuple(selections))
-        kind = self.draw(st.sampled_from(["inline", "typed inline", "named", "named twice"]))
-        if kind == "inline":
-            return [
-                graphql.InlineFragmentNode(
-                    type_condition=None, directives=(), selection_set=selection_set
-                )
-            ]
-        condition = graphql.NamedTypeNode(name=_name(parent.name))
-        if kind == "typed inline":
-            return [
-                graphql.InlineFragmentNode(
-                    type_condition=condition, directives=(), selection_set=selection_set
-                )
-            ]
-        name = f"F{len(self.fragments)}"
-        self.fragments.append(
-            graphql.FragmentDefinitionNode(
-                name=_name(name),
-                type_condition=condition,
-                directives=(),
-                selection_set=selection_set,
-            )
-        )
-        spread = graphql.FragmentSpreadNode(name=_name(name), directives=())
-        return [spread, spread] if kind == "named twice" else [spread]
-
-
 @st.composite
 def generated(draw: Callable[[st.SearchStrategy[Any]], Any]) -> Generated:
     document = draw(
         queries(SCHEMA, custom_scalars=CUSTOM_SCALARS, print_ast=lambda d: d, allow_x00=False)  # type: ignore[arg-type]
     )
-    reshape = _Reshape(draw)
+    reshape = Reshape(draw, SCHEMA, IDS)
     return Generated(graphql.print_ast(reshape.document(document)), reshape.variables)
 
 

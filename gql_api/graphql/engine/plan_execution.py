@@ -26,7 +26,7 @@ from gql_api.graphql.engine.plans import FieldPlan, Plan
 from gql_api.graphql.engine.readers import ContextOnlyInfo, NullInNonNull, serialize_scalar
 from gql_api.graphql.engine.row_builders import build_list, build_one
 from gql_api.graphql.engine.rows import per_parent
-from gql_api.graphql.engine.settling import PlanPosition, close, is_pending, settle
+from gql_api.graphql.engine.settling import PlanPosition, close, is_pending, listed, settle
 from gql_api.graphql.engine.strawberry_seams import resolve_info, strawberry_info
 
 # A pending value: its slot, the position holding the slot, its field, its type, the awaitable.
@@ -148,14 +148,14 @@ class Executor:
             self._complete(out, plan.key, holder, plan, plan.graphql_type, value, pending)
 
     def _value(self, plan: FieldPlan, source: Any, holder: PlanPosition) -> Any:
+        kwargs = plan.arguments.values(self.variables) if plan.arguments is not None else {}
         if plan.resolve is not None:
             assert plan.info_site is not None
             path = [*holder.path(), plan.key]
-            info = resolve_info(plan.info_site, path, self.variables, self.context)
-            kwargs = plan.arguments.values(self.variables) if plan.arguments is not None else {}
-            return plan.resolve(source, info, **kwargs)
+            return plan.resolve(
+                source, resolve_info(plan.info_site, path, self.variables, self.context), **kwargs
+            )
         assert plan.resolver is not None  # else ``plan.fetch`` reads the attribute
-        kwargs = plan.arguments.values(self.variables) if plan.arguments is not None else {}
         if plan.info_name is not None:
             kwargs[plan.info_name] = (
                 self.info
@@ -186,8 +186,7 @@ class Executor:
                 pending.append((container, key, holder, plan, graphql_type, value))
                 return
             nullable = not isinstance(graphql_type, GraphQLNonNull)
-            # The type under a non-null; _fail is given the declared one, so an error met
-            # below (a scalar that does not serialise, a type not told) still propagates.
+            # _fail is given the declared type: an error met below still propagates.
             of_type = graphql_type
             if not nullable:
                 if value is None:
@@ -196,6 +195,11 @@ class Executor:
             if value is None:
                 container[key] = None
             elif isinstance(of_type, GraphQLList):
+                value = listed(value, plan.owner)
+                if is_pending(value):  # an async iterable's items: awaited with the level
+                    return self._complete(
+                        container, key, holder, plan, graphql_type, value, pending
+                    )
                 objects = build_list(plan, of_type, value)
                 if objects is not None:
                     container[key] = objects
@@ -291,10 +295,4 @@ class Executor:
         if not isinstance(graphql_type, GraphQLNonNull):
             container[key] = None
             return
-        position = holder
-        while not position.nullable and position.parent is not None:
-            position.dead = True
-            position = position.parent
-        position.dead = True
-        if position.parent is not None:
-            position.container[position.key] = None
+        holder.null_from_below()

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from types import CoroutineType, GeneratorType
 from typing import Any
+
+from graphql import GraphQLError
+from graphql.pyutils import is_iterable
 
 # Classes none of whose instances is awaitable (``is_pending``); a class is added on its first
 # value, and the set starts again past this many (classes made at run time stay few: a row
@@ -34,6 +37,23 @@ def is_pending(value: Any) -> bool:
     return False
 
 
+def listed(value: Any, owner: str) -> Any:
+    """A list field's value as graphql-core takes it: a list as it is, another iterable (but a
+    string or a mapping) as the list of its items, an async iterable as an awaitable of that
+    list (pending with its level); anything else is graphql-core's error."""
+    if type(value) is list:
+        return value
+    if isinstance(value, AsyncIterable):
+        return _collected(value)
+    if not is_iterable(value):
+        raise GraphQLError(f"Expected Iterable, but did not find one for field '{owner}'.")
+    return list(value)
+
+
+async def _collected(items: AsyncIterable[Any]) -> list[Any]:
+    return [item async for item in items]
+
+
 class PlanPosition:
     """Where an object or list sits in the response: its slot (``container[key]``), whether
     that slot may be null, and the position of what holds it (None for ``data``)."""
@@ -53,6 +73,17 @@ class PlanPosition:
             keys.append(position.key)
             position = position.parent
         return keys[::-1]
+
+    def null_from_below(self) -> None:
+        """A null from a non-null field of this position: it makes the nearest nullable
+        position up from here null (``data`` past the root), every position on the way dead."""
+        position = self
+        while not position.nullable and position.parent is not None:
+            position.dead = True
+            position = position.parent
+        position.dead = True
+        if position.parent is not None:
+            position.container[position.key] = None
 
     def attached(self) -> bool:
         position: PlanPosition | None = self

@@ -1,0 +1,228 @@
+"""The planned executor reports errors and nulls exactly as graphql-core does (issue 15).
+
+The service's own resolvers seldom fail, so the documents generated from ``schema.graphql``
+(tests/test_differential_executor.py) rarely reach an error path. This schema fails in every
+way a resolver can, chosen per field by a ``mode`` argument: a value, null, an exception, a
+value its type refuses (a string for an Int, a number for a list, a type the interface does not
+allow) or a null inside a list; sync and async, under nullable and non-null types, in lists,
+objects, interfaces and unions, at any depth. Documents are generated from it by
+hypothesis-graphql, reshaped the way clients write them (tests/document_reshaping.py), and
+each one runs on the planned executor and on graphql-core: the data (with its key order) and
+the errors (message, locations, path) must be identical, and every document must be planned.
+No database: a few hundred examples take seconds; ``pytest -m deep`` runs thousands.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
+
+import graphql
+import pytest
+import strawberry
+from hypothesis import given, seed, settings
+from hypothesis import strategies as st
+from hypothesis_graphql import queries
+
+from gql_api.graphql.engine.planned import Planner
+from gql_api.graphql.engine.strawberry_seams import core_schema
+from gql_api.graphql.schema.root import Schema
+from tests.conftest import make_settings
+from tests.document_reshaping import Generated, Reshape
+
+
+@strawberry.enum
+class Mode(enum.Enum):
+    OK = "ok"
+    NULL = "null"
+    RAISE = "raise"
+    WRONG = "wrong"  # a value the field's type refuses
+    HOLE = "hole"  # a null inside a list (else as WRONG)
+
+
+class Refused(Exception):
+    pass
+
+
+def _scalar(mode: Mode, good: Any, wrong: Any) -> Any:
+    if mode is Mode.OK:
+        return good
+    if mode is Mode.NULL:
+        return None
+    if mode is Mode.RAISE:
+        raise Refused(f"refused {good!r}")
+    return wrong
+
+
+def _many(mode: Mode, make: Callable[[int], Any], count: int) -> Any:
+    count = max(0, min(count, 3))  # the generator may ask for any Int
+    if mode is Mode.OK:
+        return [make(i) for i in range(count)]
+    if mode is Mode.HOLE:
+        return [None if i == 1 else make(i) for i in range(max(count, 2))]
+    return _scalar(mode, None, 5)  # 5: not a list
+
+
+async def _items_later(items: list[Any]) -> AsyncIterator[Any]:
+    for item in items:
+        yield item
+
+
+@strawberry.interface
+class Pet:
+    name: str
+
+
+@strawberry.type
+class Dog(Pet):
+    barks: bool
+
+
+@strawberry.type
+class Cat(Pet):
+    @strawberry.field
+    async def lives(self, mode: Mode = Mode.OK) -> int:
+        return _scalar(mode, 9, "nine")  # type: ignore[no-any-return]
+
+
+@strawberry.type
+class Fish:
+    fins: int | None
+
+
+Creature = Annotated[Dog | Cat | Fish, strawberry.union("Creature")]
+
+
+def _pet(mode: Mode, n: int) -> Any:
+    animal = Dog(name=f"dog{n}", barks=n % 2 == 0) if n % 2 == 0 else Cat(name=f"cat{n}")
+    return _scalar(mode, animal, Fish(fins=n))  # a Fish is no Pet
+
+
+@strawberry.type
+class Leaf:
+    n: int
+
+    @strawberry.field
+    def number(self, mode: Mode = Mode.OK) -> int:
+        return _scalar(mode, self.n, "not a number")  # type: ignore[no-any-return]
+
+    @strawberry.field
+    def maybe_number(self, mode: Mode = Mode.OK) -> int | None:
+        return _scalar(mode, self.n, 1.5)  # type: ignore[no-any-return]
+
+    @strawberry.field
+    async def word(self, mode: Mode = Mode.OK) -> str:
+        return _scalar(mode, f"w{self.n}", ["a", "list"])  # type: ignore[no-any-return]
+
+    @strawberry.field
+    async def maybe_flag(self, mode: Mode = Mode.OK) -> bool | None:
+        return _scalar(mode, self.n % 2 == 0, "yes")  # type: ignore[no-any-return]
+
+    @strawberry.field
+    def child(self, mode: Mode = Mode.OK) -> Leaf:
+        return _scalar(mode, Leaf(n=self.n + 1), Fish(fins=0))  # type: ignore[no-any-return]
+
+    @strawberry.field
+    async def maybe_child(self, mode: Mode = Mode.OK) -> Leaf | None:
+        return _scalar(mode, Leaf(n=self.n + 1), "a string")  # type: ignore[no-any-return]
+
+    @strawberry.field
+    def children(self, mode: Mode = Mode.OK, count: int = 2) -> list[Leaf]:
+        return _many(mode, lambda i: Leaf(n=self.n * 10 + i), count)  # type: ignore[no-any-return]
+
+    @strawberry.field
+    async def maybe_children(
+        self, mode: Mode = Mode.OK, count: int = 2
+    ) -> list[Leaf | None] | None:
+        return _many(mode, lambda i: Leaf(n=self.n * 10 + i), count)  # type: ignore[no-any-return]
+
+    @strawberry.field
+    def numbers(self, mode: Mode = Mode.OK, count: int = 2) -> list[int | None]:
+        return _many(mode, lambda i: self.n + i, count)  # type: ignore[no-any-return]
+
+    @strawberry.field
+    def later_numbers(self, mode: Mode = Mode.OK, count: int = 2) -> list[int]:
+        # An async iterable, which graphql-core completes as a list.
+        items = _many(mode, lambda i: self.n + i, count)
+        return _items_later(items) if isinstance(items, list) else items  # type: ignore[return-value]
+
+    @strawberry.field
+    def pet(self, mode: Mode = Mode.OK) -> Pet:
+        return _pet(mode, self.n)  # type: ignore[no-any-return]
+
+    @strawberry.field
+    async def maybe_pets(self, mode: Mode = Mode.OK, count: int = 2) -> list[Pet | None] | None:
+        return _many(mode, lambda i: _pet(Mode.OK, self.n + i), count)  # type: ignore[no-any-return]
+
+    @strawberry.field
+    def creature(self, mode: Mode = Mode.OK) -> Creature | None:
+        return _scalar(mode, Fish(fins=self.n) if self.n % 3 else _pet(Mode.OK, self.n), "x")  # type: ignore[no-any-return]
+
+
+@strawberry.type
+class Query(Leaf):
+    pass
+
+
+SCHEMA = Schema(query=Query, types=[Dog, Cat, Fish])
+CORE = core_schema(SCHEMA)
+PLANNER = Planner(SCHEMA, make_settings("postgresql://unused@127.0.0.1/unused"))
+
+
+@st.composite
+def generated(draw: Callable[[st.SearchStrategy[Any]], Any]) -> Generated:
+    document = draw(queries(CORE, print_ast=lambda d: d, allow_x00=False))  # type: ignore[arg-type]
+    reshape = Reshape(draw, CORE)
+    return Generated(graphql.print_ast(reshape.document(document)), reshape.variables)
+
+
+def _answer(result: Any) -> tuple[str, list[dict[str, Any]]]:
+    return json.dumps(result.data), [e.formatted for e in result.errors or ()]
+
+
+async def assert_answers_alike(query: str, variables: dict[str, Any] | None = None) -> None:
+    assert graphql.validate(CORE, graphql.parse(query)) == [], query  # else neither executes
+    plan = PLANNER.plan_for(query, None)
+    assert plan is not None, query  # every such document is planned
+    planned = await PLANNER.run(plan, None, variables)
+    generic = await SCHEMA.execute(query, variable_values=variables)
+    assert _answer(planned) == _answer(generic), (query, variables)
+
+
+def _generated_test(examples: int) -> Callable[..., Any]:
+    @seed(15)
+    @settings(max_examples=examples, deadline=None, database=None)
+    @given(example=generated())
+    async def check(example: Generated) -> None:
+        await assert_answers_alike(example.query, example.variables)
+
+    return check
+
+
+test_generated_documents_fail_alike = _generated_test(400)
+test_generated_documents_fail_alike_deep = pytest.mark.deep(_generated_test(5000))
+
+# What the generator may not reach in a few hundred examples.
+HAND_WRITTEN = [
+    "{ n word child(mode: WRONG) { n } }",
+    "{ n maybeChild { word(mode: RAISE) child { number(mode: WRONG) } } }",
+    "{ n children(mode: HOLE, count: 3) { n } }",
+    "{ n maybeChildren(mode: HOLE, count: 3) { n number(mode: NULL) } }",
+    "{ n maybeChildren(mode: WRONG) { n } numbers(mode: WRONG) }",
+    "{ n numbers(mode: HOLE) maybeChildren { numbers(mode: RAISE) } }",
+    "{ n pet(mode: WRONG) { name } }",
+    "{ n maybePets(mode: HOLE, count: 3) { name ... on Cat { lives(mode: WRONG) } } }",
+    "{ n creature { __typename ... on Fish { fins } ... on Pet { name } } }",
+    "{ a: maybeChild { child { child { maybeFlag(mode: WRONG) number(mode: NULL) } } } b: n }",
+    "{ maybeChildren(count: 3) { children(count: 2) { word(mode: RAISE) } } }",
+    "{ maybeChildren(count: 3) { maybeChild { n } children(mode: RAISE) { n } } n }",
+    "{ n laterNumbers maybeChild { laterNumbers(mode: HOLE) } }",
+    "{ n maybeChild { laterNumbers(mode: WRONG) } }",
+]
+
+
+@pytest.mark.parametrize("query", HAND_WRITTEN)
+async def test_hand_written_documents_fail_alike(query: str) -> None:
+    await assert_answers_alike(query)
