@@ -14,6 +14,7 @@ No database: a few hundred examples take seconds; ``pytest -m deep`` runs thousa
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import json
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +23,7 @@ from typing import Annotated, Any
 import graphql
 import pytest
 import strawberry
-from hypothesis import given, seed, settings
+from hypothesis import given, reject, seed, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import queries
 
@@ -63,6 +64,13 @@ def _many(mode: Mode, make: Callable[[int], Any], count: int) -> Any:
     if mode is Mode.HOLE:
         return [None if i == 1 else make(i) for i in range(max(count, 2))]
     return _scalar(mode, None, 5)  # 5: not a list
+
+
+async def _later(delay: int) -> None:
+    """Finishes ``delay`` turns of the event loop later: values of one level arrive out of
+    their fields' order, and so do their errors."""
+    for _ in range(max(0, min(delay, 3))):
+        await asyncio.sleep(0)
 
 
 async def _items_later(items: list[Any]) -> AsyncIterator[Any]:
@@ -113,11 +121,13 @@ class Leaf:
         return _scalar(mode, self.n, 1.5)  # type: ignore[no-any-return]
 
     @strawberry.field
-    async def word(self, mode: Mode = Mode.OK) -> str:
+    async def word(self, mode: Mode = Mode.OK, delay: int = 0) -> str:
+        await _later(delay)
         return _scalar(mode, f"w{self.n}", ["a", "list"])  # type: ignore[no-any-return]
 
     @strawberry.field
-    async def maybe_flag(self, mode: Mode = Mode.OK) -> bool | None:
+    async def maybe_flag(self, mode: Mode = Mode.OK, delay: int = 0) -> bool | None:
+        await _later(delay)
         return _scalar(mode, self.n % 2 == 0, "yes")  # type: ignore[no-any-return]
 
     @strawberry.field
@@ -134,8 +144,9 @@ class Leaf:
 
     @strawberry.field
     async def maybe_children(
-        self, mode: Mode = Mode.OK, count: int = 2
+        self, mode: Mode = Mode.OK, count: int = 2, delay: int = 0
     ) -> list[Leaf | None] | None:
+        await _later(delay)
         return _many(mode, lambda i: Leaf(n=self.n * 10 + i), count)  # type: ignore[no-any-return]
 
     @strawberry.field
@@ -168,14 +179,21 @@ class Query(Leaf):
 
 SCHEMA = Schema(query=Query, types=[Dog, Cat, Fish])
 CORE = core_schema(SCHEMA)
-PLANNER = Planner(SCHEMA, make_settings("postgresql://unused@127.0.0.1/unused"))
+SETTINGS = make_settings("postgresql://unused@127.0.0.1/unused")
+PLANNER = Planner(SCHEMA, SETTINGS)
+MAX_TOKENS = SETTINGS.graphql.max_tokens
 
 
 @st.composite
 def generated(draw: Callable[[st.SearchStrategy[Any]], Any]) -> Generated:
     document = draw(queries(CORE, print_ast=lambda d: d, allow_x00=False))  # type: ignore[arg-type]
     reshape = Reshape(draw, CORE)
-    return Generated(graphql.print_ast(reshape.document(document)), reshape.variables)
+    query = graphql.print_ast(reshape.document(document))
+    try:  # the service parses no longer document (a recursive schema makes large ones)
+        graphql.parse(query, max_tokens=MAX_TOKENS)
+    except graphql.GraphQLError:
+        reject()
+    return Generated(query, reshape.variables)
 
 
 def _answer(result: Any) -> tuple[str, list[dict[str, Any]]]:
@@ -219,6 +237,9 @@ HAND_WRITTEN = [
     "{ maybeChildren(count: 3) { children(count: 2) { word(mode: RAISE) } } }",
     "{ maybeChildren(count: 3) { maybeChild { n } children(mode: RAISE) { n } } n }",
     "{ n laterNumbers maybeChild { laterNumbers(mode: HOLE) } }",
+    "{ a: word(mode: RAISE, delay: 2) b: word(mode: NULL) c: maybeFlag(mode: WRONG, delay: 1) }",
+    "{ maybeChildren(count: 3, delay: 1) { a: word(mode: RAISE, delay: 3) b: word(mode: WRONG) }"
+    " maybeChild { maybeChildren(delay: 2) { word(mode: NULL, delay: 1) } } n }",
     "{ n maybeChild { laterNumbers(mode: WRONG) } }",
 ]
 

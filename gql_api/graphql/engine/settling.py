@@ -120,10 +120,27 @@ async def settle(
         for index, awaitable in enumerate(awaitables)
     }
     waiting = set(tasks)
+    # The order the values arrive in, as graphql-core meets them: a task's done callback runs
+    # the tick after it finished, in the order they finished. A task that finished in the very
+    # tick this wakes in has not run its callback yet: those come last, in selection order.
+    arrived: dict[asyncio.Future[Any], None] = {}
+    taken: set[asyncio.Future[Any]] = set()
+
+    def arrive(task: asyncio.Future[Any]) -> None:
+        if task not in taken:
+            arrived[task] = None
+
+    for task in tasks:
+        task.add_done_callback(arrive)
     try:
         while waiting and not root.dead:
             done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(done, key=tasks.__getitem__):  # one tick: selection order
+            order = list(arrived)
+            arrived.clear()
+            late = done.difference(order)
+            order += sorted(late, key=tasks.__getitem__)
+            taken |= late
+            for task in order:
                 if task.cancelled():
                     continue
                 exception = task.exception()  # retrieved even when no longer wanted
