@@ -41,6 +41,7 @@ class Mode(enum.Enum):
     RAISE = "raise"
     WRONG = "wrong"  # a value the field's type refuses
     HOLE = "hole"  # a null inside a list (else as WRONG)
+    DENY = "deny"  # a GraphQLError with extensions
 
 
 class Refused(Exception):
@@ -54,6 +55,8 @@ def _scalar(mode: Mode, good: Any, wrong: Any) -> Any:
         return None
     if mode is Mode.RAISE:
         raise Refused(f"refused {good!r}")
+    if mode is Mode.DENY:
+        raise graphql.GraphQLError("denied", extensions={"code": "DENIED", "value": repr(good)})
     return wrong
 
 
@@ -172,9 +175,30 @@ class Leaf:
         return _scalar(mode, Fish(fins=self.n) if self.n % 3 else _pet(Mode.OK, self.n), "x")  # type: ignore[no-any-return]
 
 
+@strawberry.input
+class Inner:
+    words: list[str | None] | None = None
+    modes: list[Mode] = strawberry.field(default_factory=lambda: [Mode.OK])
+    ratio: float = 0.5
+
+
+@strawberry.input
+class Knob:
+    mode: Mode = Mode.OK
+    count: int | None = None
+    flag: bool | None = True
+    inner: Inner | None = None
+    inners: list[Inner] | None = None
+
+
 @strawberry.type
 class Query(Leaf):
-    pass
+    @strawberry.field
+    def echo(
+        self, knob: Knob | None = None, knobs: list[Knob | None] | None = None, label: str = "-"
+    ) -> str:
+        """What the resolver was given: the arguments as Strawberry converts them."""
+        return repr((knob, knobs, label))
 
 
 SCHEMA = Schema(query=Query, types=[Dog, Cat, Fish])
@@ -237,6 +261,9 @@ HAND_WRITTEN = [
     "{ maybeChildren(count: 3) { children(count: 2) { word(mode: RAISE) } } }",
     "{ maybeChildren(count: 3) { maybeChild { n } children(mode: RAISE) { n } } n }",
     "{ n laterNumbers maybeChild { laterNumbers(mode: HOLE) } }",
+    "{ n maybeChild { word(mode: DENY) } children { maybeNumber(mode: DENY) } }",
+    '{ echo(knob: {mode: HOLE, inner: {words: ["a", null], modes: [DENY]}}, knobs: [null, {}]) }',
+    'query ($k: Knob = {count: 3, inners: [{ratio: 2}]}) { echo(knob: $k) a: echo(label: "x") }',
     "{ a: word(mode: RAISE, delay: 2) b: word(mode: NULL) c: maybeFlag(mode: WRONG, delay: 1) }",
     "{ maybeChildren(count: 3, delay: 1) { a: word(mode: RAISE, delay: 3) b: word(mode: WRONG) }"
     " maybeChild { maybeChildren(delay: 2) { word(mode: NULL, delay: 1) } } n }",
