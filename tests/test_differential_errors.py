@@ -163,6 +163,20 @@ class Leaf:
         return _items_later(items) if isinstance(items, list) else items  # type: ignore[return-value]
 
     @strawberry.field
+    def where(self, info: strawberry.Info) -> str:
+        """What a resolver learns from its Info (the planned executor builds its own)."""
+        operation = info.operation.name.value if info.operation.name else None
+        return repr(
+            (info.path.as_list(), info.field_name, info.python_name, str(info.parent_type))
+            + (str(info.return_type), sorted(info.variable_values), operation)
+        )
+
+    @strawberry.field
+    def shaped(self, info: strawberry.Info) -> Leaf:
+        # Its n tells what Strawberry makes of the selection: fragments, aliases, arguments.
+        return Leaf(n=len(repr(info.selected_fields)))
+
+    @strawberry.field
     def pet(self, mode: Mode = Mode.OK) -> Pet:
         return _pet(mode, self.n)  # type: ignore[no-any-return]
 
@@ -261,6 +275,8 @@ HAND_WRITTEN = [
     "{ maybeChildren(count: 3) { children(count: 2) { word(mode: RAISE) } } }",
     "{ maybeChildren(count: 3) { maybeChild { n } children(mode: RAISE) { n } } n }",
     "{ n laterNumbers maybeChild { laterNumbers(mode: HOLE) } }",
+    "query W($d: Int = 1) { where children(count: $d) { where x: maybeChild { y: where } } shaped { n } }",
+    "{ shaped { ...F child { n @include(if: true) } } } fragment F on Leaf { n a: word(delay: 1) }",
     "{ n maybeChild { word(mode: DENY) } children { maybeNumber(mode: DENY) } }",
     '{ echo(knob: {mode: HOLE, inner: {words: ["a", null], modes: [DENY]}}, knobs: [null, {}]) }',
     'query ($k: Knob = {count: 3, inners: [{ratio: 2}]}) { echo(knob: $k) a: echo(label: "x") }',
