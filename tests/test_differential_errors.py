@@ -166,10 +166,8 @@ class Leaf:
     def where(self, info: strawberry.Info) -> str:
         """What a resolver learns from its Info (the planned executor builds its own)."""
         operation = info.operation.name.value if info.operation.name else None
-        return repr(
-            (info.path.as_list(), info.field_name, info.python_name, str(info.parent_type))
-            + (str(info.return_type), sorted(info.variable_values), operation)
-        )
+        names = (info.field_name, info.python_name, str(info.parent_type), str(info.return_type))
+        return repr((info.path.as_list(), *names, sorted(info.variable_values), operation))
 
     @strawberry.field
     def shaped(self, info: strawberry.Info) -> Leaf:
@@ -275,7 +273,8 @@ HAND_WRITTEN = [
     "{ maybeChildren(count: 3) { children(count: 2) { word(mode: RAISE) } } }",
     "{ maybeChildren(count: 3) { maybeChild { n } children(mode: RAISE) { n } } n }",
     "{ n laterNumbers maybeChild { laterNumbers(mode: HOLE) } }",
-    "query W($d: Int = 1) { where children(count: $d) { where x: maybeChild { y: where } } shaped { n } }",
+    "query W($d: Int = 1) { where children(count: $d) { where x: maybeChild { y: where } } }",
+    "{ shaped { n } a: shaped { n x: n } }",
     "{ shaped { ...F child { n @include(if: true) } } } fragment F on Leaf { n a: word(delay: 1) }",
     "{ n maybeChild { word(mode: DENY) } children { maybeNumber(mode: DENY) } }",
     '{ echo(knob: {mode: HOLE, inner: {words: ["a", null], modes: [DENY]}}, knobs: [null, {}]) }',
