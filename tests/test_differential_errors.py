@@ -26,6 +26,7 @@ import strawberry
 from hypothesis import given, reject, seed, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import queries
+from strawberry.permission import BasePermission
 
 from gql_api.graphql.engine.planned import Planner
 from gql_api.graphql.engine.strawberry_seams import core_schema
@@ -111,6 +112,13 @@ def _pet(mode: Mode, n: int) -> Any:
     return _scalar(mode, animal, Fish(fins=n))  # a Fish is no Pet
 
 
+class NotDenied(BasePermission):
+    message = "not allowed here"
+
+    def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
+        return kwargs.get("mode") is not Mode.DENY
+
+
 @strawberry.type
 class Leaf:
     n: int
@@ -161,6 +169,11 @@ class Leaf:
         # An async iterable, which graphql-core completes as a list.
         items = _many(mode, lambda i: self.n + i, count)
         return _items_later(items) if isinstance(items, list) else items  # type: ignore[return-value]
+
+    @strawberry.field(permission_classes=[NotDenied])
+    async def guarded(self, mode: Mode = Mode.OK) -> Leaf | None:
+        # Resolved through Strawberry's own resolve function (a field extension).
+        return _scalar(mode, Leaf(n=self.n + 7), 3)  # type: ignore[no-any-return]
 
     @strawberry.field
     def where(self, info: strawberry.Info) -> str:
@@ -275,6 +288,7 @@ HAND_WRITTEN = [
     "{ n laterNumbers maybeChild { laterNumbers(mode: HOLE) } }",
     "query W($d: Int = 1) { where children(count: $d) { where x: maybeChild { y: where } } }",
     "{ shaped { n } a: shaped { n x: n } }",
+    "{ n guarded(mode: DENY) { n } b: guarded { guarded(mode: WRONG) { n } c: guarded { n } } }",
     "{ shaped { ...F child { n @include(if: true) } } } fragment F on Leaf { n a: word(delay: 1) }",
     "{ n maybeChild { word(mode: DENY) } children { maybeNumber(mode: DENY) } }",
     '{ echo(knob: {mode: HOLE, inner: {words: ["a", null], modes: [DENY]}}, knobs: [null, {}]) }',
