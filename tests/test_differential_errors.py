@@ -303,3 +303,27 @@ HAND_WRITTEN = [
 @pytest.mark.parametrize("query", HAND_WRITTEN)
 async def test_hand_written_documents_fail_alike(query: str) -> None:
     await assert_answers_alike(query)
+
+
+# Variables a client gets wrong: refused with graphql-core's errors, before any resolver runs.
+BAD_VARIABLES: list[tuple[str, dict[str, Any]]] = [
+    ("query ($m: Mode!) { word(mode: $m) }", {"m": "nope"}),
+    ("query ($m: Mode!) { word(mode: $m) }", {}),
+    ("query ($m: Mode!) { word(mode: $m) }", {"m": None}),
+    ("query ($m: Mode = OK) { word(mode: $m) }", {"m": None}),
+    ("query ($k: Knob) { echo(knob: $k) }", {"k": {"count": "x"}}),
+    ("query ($k: Knob) { echo(knob: $k) }", {"k": {"unknown": 1}}),
+    ("query ($k: Knob) { echo(knob: $k) }", {"k": {"inner": {"modes": ["OK", None]}}}),
+    ("query ($k: Knob) { echo(knob: $k) }", {"k": {"inner": {"modes": "DENY", "words": "a"}}}),
+    ("query ($k: [Knob]) { echo(knobs: $k) }", {"k": {"mode": "OK"}}),
+    ("query ($k: [Knob]) { echo(knobs: $k) }", {"k": [1, None, {"count": 2**40}]}),
+    ("query ($c: Int) { children(count: $c) { n } }", {"c": 1.5}),
+    ("query ($c: Int!) { children(count: $c) { n } }", {"c": None}),
+]
+
+
+@pytest.mark.parametrize(("query", "variables"), BAD_VARIABLES)
+async def test_variables_a_client_gets_wrong_are_refused_alike(
+    query: str, variables: dict[str, Any]
+) -> None:
+    await assert_answers_alike(query, variables)
