@@ -24,14 +24,15 @@ from gql_api.realtime import Channel, Hub, HubChannel, Listener
 
 log = logging.getLogger("gql_api.web.app")
 
-# Objects the cyclic collector's youngest generation gathers before it scans them. A page of
-# users allocates thousands of containers (rows, response dicts) that refcounting frees, but
-# at Python's default (700) a scan ran every few hundred of them and found most still in use
-# by requests in flight, moving them to older generations to be scanned again. At 2,000 a page
-# costs about 5% less CPU, as much as at 10,000; higher delays freeing garbage that is in
-# cycles (a parsed document's tokens link both ways): at 10,000, a stream of large hostile
-# documents grew the worker past its bound (tests/test_abuse_documents.py).
-YOUNG_GENERATION = 2_000
+# Objects the cyclic collector's youngest generation gathers before it scans them. An answered
+# request leaves no reference cycle (errors leave without their tracebacks: masking.py, and
+# tests/test_reliability_cycles.py), so a scan finds only the objects of requests in flight:
+# it frees nothing and costs more the more requests are in flight. At Python's default (700),
+# and still at 2,000, 32 concurrent pages of users crossed the threshold all the time: about
+# a tenth of the worker's CPU went to scans that found nothing (bench/RESULTS.md). At 20,000
+# such a load scans about once a minute; what cycles remain (graphql-core's validation of a
+# new document leaves its rule visitors in one) are freed a few thousand objects later.
+YOUNG_GENERATION = 20_000
 
 
 def tune_collector() -> None:

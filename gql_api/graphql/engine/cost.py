@@ -37,6 +37,7 @@ from graphql.type.definition import GraphQLNamedType, get_named_type
 
 from gql_api.config import Settings
 from gql_api.graphql.engine.analysis import fragment_order, fragments_of
+from gql_api.graphql.engine.masking import drop_tracebacks
 
 _CONNECTION_LISTS = frozenset({"edges", "nodes"})
 
@@ -61,6 +62,8 @@ def coerce_variables(
         schema, operation.variable_definitions, raw or {}, hide_suggestions=hide_suggestions
     )
     if isinstance(coerced, list):
+        for error in coerced:  # each raised through frames that keep the list: a cycle
+            drop_tracebacks(error)
         return coerced
     values: Any = getattr(coerced, "coerced", coerced)  # graphql-core 3.3 wraps them
     return dict(values)

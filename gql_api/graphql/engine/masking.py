@@ -56,6 +56,8 @@ class MaskUnexpectedErrors(SchemaExtension):
             return
         request_id = getattr(self.execution_context.context, "request_id", None)
         result.errors = [self._mask(error, request_id) for error in result.errors]
+        for error in result.errors:  # the first stage, so the last to leave: logged by now
+            drop_tracebacks(error)
 
     def _mask(self, error: GraphQLError, request_id: str | None) -> GraphQLError:
         original = error.original_error
@@ -80,3 +82,23 @@ class MaskUnexpectedErrors(SchemaExtension):
             path=error.path,
             extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
         )
+
+
+def drop_tracebacks(error: BaseException) -> None:
+    """Takes the tracebacks off an error and the errors it carries (the original, its cause
+    and context). A traceback holds the frames it passed through, and these hold the error (a
+    stage keeps it in its result): a cycle that only the cyclic collector frees, late, with
+    the request's body and document in it. Without them an answered request is freed as soon
+    as it is dropped, which lets the collector run seldom (gql_api.web.lifespan)."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        linked = (getattr(current, "original_error", None), current.__cause__, current.__context__)
+        pending += [e for e in linked if isinstance(e, BaseException)]
+        pending += [e for e in getattr(current, "exceptions", ()) if isinstance(e, BaseException)]
+
