@@ -203,3 +203,29 @@ def test_the_in_process_comparison_measures_both_apps_on_every_kind_of_op(tmp_pa
         [*command[:3], "--ops", "Q9"], cwd=REPO, env=clean_env(), capture_output=True, text=True
     )
     assert unknown.returncode != 0 and "unknown op 'Q9'" in unknown.stderr
+
+
+def test_the_collector_comparison_times_each_thresholds_collections(tmp_path: Path) -> None:
+    figures_path = tmp_path / "collector.json"
+    command = [
+        sys.executable, "-m", "bench.collector", "--users", "50", "--bcrypt-rounds", "4",
+        "--young", "100,1000000", "--rounds", "2", "--seconds", "1", "--connections", "4",
+        "--tool", "python", "--data-dir", str(tmp_path / "pgdata"), "--json", str(figures_path),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = json.loads(figures_path.read_text(encoding="utf-8"))
+    assert [(r["round"], r["young"]) for r in runs] == [
+        (1, 100), (1, 1000000), (2, 1000000), (2, 100)
+    ]  # fmt: skip
+    for figures in runs:
+        assert figures["rps"] > 0 and figures["cpu_ms"] > 0, figures
+    # Each server took the threshold it was given: a young generation of 100 objects is
+    # scanned many times a second under load, one of a million never in a second.
+    low = [r for r in runs if r["young"] == 100]
+    high = [r for r in runs if r["young"] == 1000000]
+    assert all(r["collections"][0] > 10 and r["gc_us"] > 0 for r in low), low
+    assert all(r["collections"][0] == 0 for r in high), high
+    assert "young 100: median" in done.stdout
