@@ -101,4 +101,3 @@ def drop_tracebacks(error: BaseException) -> None:
         linked = (getattr(current, "original_error", None), current.__cause__, current.__context__)
         pending += [e for e in linked if isinstance(e, BaseException)]
         pending += [e for e in getattr(current, "exceptions", ()) if isinstance(e, BaseException)]
-
