@@ -62,14 +62,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         data = asyncio.run(
             dataset.prepare(url, users=options.users, bcrypt_rounds=options.bcrypt_rounds)
         )
-        op = {
-            o.name: o
-            for o in queries.operations(
-                user_token=data.user_token,
-                admin_token=data.admin_token,
-                deep_cursor=data.deep_cursor,
-            )
-        }[options.op]
+        op = queries.operation_named(options.op, data)
         with ExitStack() as stack:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             apps: dict[int, tuple[procs.App, Path]] = {}

@@ -98,14 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     url, embedded = dataset.open_database(options.database_url, options.data_dir)
     try:
         data = asyncio.run(dataset.prepare(url, users=options.users, bcrypt_rounds=12))
-        op = {
-            o.name: o
-            for o in queries.operations(
-                user_token=data.user_token,
-                admin_token=data.admin_token,
-                deep_cursor=data.deep_cursor,
-            )
-        }[options.op]
+        op = queries.operation_named(options.op, data)
         options.output.mkdir(parents=True, exist_ok=True)
         collapsed = options.output / f"{options.op}.collapsed.txt"
         port = procs.free_port()

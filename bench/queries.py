@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -60,6 +61,14 @@ def body(query: str, variables: dict[str, object] | None = None) -> bytes:
     if variables:
         payload["variables"] = variables
     return orjson.dumps(payload)
+
+
+def operation_named(name: str, data: Any) -> Operation:
+    """Q1, Q2 or Q3 for a prepared dataset (``bench.dataset.Dataset``: its tokens and cursor)."""
+    ops = operations(
+        user_token=data.user_token, admin_token=data.admin_token, deep_cursor=data.deep_cursor
+    )
+    return next(op for op in ops if op.name == name)
 
 
 def operations(*, user_token: str, admin_token: str, deep_cursor: str) -> list[Operation]:
