@@ -29,9 +29,10 @@ log = logging.getLogger("gql_api.web.app")
 # tests/test_reliability_cycles.py), so a scan finds only the objects of requests in flight:
 # it frees nothing and costs more the more requests are in flight. At Python's default (700),
 # and still at 2,000, 32 concurrent pages of users crossed the threshold all the time: about
-# a tenth of the worker's CPU went to scans that found nothing (bench/RESULTS.md). At 20,000
-# such a load scans about once a minute; what cycles remain (graphql-core's validation of a
-# new document leaves its rule visitors in one) are freed a few thousand objects later.
+# 7-8% of the worker's CPU went to scans that found nothing (bench/RESULTS.md). At 20,000
+# such a load did not scan once in 5-second runs; what cycles remain (graphql-core's
+# validation of a new document leaves its rule visitors in one) are freed a few thousand
+# objects later.
 YOUNG_GENERATION = 20_000
 
 
