@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from gql_api.web.http_protocol import PROTOCOL
 from tests.conftest import BCRYPT_TEST_ROUNDS, TEST_JWT_SECRET, TEST_MFA_KEY
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,6 +115,8 @@ def uvicorn_server(
         str(workers),
         "--log-level",
         "warning",
+        "--http",  # what ``gql-api serve`` runs
+        PROTOCOL,
     ]
     with log_path.open("w", encoding="utf-8") as log_file:
         process = subprocess.Popen(

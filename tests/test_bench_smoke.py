@@ -229,3 +229,23 @@ def test_the_collector_comparison_times_each_thresholds_collections(tmp_path: Pa
     assert all(r["collections"][0] > 10 and r["gc_us"] > 0 for r in low), low
     assert all(r["collections"][0] == 0 for r in high), high
     assert "young 100: median" in done.stdout
+
+
+def test_the_response_writes_comparison_runs_both_protocols_in_turn(tmp_path: Path) -> None:
+    figures_path = tmp_path / "writes.json"
+    command = [
+        sys.executable, "-m", "bench.response_writes", "--users", "50", "--bcrypt-rounds", "4",
+        "--op", "Q1", "--rounds", "2", "--seconds", "1", "--connections", "4",
+        "--tool", "python", "--data-dir", str(tmp_path / "pgdata"), "--json", str(figures_path),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = json.loads(figures_path.read_text(encoding="utf-8"))
+    assert [(r["round"], r["variant"]) for r in runs] == [
+        (1, "uvicorn"), (1, "one write"), (2, "one write"), (2, "uvicorn")
+    ]  # fmt: skip
+    for figures in runs:
+        assert figures["rps"] > 0 and figures["cpu_ms"] > 0, figures
+    assert "Q1, one write over uvicorn's two: req/s median" in done.stdout

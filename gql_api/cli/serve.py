@@ -127,6 +127,8 @@ def _start_metrics_listener(settings: Settings, db: Database) -> Any:
 def _run_uvicorn(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
+    from gql_api.web.http_protocol import PROTOCOL
+
     options: dict[str, Any] = {
         "host": settings.server.host,
         "port": settings.server.port,
@@ -135,6 +137,7 @@ def _run_uvicorn(args: argparse.Namespace, settings: Settings) -> None:
         "log_config": None,
         "access_log": False,
         "proxy_headers": False,
+        "http": PROTOCOL,  # a response in one write (gql_api.web.http_protocol)
     }
     if settings.server.workers > 1 or args.reload:
         # Each worker builds its app from the environment set above.
