@@ -16,33 +16,23 @@ the collections of each generation with their time per request.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
-import tempfile
 import time
-from contextlib import ExitStack
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import dataset, load, procs, queries, run
+from bench import procs
+from bench.side_by_side import Variant, add_arguments, compare
 
 SITE = Path(__file__).resolve().parent / "collector_site"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.collector", description=__doc__)
-    parser.add_argument("--op", default="Q2", choices=("Q1", "Q2", "Q3"))
     parser.add_argument("--young", default="2000,20000", help="thresholds, comma-separated")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--tool", default="auto", choices=("auto", "wrk", "python"))
-    parser.add_argument("--json", type=Path, help="write every run's figures here")
-    parser.add_argument("--bcrypt-rounds", type=int, default=12)
-    parser.add_argument("--data-dir", type=Path, default=run.BENCH_DIR / ".data" / "pgdata")
-    parser.add_argument("--database-url")
+    add_arguments(parser, rounds=3, seconds=5)
     return parser.parse_args(argv)
 
 
@@ -52,76 +42,38 @@ def _stats(path: Path) -> dict[str, list[float]]:
     return figures
 
 
+def _variant(threshold: int, folder: Path) -> Variant:
+    stats = folder / f"gc-{threshold}.json"
+
+    def measured(before: Any, after: Any, requests: int) -> dict[str, Any]:
+        return {
+            "collections": [
+                int(a - b) for a, b in zip(after["collections"], before["collections"], strict=True)
+            ],
+            "gc_us": 1e6 * (sum(after["seconds"]) - sum(before["seconds"])) / requests,
+        }
+
+    return Variant(
+        command=procs.server_command,
+        labels={"young": threshold},
+        env={
+            "PYTHONPATH": str(SITE),
+            "GQL_BENCH_GC_YOUNG": str(threshold),
+            "GQL_BENCH_GC_STATS": str(stats),
+        },
+        snapshot=lambda: _stats(stats),
+        measured=measured,
+    )
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     options = parse_args(argv)
     young = [int(value) for value in options.young.split(",")]
-    bench_options = run.parse_args(["--data-dir", str(options.data_dir)])
-    url, embedded = dataset.open_database(options.database_url, options.data_dir)
-    runs: list[dict[str, Any]] = []
-    try:
-        data = asyncio.run(
-            dataset.prepare(url, users=options.users, bcrypt_rounds=options.bcrypt_rounds)
-        )
-        op = queries.operation_named(options.op, data)
-        with ExitStack() as stack:
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            apps: dict[int, tuple[procs.App, Path]] = {}
-            for threshold in young:
-                port = procs.free_port()
-                stats = folder / f"gc-{threshold}.json"
-                env = run.server_env(bench_options, url)
-                env.update(
-                    PYTHONPATH=str(SITE),
-                    GQL_BENCH_GC_YOUNG=str(threshold),
-                    GQL_BENCH_GC_STATS=str(stats),
-                )
-                app = stack.enter_context(
-                    procs.running(
-                        f"server-{threshold}",
-                        procs.server_command(port),
-                        env,
-                        folder / f"server-{threshold}.log",
-                        port=port,
-                    )
-                )
-                apps[threshold] = (app, stats)
-                load.drive(  # warm-up
-                    app.url, op, connections=options.connections, seconds=2, tool=options.tool
-                )
-            for round_no in range(1, options.rounds + 1):
-                order = young if round_no % 2 else young[::-1]
-                for threshold in order:
-                    app, stats = apps[threshold]
-                    before, cpu = _stats(stats), procs.cpu_seconds(app.pid)
-                    result = load.drive(
-                        app.url,
-                        op,
-                        connections=options.connections,
-                        seconds=options.seconds,
-                        tool=options.tool,
-                    )
-                    cpu, after = procs.cpu_seconds(app.pid) - cpu, _stats(stats)
-                    done = max(result.requests, 1)
-                    figures = {
-                        "round": round_no,
-                        "young": threshold,
-                        "rps": result.rps,
-                        "cpu_ms": 1000 * cpu / done,
-                        "collections": [
-                            int(a - b)
-                            for a, b in zip(
-                                after["collections"], before["collections"], strict=True
-                            )
-                        ],
-                        "gc_us": 1e6 * (sum(after["seconds"]) - sum(before["seconds"])) / done,
-                    }
-                    runs.append(figures)
-                    print(_line(figures), flush=True)
-    finally:
-        if embedded is not None:
-            embedded.stop()
-    if options.json is not None:
-        options.json.write_text(json.dumps(runs, indent=2), encoding="utf-8")
+
+    def variants(folder: Path) -> Sequence[Variant]:
+        return [_variant(threshold, folder) for threshold in young]
+
+    runs = compare(options, variants, _line)
     print()
     for threshold in young:
         mine = [r for r in runs if r["young"] == threshold]

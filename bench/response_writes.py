@@ -15,16 +15,14 @@ requests/s and the worker's CPU per request, then the medians of the per-round r
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import statistics
 import sys
-import tempfile
-from contextlib import ExitStack
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import dataset, load, procs, queries, run
+from bench import procs
+from bench.side_by_side import Variant, add_arguments, compare
 from gql_api.web.http_protocol import PROTOCOL
 
 VARIANTS = {"uvicorn": "httptools", "one write": PROTOCOL}
@@ -32,80 +30,42 @@ VARIANTS = {"uvicorn": "httptools", "one write": PROTOCOL}
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.response_writes", description=__doc__)
-    parser.add_argument("--op", default="Q2", choices=("Q1", "Q2", "Q3"))
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=4)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--tool", default="auto", choices=("auto", "wrk", "python"))
-    parser.add_argument("--json", type=Path, help="write every run's figures here")
-    parser.add_argument("--bcrypt-rounds", type=int, default=12)
-    parser.add_argument("--data-dir", type=Path, default=run.BENCH_DIR / ".data" / "pgdata")
-    parser.add_argument("--database-url")
+    add_arguments(parser, rounds=10, seconds=4)
     return parser.parse_args(argv)
 
 
-def command(port: int, http: str) -> list[str]:
-    return [
-        sys.executable, "-m", "uvicorn", "gql_api.web.app:app_factory", "--factory",
-        "--host", procs.HOST, "--port", str(port), "--workers", "1", "--http", http,
-        "--log-level", "warning", "--no-access-log",
-    ]  # fmt: skip
+def command(http: str) -> Callable[[int], list[str]]:
+    """The server's command at a port, with uvicorn's ``--http`` set to ``http``."""
+
+    def at(port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "uvicorn", "gql_api.web.app:app_factory", "--factory",
+            "--host", procs.HOST, "--port", str(port), "--workers", "1", "--http", http,
+            "--log-level", "warning", "--no-access-log",
+        ]  # fmt: skip
+
+    return at
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     options = parse_args(argv)
-    bench_options = run.parse_args(["--data-dir", str(options.data_dir)])
-    url, embedded = dataset.open_database(options.database_url, options.data_dir)
-    runs: list[dict[str, Any]] = []
-    try:
-        data = asyncio.run(
-            dataset.prepare(url, users=options.users, bcrypt_rounds=options.bcrypt_rounds)
-        )
-        op = queries.operation_named(options.op, data)
-        with ExitStack() as stack:
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            apps: dict[str, procs.App] = {}
-            for n, (name, http) in enumerate(VARIANTS.items()):
-                port = procs.free_port()
-                env = run.server_env(bench_options, url)
-                log = folder / f"server-{n}.log"
-                apps[name] = stack.enter_context(
-                    procs.running(name, command(port, http), env, log, port=port)
-                )
-                load.drive(  # warm-up
-                    apps[name].url, op, connections=options.connections, seconds=2,
-                    tool=options.tool,
-                )  # fmt: skip
-            for round_no in range(1, options.rounds + 1):
-                order = list(apps) if round_no % 2 else list(apps)[::-1]
-                for name in order:
-                    app = apps[name]
-                    cpu = procs.cpu_seconds(app.pid)
-                    result = load.drive(
-                        app.url, op, connections=options.connections,
-                        seconds=options.seconds, tool=options.tool,
-                    )  # fmt: skip
-                    cpu = procs.cpu_seconds(app.pid) - cpu
-                    figures = {
-                        "round": round_no,
-                        "variant": name,
-                        "rps": result.rps,
-                        "cpu_ms": 1000 * cpu / max(result.requests, 1),
-                    }
-                    runs.append(figures)
-                    print(
-                        f"round {round_no} {name}: {figures['rps']:.0f} req/s, "
-                        f"{figures['cpu_ms']:.3f} ms CPU/request",
-                        flush=True,
-                    )
-    finally:
-        if embedded is not None:
-            embedded.stop()
-    if options.json is not None:
-        options.json.write_text(json.dumps(runs, indent=2), encoding="utf-8")
+
+    def variants(_: Path) -> Sequence[Variant]:
+        return [
+            Variant(command=command(http), labels={"variant": name})
+            for name, http in VARIANTS.items()
+        ]
+
+    runs = compare(options, variants, _line)
     print(summary(runs, options.op))
     return runs
+
+
+def _line(figures: dict[str, Any]) -> str:
+    return (
+        f"round {figures['round']} {figures['variant']}: {figures['rps']:.0f} req/s, "
+        f"{figures['cpu_ms']:.3f} ms CPU/request"
+    )
 
 
 def summary(runs: list[dict[str, Any]], op: str) -> str:

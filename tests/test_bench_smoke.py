@@ -205,47 +205,42 @@ def test_the_in_process_comparison_measures_both_apps_on_every_kind_of_op(tmp_pa
     assert unknown.returncode != 0 and "unknown op 'Q9'" in unknown.stderr
 
 
-def test_the_collector_comparison_times_each_thresholds_collections(tmp_path: Path) -> None:
-    figures_path = tmp_path / "collector.json"
+def side_by_side(module: str, tmp_path: Path, *args: str) -> tuple[str, list[dict[str, Any]]]:
+    """Run ``python -m <module>`` (a bench.side_by_side comparison) small and fast: its output
+    and every run's figures."""
+    figures_path = tmp_path / "runs.json"
     command = [
-        sys.executable, "-m", "bench.collector", "--users", "50", "--bcrypt-rounds", "4",
-        "--young", "100,1000000", "--rounds", "2", "--seconds", "1", "--connections", "4",
-        "--tool", "python", "--data-dir", str(tmp_path / "pgdata"), "--json", str(figures_path),
+        sys.executable, "-m", module, "--users", "50", "--bcrypt-rounds", "4", "--rounds", "2",
+        "--seconds", "1", "--connections", "4", "--tool", "python",
+        "--data-dir", str(tmp_path / "pgdata"), "--json", str(figures_path), *args,
     ]  # fmt: skip
     done = subprocess.run(
         command, cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=240
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    runs = json.loads(figures_path.read_text(encoding="utf-8"))
+    runs: list[dict[str, Any]] = json.loads(figures_path.read_text(encoding="utf-8"))
+    for figures in runs:
+        assert figures["rps"] > 0 and figures["cpu_ms"] > 0, figures
+    return done.stdout, runs
+
+
+def test_the_collector_comparison_times_each_thresholds_collections(tmp_path: Path) -> None:
+    stdout, runs = side_by_side("bench.collector", tmp_path, "--young", "100,1000000")
     assert [(r["round"], r["young"]) for r in runs] == [
         (1, 100), (1, 1000000), (2, 1000000), (2, 100)
     ]  # fmt: skip
-    for figures in runs:
-        assert figures["rps"] > 0 and figures["cpu_ms"] > 0, figures
     # Each server took the threshold it was given: a young generation of 100 objects is
     # scanned many times a second under load, one of a million never in a second.
     low = [r for r in runs if r["young"] == 100]
     high = [r for r in runs if r["young"] == 1000000]
     assert all(r["collections"][0] > 10 and r["gc_us"] > 0 for r in low), low
     assert all(r["collections"][0] == 0 for r in high), high
-    assert "young 100: median" in done.stdout
+    assert "young 100: median" in stdout
 
 
 def test_the_response_writes_comparison_runs_both_protocols_in_turn(tmp_path: Path) -> None:
-    figures_path = tmp_path / "writes.json"
-    command = [
-        sys.executable, "-m", "bench.response_writes", "--users", "50", "--bcrypt-rounds", "4",
-        "--op", "Q1", "--rounds", "2", "--seconds", "1", "--connections", "4",
-        "--tool", "python", "--data-dir", str(tmp_path / "pgdata"), "--json", str(figures_path),
-    ]  # fmt: skip
-    done = subprocess.run(
-        command, cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=240
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    runs = json.loads(figures_path.read_text(encoding="utf-8"))
+    stdout, runs = side_by_side("bench.response_writes", tmp_path, "--op", "Q1")
     assert [(r["round"], r["variant"]) for r in runs] == [
         (1, "uvicorn"), (1, "one write"), (2, "one write"), (2, "uvicorn")
     ]  # fmt: skip
-    for figures in runs:
-        assert figures["rps"] > 0 and figures["cpu_ms"] > 0, figures
-    assert "Q1, one write over uvicorn's two: req/s median" in done.stdout
+    assert "Q1, one write over uvicorn's two: req/s median" in stdout
