@@ -51,6 +51,19 @@ QUERIES: list[tuple[str, dict[str, Any] | None]] = [
     ("{ me { id } health { status } }", None),
     ("{ users(first: 2) { edges { node { id ...F } } } } fragment F on User { email }", None),
     ('{ users(first: 2, filter: {search: "user"}) { totalCount } }', None),
+    # Pages whose statements select only the columns shown (and the sort key for the cursor)
+    (
+        "{ users(first: 3, orderBy: {field: LAST_LOGIN_AT, direction: ASC}) { edges { cursor node { email } } } }",
+        None,
+    ),
+    (
+        "{ a: users(first: 2) { edges { node { email } } } b: users(first: 2, orderBy: {field: LAST_NAME}) { edges { cursor node { lastName mfa { enabled } } } } }",
+        None,
+    ),
+    (
+        "{ users(first: 2) { edges { node { id ... on User { loginCount emailVerifiedAt } } } } }",
+        None,
+    ),
 ]
 
 
@@ -247,6 +260,54 @@ async def test_a_relation_reads_only_the_columns_its_selection_shows(db: Databas
     written, session_columns = read["a resolver user_sessions"]
     assert not written and {"device_info", "created_at", "expires_at"} <= session_columns
     assert not {"token_hash", "previous_token_hash"} & session_columns
+
+
+@pytest.mark.parametrize("fast", [True, False])
+async def test_a_page_of_users_reads_only_the_columns_its_selection_shows(
+    db: Database, fast: bool
+) -> None:
+    """The planned executor tells the ``users`` resolver which columns the document reads of
+    its rows (gql_api.graphql.engine.lookahead): the page's statement selects those, the id
+    (relations load by it) and the sort key (cursors hold it). A field of the rows that calls a
+    resolver, or the generic executor, reads whole rows."""
+    from tests.users_support import count_statements
+
+    data = await _data(db)
+    headers = {"Authorization": f"Bearer {data['tokens']['admin']}"}
+    all_public = {
+        "id", "email", "first_name", "last_name", "role", "status", "email_verified",
+        "email_verified_at", "password_changed_at", "last_login_at", "login_count",
+        "created_at", "updated_at",
+    }  # fmt: skip
+    read: dict[str, set[str]] = {}
+    async with app_client(db, graphql={"fast_execution": fast}) as http:
+        for name, arguments, selection in (
+            ("plain", "", "edges { node { __typename email role profile { bio } } }"),
+            ("by name", ", orderBy: {field: LAST_NAME}", "edges { cursor node { email } }"),
+            ("a resolver", "", "edges { node { email mfa { enabled } } }"),
+            ("aliases", "", "edges { node { email } } again: totalCount"),
+        ):
+            document = f"{{ users(first: 3{arguments}) {{ {selection} }} }}"
+            if name == "aliases":
+                document = (
+                    "{ a: users(first: 3) { edges { node { email } } } "
+                    "b: users(first: 3) { edges { node { createdAt } } } }"
+                )
+            with count_statements(db) as statements:
+                body = (
+                    await http.post("/graphql", json={"query": document}, headers=headers)
+                ).json()
+            assert "errors" not in body, body
+            pages = [s for s in statements if re.search(r"\bFROM users\b(?! JOIN)", s)]
+            assert pages, statements
+            read[name] = {c for s in pages for c in re.findall(r"users\.(\w+)", s.split("FROM")[0])}
+    if not fast:
+        assert all(columns == all_public for columns in read.values()), read
+        return
+    assert read["plain"] == {"id", "email", "role", "created_at"}  # created_at: the sort key
+    assert read["by name"] == {"id", "email", "last_name"}
+    assert read["a resolver"] == all_public
+    assert read["aliases"] == {"id", "email", "created_at"}
 
 
 def test_only_resolvers_that_read_nothing_but_the_context_are_planned() -> None:

@@ -30,7 +30,13 @@ from sqlalchemy import (
     select,
 )
 
-from gql_api.models import USER_PUBLIC_COLUMNS, User, UserCount, UserMfaFactor
+from gql_api.models import (
+    USER_PUBLIC_COLUMNS,
+    User,
+    UserCount,
+    UserMfaFactor,
+    public_columns_among,
+)
 from gql_api.repositories.keyset import KeysetBound, seek, trim
 from gql_api.repositories.row_source import RowSource
 
@@ -182,14 +188,16 @@ async def list_users(
     before: Position | None,
     limit: int,
     from_end: bool,
+    columns: frozenset[str] | None = None,
 ) -> UserPage:
-    """One keyset page of users (public columns), whether more rows lie beyond it, and the
-    filter's total when the per (role, status) counts give it for nothing."""
+    """One keyset page of users, whether more rows lie beyond it, and the filter's total when
+    the per (role, status) counts give it for nothing. The rows hold the public ``columns``
+    (all for None) and what a page needs of each: its id and sort key."""
     # One statement per filter, order and kind of window, whatever the cursor: built once
     # (cached), it also keeps its SQL cache key. Building a page's statement and walking it
     # for a key took about a fifth of a deep page's CPU when each cursor had its own.
     kinds = (after.kind if after else None, before.kind if before else None)
-    statement = _page(where, order, descending, *kinds, limit, from_end)
+    statement = _page(where, order, descending, *kinds, limit, from_end, columns)
     params = _summed_params(where)
     for name, position in (("after", after), ("before", before)):
         if position is not None:
@@ -200,8 +208,9 @@ async def list_users(
     return UserPage(page, has_more, total)
 
 
-# Bounded: 128 statements of a few KB each (their only free-form value is a search term of at
-# most 100 characters; a cursor's values are parameters); a miss only builds one again.
+# Bounded: 128 statements of a few KB each, one per filter, order, kind of window and columns
+# shown (their only free-form value is a search term of at most 100 characters; a cursor's
+# values are parameters); a miss only builds one again.
 @functools.lru_cache(maxsize=128)
 def _page(
     where: UserFilter,
@@ -211,8 +220,9 @@ def _page(
     before: BoundKind | None,
     limit: int,
     from_end: bool,
+    shown: frozenset[str] | None,
 ) -> Select[Any]:
-    columns: list[Any] = list(USER_PUBLIC_COLUMNS)
+    columns: list[Any] = list(public_columns_among(User, shown, keys=("id", order.value)))
     if where.by_role_and_status_only:
         # The total rides along: a sum of at most four rows of ``user_counts``, evaluated
         # once (an InitPlan), where asking for it apart would cost a statement of its own.

@@ -61,6 +61,10 @@ class FieldPlan:
     # in one function, and the children it leaves to the field-by-field walk.
     build: Callable[[Any], dict[str, Any]] | None = None
     rest: list[FieldPlan] = field(default_factory=list)
+    row_type: type | None = None  # the Strawberry type of its values, when they are rows
+    # A root field's: the columns of the rows it returns that the document reads, when known
+    # (``gql_api.graphql.engine.lookahead``).
+    row_columns: frozenset[str] | None = None
 
     def load(self, context: Any, parents: list[Any]) -> Awaitable[Sequence[Any]]:
         """A relation's values for a level's parents: JSON text when PostgreSQL writes them,

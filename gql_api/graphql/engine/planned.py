@@ -21,6 +21,7 @@ from gql_api.config import Settings
 from gql_api.graphql.engine.arguments import IMMUTABLE
 from gql_api.graphql.engine.cost import coerce_variables, variables_key
 from gql_api.graphql.engine.limits import suggestions_allowed
+from gql_api.graphql.engine.lookahead import hinting
 from gql_api.graphql.engine.plan_execution import Executor, PlanPosition
 from gql_api.graphql.engine.plans import Compiler, Plan, Unsupported
 from gql_api.observability import metrics
@@ -71,7 +72,8 @@ class Planner:
             fields = plan.fields_for(values)
         except GraphQLError as error:  # a null `if`: graphql-core refuses the operation too
             return ExecutionResult(None, [error])
-        return await Executor(plan, fields, context, values).run()
+        with hinting(fields):  # what the root fields' rows must hold, for their resolvers
+            return await Executor(plan, fields, context, values).run()
 
 
 # Per plan: coerced variables kept for this many sets of them (a page size, a cursor, a flag, a

@@ -47,6 +47,7 @@ from gql_api.graphql.engine.abstract_types import awaits_type_checks
 from gql_api.graphql.engine.arguments import ArgumentPlan
 from gql_api.graphql.engine.field_plans import FieldPlan, Plan, Unsupported
 from gql_api.graphql.engine.json_selections import json_fields
+from gql_api.graphql.engine.lookahead import returned_columns
 from gql_api.graphql.engine.readers import (
     as_coerced,
     column_reader,
@@ -124,7 +125,10 @@ class _Variant:
     def root(self) -> list[FieldPlan]:
         root = self.compiler.schema.query_type
         assert root is not None
-        return self._fields(self.collector.collect(self.plan.operation.selection_set, root), root)
+        fields = self._fields(self.collector.collect(self.plan.operation.selection_set, root), root)
+        for plan in fields:
+            plan.row_columns = returned_columns(plan)
+        return fields
 
     def _fields(self, fields: Fields, parent: GraphQLObjectType) -> list[FieldPlan]:
         memo = (parent.name, *(tuple(nodes) for nodes in fields.values()))
@@ -143,6 +147,7 @@ class _Variant:
             return []
         children = self._fields(fields, named)
         if strawberry_origin(named) in ROW_TYPES:  # its values are rows
+            plan.row_type = strawberry_origin(named)
             builder = self._builders.get(id(children))
             if builder is None:
                 builder = self._builders[id(children)] = row_builder(children)

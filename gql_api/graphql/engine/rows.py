@@ -51,6 +51,8 @@ class Relation:
         None
     )
     table: type | None = None
+    # The columns of a parent row that ``load`` and ``load_json`` read (its key).
+    parent_columns: frozenset[str] = frozenset({"id"})
 
 
 @dataclass

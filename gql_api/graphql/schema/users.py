@@ -17,6 +17,7 @@ from enum import Enum
 import strawberry
 
 from gql_api import validation
+from gql_api.graphql.engine.lookahead import row_columns
 from gql_api.graphql.schema.context import Context
 from gql_api.graphql.schema.datetimes import storable_datetime
 from gql_api.graphql.schema.errors import BadUserInput, Forbidden
@@ -161,6 +162,7 @@ class UserQuery:
             before=end,
             limit=window.limit,
             from_end=window.from_end,
+            columns=row_columns("users"),  # what the planned document reads of its users
         )
 
         async def count() -> int:

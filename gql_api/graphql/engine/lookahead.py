@@ -1,0 +1,99 @@
+"""What a compiled document reads of the rows a root field's resolver returns, so that the
+resolver selects those columns only.
+
+A page of users read every public column, and most of reading a row is turning its values into
+Python objects (a timestamp costs more than the rest of its row's bookkeeping): Q2 shows seven
+of the thirteen, and selecting those cut about 5% of the server's CPU per page and 8% of
+PostgreSQL's (bench/RESULTS.md). Relations already select what their selections read
+(``rows.Relation``); this does the same for the rows a root field returns, wherever they sit in
+its value (a connection's ``edges { node }``).
+
+The compiler works out, per root field, the columns its rows must hold
+(:func:`returned_columns`): every column field of every selection of those rows, and the keys
+their relations load by. Whenever that is not known (a field of the rows calls a resolver with
+the whole row, or the rows are of several types) there is no hint and the resolver reads whole
+rows, as it always does under the generic executor. The planned executor makes the hints of
+the running document visible to the resolvers it calls (:func:`hinting`, a context variable:
+per request, inherited by the tasks of its fields), and a resolver asks with
+:func:`row_columns`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gql_api.graphql.engine.field_plans import FieldPlan
+
+_HINTS: ContextVar[dict[str, frozenset[str]] | None] = ContextVar("row_columns", default=None)
+
+
+def row_columns(field: str) -> frozenset[str] | None:
+    """The columns that the running document reads of the rows root field ``field`` (its
+    Python name) returns, or None: read whole rows."""
+    hints = _HINTS.get()
+    return None if hints is None else hints.get(field)
+
+
+@contextmanager
+def hinting(fields: list[FieldPlan]) -> Iterator[None]:
+    """While the planned executor runs these root fields: their hints for their resolvers."""
+    hints: dict[str, frozenset[str]] = {}
+    whole: set[str] = set()
+    for plan in fields:
+        if plan.row_columns is None:
+            whole.add(plan.python_name)
+        else:  # the same field twice (aliases): both selections' columns
+            hints[plan.python_name] = hints.get(plan.python_name, frozenset()) | plan.row_columns
+    for name in whole:
+        hints.pop(name, None)
+    if not hints:
+        yield
+        return
+    token = _HINTS.set(hints)
+    try:
+        yield
+    finally:
+        _HINTS.reset(token)
+
+
+def returned_columns(plan: FieldPlan) -> frozenset[str] | None:
+    """The columns the selections of the rows ``plan``'s value holds read (not those loaded
+    through a relation: a relation selects its own), or None when it is not known."""
+    row_types: set[type] = set()
+    columns: set[str] = set()
+    stack = [plan]
+    while stack:  # iterative: a document's depth is bounded elsewhere, the stack here is not
+        current = stack.pop()
+        lists = [current.children or [], *(current.by_type or {}).values()]
+        if current.row_type is not None:
+            read = _read_by(current)
+            if read is None:
+                return None
+            row_types.add(current.row_type)
+            columns |= read
+        for children in lists:
+            stack.extend(child for child in children if child.relation is None)
+    if len(row_types) != 1:
+        return None
+    return frozenset(columns)
+
+
+def _read_by(selection: FieldPlan) -> frozenset[str] | None:
+    """The columns one selection of a row type reads of each row, or None: the whole row."""
+    if selection.children_error is not None:
+        return frozenset()  # each object fails before a field of it is read
+    columns: set[str] = set()
+    for child in selection.children or ():
+        if child.typename is not None:
+            continue
+        if child.column is not None:
+            columns.add(child.column.name)
+        elif child.relation is not None:
+            columns |= child.relation.parent_columns
+        else:
+            return None
+    return frozenset(columns)
