@@ -3,8 +3,9 @@ resolver selects those columns only.
 
 A page of users read every public column, and most of reading a row is turning its values into
 Python objects (a timestamp costs more than the rest of its row's bookkeeping): Q2 shows seven
-of the thirteen, and selecting those cut about 5% of the server's CPU per page and 8% of
-PostgreSQL's (bench/RESULTS.md). Relations already select what their selections read
+of the thirteen, and selecting those took 11% off the server's CPU per Q2 in process, about 3%
+over HTTP, and 5-8% off PostgreSQL's (bench/RESULTS.md, "A page reads the columns it shows").
+Relations already select what their selections read
 (``rows.Relation``); this does the same for the rows a root field returns, wherever they sit in
 its value (a connection's ``edges { node }``).
 
