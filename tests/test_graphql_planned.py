@@ -286,6 +286,7 @@ async def test_a_page_of_users_reads_only_the_columns_its_selection_shows(
             ("by name", ", orderBy: {field: LAST_NAME}", "edges { cursor node { email } }"),
             ("a resolver", "", "edges { node { email mfa { enabled } } }"),
             ("aliases", "", "edges { node { email } } again: totalCount"),
+            ("a count", "", "totalCount pageInfo { hasNextPage }"),
         ):
             document = f"{{ users(first: 3{arguments}) {{ {selection} }} }}"
             if name == "aliases":
@@ -308,6 +309,49 @@ async def test_a_page_of_users_reads_only_the_columns_its_selection_shows(
     assert read["by name"] == {"id", "email", "last_name"}
     assert read["a resolver"] == all_public
     assert read["aliases"] == {"id", "email", "created_at"}
+    assert read["a count"] == {"id", "created_at"}
+
+
+def test_what_a_root_field_reads_of_its_rows_is_known_only_when_every_field_is_a_column() -> None:
+    """``lookahead.returned_columns`` on compiled plans: columns, relation keys and constants
+    give a set; a field that calls a resolver, rows of two types, rows behind an interface or a
+    union, or behind an object that is not a row holder give None (whole rows)."""
+    from gql_api.graphql.engine.field_plans import FieldPlan
+    from gql_api.graphql.engine.lookahead import returned_columns
+    from gql_api.graphql.engine.rows import Column, Relation
+
+    def column(name: str) -> FieldPlan:
+        return FieldPlan(key=name, python_name=name, graphql_type=None, column=Column(name))
+
+    async def load(*_: Any) -> list[Any]:
+        return []
+
+    relation = FieldPlan(key="r", python_name="r", graphql_type=None, relation=Relation(load))
+    typename = FieldPlan(key="__typename", python_name="", graphql_type=None, typename="A")
+    resolver = FieldPlan(key="f", python_name="f", graphql_type=None, resolver=len)
+
+    def rows(row_type: type, *children: FieldPlan, **extra: Any) -> FieldPlan:
+        return FieldPlan(
+            key="node", python_name="node", graphql_type=None, row_type=row_type,
+            children=list(children), **extra,
+        )  # fmt: skip
+
+    def field(*children: FieldPlan) -> FieldPlan:
+        return FieldPlan(key="f", python_name="f", graphql_type=None, children=list(children))
+
+    assert returned_columns(field(rows(int, column("a"), typename, relation))) == {"a", "id"}
+    assert returned_columns(field(field(rows(int, column("a"))), rows(int, column("b")))) == {
+        "a",
+        "b",
+    }
+    assert returned_columns(field(rows(int, column("a"), resolver))) is None
+    assert returned_columns(field(rows(int, column("a")), rows(str, column("a")))) is None
+    assert returned_columns(field(rows(int, by_type={"A": [column("a")]}))) is None
+    assert returned_columns(field(column("a"))) == frozenset()  # rows held, none selected
+    assert returned_columns(column("a")) is None  # a scalar field
+    opaque = FieldPlan(key="o", python_name="o", graphql_type=None, opaque=True)
+    opaque.children = [rows(int, column("a"))]
+    assert returned_columns(field(opaque)) is None  # an object that may read its rows
 
 
 def test_only_resolvers_that_read_nothing_but_the_context_are_planned() -> None:

@@ -62,6 +62,9 @@ class FieldPlan:
     build: Callable[[Any], dict[str, Any]] | None = None
     rest: list[FieldPlan] = field(default_factory=list)
     row_type: type | None = None  # the Strawberry type of its values, when they are rows
+    # An object type neither of rows nor a row holder (``rows.ROW_HOLDERS``): its fields may
+    # read the rows it holds.
+    opaque: bool = False
     # A root field's: the columns of the rows it returns that the document reads, when known
     # (``gql_api.graphql.engine.lookahead``).
     row_columns: frozenset[str] | None = None

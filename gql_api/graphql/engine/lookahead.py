@@ -11,8 +11,10 @@ its value (a connection's ``edges { node }``).
 
 The compiler works out, per root field, the columns its rows must hold
 (:func:`returned_columns`): every column field of every selection of those rows, and the keys
-their relations load by. Whenever that is not known (a field of the rows calls a resolver with
-the whole row, or the rows are of several types) there is no hint and the resolver reads whole
+their relations load by, when the objects between the field and its rows are registered row
+holders (``rows.row_holder``: a connection, its edges). Whenever that is not known (a field of
+the rows calls a resolver with the whole row, an object on the way may read them, the rows are
+of several types) there is no hint and the resolver reads whole
 rows, as it always does under the generic executor. The planned executor makes the hints of
 the running document visible to the resolvers it calls (:func:`hinting`, a context variable:
 per request, inherited by the tasks of its fields), and a resolver asks with
@@ -69,6 +71,8 @@ def returned_columns(plan: FieldPlan) -> frozenset[str] | None:
     stack = [plan]
     while stack:  # iterative: a document's depth is bounded elsewhere, the stack here is not
         current = stack.pop()
+        if current.opaque:
+            return None  # an object between the field and its rows that may read them
         lists = [current.children or [], *(current.by_type or {}).values()]
         if current.row_type is not None:
             read = _read_by(current)
@@ -78,6 +82,8 @@ def returned_columns(plan: FieldPlan) -> frozenset[str] | None:
             columns |= read
         for children in lists:
             stack.extend(child for child in children if child.relation is None)
+    if not row_types:  # a holder whose rows are not selected (a count, a page's info)
+        return frozenset() if plan.children is not None else None
     if len(row_types) != 1:
         return None
     return frozenset(columns)
@@ -85,6 +91,8 @@ def returned_columns(plan: FieldPlan) -> frozenset[str] | None:
 
 def _read_by(selection: FieldPlan) -> frozenset[str] | None:
     """The columns one selection of a row type reads of each row, or None: the whole row."""
+    if selection.by_type is not None:
+        return None  # an interface or a union some of whose types are rows: not worked out
     if selection.children_error is not None:
         return frozenset()  # each object fails before a field of it is read
     columns: set[str] = set()

@@ -55,7 +55,7 @@ from gql_api.graphql.engine.readers import (
     strawberry_origin,
 )
 from gql_api.graphql.engine.row_builders import row_builder
-from gql_api.graphql.engine.rows import ROW_TYPES, RowType
+from gql_api.graphql.engine.rows import ROW_TYPES, RowType, holds_rows
 from gql_api.graphql.engine.selections import (
     Collector,
     ConditionError,
@@ -146,8 +146,10 @@ class _Variant:
             plan.children_error = refused.error  # graphql-core raises it completing each object
             return []
         children = self._fields(fields, named)
-        if strawberry_origin(named) in ROW_TYPES:  # its values are rows
-            plan.row_type = strawberry_origin(named)
+        origin = strawberry_origin(named)
+        plan.opaque = plan.opaque or (origin not in ROW_TYPES and not holds_rows(origin))
+        if origin in ROW_TYPES:  # its values are rows
+            plan.row_type = origin
             builder = self._builders.get(id(children))
             if builder is None:
                 builder = self._builders[id(children)] = row_builder(children)

@@ -81,6 +81,23 @@ def _enum_of(field_type: Any) -> type[enum.Enum] | None:
 
 # Strawberry classes -> their row description.
 ROW_TYPES: dict[type, RowType] = {}
+# Classes that hold rows without reading them (a connection, its edges, its page info): no
+# field of theirs reads a column of the rows they hold, so a document reads of those rows what
+# its selections of the rows read (gql_api.graphql.engine.lookahead). Any other object between
+# a root field and its rows may read them whole.
+ROW_HOLDERS: list[type] = []
+
+
+def row_holder(cls: type) -> type:
+    """Registers ``cls`` (a class decorator, below ``strawberry.type``) as a holder of rows."""
+    ROW_HOLDERS.append(cls)
+    return cls
+
+
+def holds_rows(origin: Any) -> bool:
+    """Whether the class Strawberry built a type from is a row holder (or a specialisation of
+    a generic one, which Strawberry subclasses)."""
+    return isinstance(origin, type) and issubclass(origin, tuple(ROW_HOLDERS))
 
 
 def row_type(cls: type, *, relations: dict[str, Relation] | None = None) -> RowType:

@@ -19,6 +19,7 @@ from typing import Any, Generic, Literal, TypeVar
 import orjson
 import strawberry
 
+from gql_api.graphql.engine.rows import row_holder
 from gql_api.graphql.schema.datetimes import storable_datetime
 from gql_api.graphql.schema.errors import BadUserInput
 
@@ -31,6 +32,7 @@ NodeT = TypeVar("NodeT")
 KeyKind = Literal["datetime", "text"]
 
 
+@row_holder  # no field of it reads the rows' columns
 @strawberry.type
 class PageInfo:
     has_next_page: bool
@@ -43,6 +45,7 @@ class PageInfo:
 Position = tuple[str, datetime | str | None, uuid.UUID]
 
 
+@row_holder  # no field of it reads the rows' columns
 @strawberry.type
 class Edge(Generic[NodeT]):
     # Encoded only when a client selects the cursor.
@@ -55,6 +58,7 @@ class Edge(Generic[NodeT]):
     node: NodeT
 
 
+@row_holder  # no field of it reads the rows' columns
 @strawberry.type
 class Connection(Generic[NodeT]):
     edges: list[Edge[NodeT]]
