@@ -45,10 +45,11 @@ AUTH_SQL = (
     "user_sessions.revoked_at IS NULL AND user_sessions.expires_at > now() AND "
     "users.status = $3::VARCHAR"
 )
+# The page selects the columns Q2 shows (gql_api.graphql.engine.lookahead), the id and the sort
+# key among them.
 _PAGE_COLUMNS = (
     "SELECT users.id, users.email, users.first_name, users.last_name, users.role, users.status, "
-    "users.email_verified, users.email_verified_at, users.password_changed_at, "
-    "users.last_login_at, users.login_count, users.created_at, users.updated_at, "
+    "users.created_at, "
     "(SELECT CAST(coalesce(sum(user_counts.users), 0) AS BIGINT) AS coalesce_1 \n"
     "FROM user_counts) AS total_count \n"
     "FROM users \n"
