@@ -352,6 +352,12 @@ def test_what_a_root_field_reads_of_its_rows_is_known_only_when_every_field_is_a
     opaque = FieldPlan(key="o", python_name="o", graphql_type=None, opaque=True)
     opaque.children = [rows(int, column("a"))]
     assert returned_columns(field(opaque)) is None  # an object that may read its rows
+    # Plans are shared where a fragment is spread more than once: each is walked once, not
+    # once per path (2^60 paths here).
+    shared = field(rows(int, column("a")), field(rows(int, column("b"))))
+    for _ in range(60):
+        shared = field(shared, shared)
+    assert returned_columns(shared) == {"a", "b"}
 
 
 def test_only_resolvers_that_read_nothing_but_the_context_are_planned() -> None:

@@ -69,8 +69,15 @@ def returned_columns(plan: FieldPlan) -> frozenset[str] | None:
     row_types: set[type] = set()
     columns: set[str] = set()
     stack = [plan]
+    # Each plan once: plans are shared wherever the same fields meet the same type (a fragment
+    # spread twice, in a fragment spread twice, ...), so walking every path could take time
+    # exponential in the document's size.
+    seen: set[int] = set()
     while stack:  # iterative: a document's depth is bounded elsewhere, the stack here is not
         current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
         if current.opaque:
             return None  # an object between the field and its rows that may read them
         lists = [current.children or [], *(current.by_type or {}).values()]
