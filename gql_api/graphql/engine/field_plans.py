@@ -65,8 +65,8 @@ class FieldPlan:
     # An object type neither of rows nor a row holder (``rows.ROW_HOLDERS``): its fields may
     # read the rows it holds.
     opaque: bool = False
-    # A root field's: the columns of the rows it returns that the document reads, when known
-    # (``gql_api.graphql.engine.lookahead``).
+    # A root field's: the columns of the rows it returns that the document reads (all its
+    # aliases together), when known (``gql_api.graphql.engine.lookahead``).
     row_columns: frozenset[str] | None = None
 
     def load(self, context: Any, parents: list[Any]) -> Awaitable[Sequence[Any]]:

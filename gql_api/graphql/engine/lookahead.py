@@ -44,15 +44,7 @@ def row_columns(field: str) -> frozenset[str] | None:
 @contextmanager
 def hinting(fields: list[FieldPlan]) -> Iterator[None]:
     """While the planned executor runs these root fields: their hints for their resolvers."""
-    hints: dict[str, frozenset[str]] = {}
-    whole: set[str] = set()
-    for plan in fields:
-        if plan.row_columns is None:
-            whole.add(plan.python_name)
-        else:  # the same field twice (aliases): both selections' columns
-            hints[plan.python_name] = hints.get(plan.python_name, frozenset()) | plan.row_columns
-    for name in whole:
-        hints.pop(name, None)
+    hints = {p.python_name: p.row_columns for p in fields if p.row_columns is not None}
     if not hints:
         yield
         return
@@ -61,6 +53,22 @@ def hinting(fields: list[FieldPlan]) -> Iterator[None]:
         yield
     finally:
         _HINTS.reset(token)
+
+
+def hint_root_fields(fields: list[FieldPlan]) -> None:
+    """Sets each root field's ``row_columns`` when the document compiles: what its selection
+    reads, or all its aliases' together (a field selected twice calls its resolver twice, and
+    a hint is per field name); None when any of them reads whole rows."""
+    merged: dict[str, frozenset[str] | None] = {}
+    for plan in fields:
+        read = returned_columns(plan)
+        name = plan.python_name
+        if name in merged:
+            earlier = merged[name]
+            read = None if earlier is None or read is None else earlier | read
+        merged[name] = read
+    for plan in fields:
+        plan.row_columns = merged[plan.python_name]
 
 
 def returned_columns(plan: FieldPlan) -> frozenset[str] | None:

@@ -47,7 +47,7 @@ from gql_api.graphql.engine.abstract_types import awaits_type_checks
 from gql_api.graphql.engine.arguments import ArgumentPlan
 from gql_api.graphql.engine.field_plans import FieldPlan, Plan, Unsupported
 from gql_api.graphql.engine.json_selections import json_fields
-from gql_api.graphql.engine.lookahead import returned_columns
+from gql_api.graphql.engine.lookahead import hint_root_fields
 from gql_api.graphql.engine.readers import (
     as_coerced,
     column_reader,
@@ -126,8 +126,7 @@ class _Variant:
         root = self.compiler.schema.query_type
         assert root is not None
         fields = self._fields(self.collector.collect(self.plan.operation.selection_set, root), root)
-        for plan in fields:
-            plan.row_columns = returned_columns(plan)
+        hint_root_fields(fields)
         return fields
 
     def _fields(self, fields: Fields, parent: GraphQLObjectType) -> list[FieldPlan]:
