@@ -111,7 +111,11 @@ async def test_interception_sees_every_checkout_and_return(db: Database, databas
         for _ in range(2):
             async with own.engine.connect() as conn:
                 assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
-        await own.fetch(select(users.c.id).limit(1))  # a direct read uses the same pool
+        await own.fetch(select(users.c.id).limit(1))  # a direct read uses the same pool,
+        assert seen == ["checkout", "return"] * 2 + ["checkout"]  # and keeps the connection
+        await own.fetch(select(users.c.id).limit(1))  # for the next read, past the pool
+        assert seen == ["checkout", "return"] * 2 + ["checkout"]
+        own.lane.drain()  # back when the lane gives it back (gql_api.db.connection_lane)
         assert seen == ["checkout", "return"] * 3
         # The service's own counters still run underneath: nothing waited, nothing was closed.
         assert own.counters.wait_count == 0 and own.counters.closed_max_idle == 0

@@ -32,6 +32,7 @@ from gql_api.config import DatabaseSettings, Settings, redact_url
 from gql_api.db import pool as pooling
 from gql_api.db.commits import CommitListener, announcing_sessionmaker
 from gql_api.db.connection_budget import CheckoutQueue, ConnectionBudget
+from gql_api.db.connection_lane import ConnectionLane
 from gql_api.db.direct_reads import Reader
 from gql_api.db.embedded import EmbeddedServer
 from gql_api.db.json_codec import decode_json
@@ -57,6 +58,8 @@ class Database:
         # Called after every checkout and return (e.g. to publish pool gauges across workers).
         self.pool_listeners: list[Callable[[], None]] = []
         self.engine = self._create_engine(url)
+        # Direct reads hand their connections on to the next (gql_api.db.connection_lane).
+        self.lane = ConnectionLane(pooling.lane_keep_s(settings))
         self._watch_pool(self.engine)
         # Told which users every transaction committed here changed (gql_api.db.commits: the
         # session cache forgets their checks).
@@ -72,7 +75,9 @@ class Database:
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
         # The hottest of those reads skip SQLAlchemy's execution layer (gql_api.db.direct_reads).
-        self.reader = Reader(self.autocommit, direct=not settings.disable_prepared_statements)
+        self.reader = Reader(
+            self.autocommit, direct=not settings.disable_prepared_statements, lane=self.lane
+        )
         # Streaming replicas for staleness-tolerant reads (none: those read the primary).
         self.replicas = ReplicaSet(
             [
@@ -133,7 +138,7 @@ class Database:
 
     def _watch_pool(self, engine: AsyncEngine) -> None:
         pool = engine.sync_engine.pool
-        pooling.watch_pool(pool, self.settings, self.counters, self.pool_listeners)
+        pooling.watch_pool(pool, self.settings, self.counters, self.pool_listeners, self.lane)
 
     def for_request(self) -> Database:
         """This database as one request uses it: the same engine and pool, but at most
@@ -256,11 +261,15 @@ class Database:
         return (time.perf_counter() - started) * 1000
 
     def pool_status(self, engine: AsyncEngine | None = None) -> dict[str, int]:
-        """Open, in use and idle connections of the primary's pool (or of ``engine``'s)."""
-        pool: Any = (engine or self.engine).sync_engine.pool
-        checked_out = int(pool.checkedout())
-        idle = int(pool.checkedin())
-        return {"open": checked_out + idle, "in_use": checked_out, "idle": idle}
+        """Open, in use and idle connections of the primary's pool (or of ``engine``'s); those
+        between two direct reads (its lane's) are idle ones."""
+        engine = engine or self.engine
+        pool: Any = engine.sync_engine.pool
+        lane = next((r.lane for r in self.replicas.replicas if r.engine is engine), self.lane)
+        between = len(lane)
+        in_use = int(pool.checkedout()) - between
+        idle = int(pool.checkedin()) + between
+        return {"open": in_use + idle, "in_use": in_use, "idle": idle}
 
     def pool_limits(self) -> dict[str, float]:
         """The configured limits, as ``dbPoolStats`` reports them."""
@@ -288,10 +297,11 @@ class Database:
         return f"{where} at {redact_url(self.url)}"
 
     async def dispose(self) -> None:
+        self.lane.drain()  # into the pool, which closes them
         await self.engine.dispose()
         # dispose() leaves a fresh pool behind; keep counting on it.
         pool = self.engine.sync_engine.pool
-        pooling.time_waits(pool, self.settings, self.counters, self.pool_listeners)
+        pooling.time_waits(pool, self.settings, self.counters, self.pool_listeners, self.lane)
         await self.replicas.dispose()
 
     def stop_embedded(self) -> None:

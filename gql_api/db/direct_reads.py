@@ -6,7 +6,8 @@ pool, so limits, liveness pings, pool counters and pool timeouts stay the pool's
 out is SQLAlchemy's execution around each statement: a new greenlet per call (the checkout runs
 in a reused one: ``sqlalchemy_internals.run_sync``), the cursor adapter and
 the result machinery cost several times the statement's own round trip on a page of users
-(bench/RESULTS.md).
+(bench/RESULTS.md). Between two reads the connection does not go back to the pool at all: the
+next read takes it (``gql_api.db.connection_lane``, which keeps the pool's rules).
 
 Rows are asyncpg records that also read as attributes (``row.email``), like SQLAlchemy's rows,
 so the code that consumes them does not care which path produced them. The connection's type
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import operator
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.types import TupleType
 
+from gql_api.db.connection_lane import ConnectionLane, return_to_pool
 from gql_api.db.failures import ends_session
 from gql_api.db.sqlalchemy_internals import cache_key, own_values, run_sync
 from gql_api.observability import tracing
@@ -157,22 +160,14 @@ def bind_processors(compiled: Compiled, names: Sequence[str]) -> dict[str, Any]:
     return processors
 
 
-def _give_back(pooled: Any, reusable: bool) -> None:
-    try:
-        if not reusable:
-            # Cancelled mid-statement or the connection broke: it cannot go back as is.
-            pooled.invalidate()
-    finally:
-        pooled.close()  # its slot, even when closing the connection was cut short
-
-
 class Reader:
     """``fetch(statement, params)``: the statement's rows, on asyncpg or through SQLAlchemy."""
 
-    def __init__(self, engine: AsyncEngine, *, direct: bool) -> None:
+    def __init__(self, engine: AsyncEngine, *, direct: bool, lane: ConnectionLane) -> None:
         # ``engine`` is the autocommit view of the pool when ``direct`` is off.
         self.engine = engine
         self.direct = direct
+        self.lane = lane  # connections between direct reads, out of ``engine``'s pool
         self._compiled: dict[Any, _Rendered] = {}
         # Per statement object (a repository builds each of its statements once and reuses
         # it): what ``_render`` derives from it. Hashing its cache key (a nested tuple as long
@@ -199,8 +194,13 @@ class Reader:
         for listener in self.listeners:
             listener(sql)
         with tracing.statement_span(sql, self.engine):  # a no-op unless tracing is on
-            # Out of the engine's pool (whose checkout may ping an idle connection).
-            pooled = await run_sync(self.engine.sync_engine.raw_connection)
+            kept = self.lane.take()  # the connection a read before this one used, if any
+            if kept is None:
+                # Out of the engine's pool (whose checkout may ping an idle connection).
+                pooled = await run_sync(self.engine.sync_engine.raw_connection)
+                since = time.monotonic()
+            else:
+                pooled, since = kept
             reusable = False
             try:
                 connection: Any = pooled.driver_connection
@@ -217,13 +217,10 @@ class Reader:
                 reusable = not connection.is_closed() and not ends_session(error)
                 raise
             finally:
-                pool: Any = self.engine.sync_engine.pool
-                if reusable and pool.checkedin() < pool.size():
-                    pooled.close()  # into the pool's queue: nothing awaits the driver
-                else:
-                    # Invalidated, or the pool cannot keep it: closing awaits the driver, so
-                    # in a greenlet, as the checkout.
-                    await run_sync(_give_back, pooled, reusable)
+                if reusable:
+                    self.lane.keep(pooled, since)  # for the next read (gql_api.db.connection_lane)
+                else:  # cancelled mid-statement, or the connection broke
+                    await return_to_pool(pooled, reusable=False)
 
     def _render(
         self, statement: ClauseElement, params: dict[str, Any] | None

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
 from gql_api.config import DatabaseSettings
+from gql_api.db.connection_lane import IDLE_SINCE, ConnectionLane
 from gql_api.db.sqlalchemy_internals import (
     close_taken,
     intercept_checkouts,
@@ -32,6 +33,14 @@ PING_AFTER_IDLE_S = 1.0
 # page of users at 8 concurrent requests opened a connection for 6 requests in 10 and took
 # 2.9x the CPU (bench/RESULTS.md, "Connections kept under load").
 IDLE_EXCESS_GRACE_S = 1.0
+
+
+def lane_keep_s(settings: DatabaseSettings) -> float:
+    """How long a connection may stay out of the pool between direct reads
+    (``gql_api.db.connection_lane``): no longer than it could sit idle in the pool unpinged,
+    nor than ``conn_max_idle_time``."""
+    max_idle = settings.conn_max_idle_time.total_seconds()
+    return min(PING_AFTER_IDLE_S, max_idle) if max_idle > 0 else PING_AFTER_IDLE_S
 
 
 def pool_sizes(settings: DatabaseSettings) -> tuple[int, int]:
@@ -87,12 +96,14 @@ def watch_pool(
     settings: DatabaseSettings,
     counters: PoolCounters,
     listeners: list[Callable[[], None]],
+    lane: ConnectionLane,
 ) -> None:
     """Keep ``counters`` for ``pool``; close connections idle past ``conn_max_idle_time``; ping
-    one that sat idle before handing it out; call ``listeners`` after each checkout and return."""
+    one that sat idle before handing it out; call ``listeners`` after each checkout and return;
+    take a connection back from ``lane`` for a checkout that finds none idle."""
     max_idle = settings.conn_max_idle_time.total_seconds()
     max_lifetime = settings.conn_max_lifetime.total_seconds()
-    time_waits(pool, settings, counters, listeners)
+    time_waits(pool, settings, counters, listeners, lane)
 
     @event.listens_for(pool, "connect")
     def _connect(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
@@ -121,7 +132,8 @@ def watch_pool(
 
     @event.listens_for(pool, "checkin")
     def _checkin(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
-        record.info["checked_in_at"] = time.monotonic()
+        # Idle since its last read when the direct reads' lane gives it back.
+        record.info["checked_in_at"] = record.info.pop(IDLE_SINCE, None) or time.monotonic()
 
     @event.listens_for(pool, "close")
     def _close(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
@@ -143,8 +155,11 @@ def time_waits(
     settings: DatabaseSettings,
     counters: PoolCounters,
     listeners: list[Callable[[], None]],
+    lane: ConnectionLane,
 ) -> None:
     """Count checkouts that had to wait; call ``listeners`` after each checkout and return.
+    A checkout that finds no idle connection first takes one back from ``lane`` (the direct
+    reads' connections between two reads are idle ones to everyone else).
 
     The pool has no event before a checkout, so its checkouts and returns are intercepted
     on this instance (``gql_api.db.sqlalchemy_internals``; ``Database.dispose()`` makes a new
@@ -153,6 +168,8 @@ def time_waits(
     _pool_size, max_overflow = pool_sizes(settings)
 
     def timed_checkout(take: Callable[[], Any]) -> Any:
+        if pool.checkedin() == 0:
+            lane.spare_one()  # into the pool's queue, for this checkout
         # At capacity: every connection is out and no overflow is left, so this will wait.
         saturated = pool.checkedin() == 0 and pool.overflow() >= max_overflow
         started = time.perf_counter() if saturated else 0.0

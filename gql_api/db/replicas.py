@@ -34,9 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_api.config import DatabaseSettings, redact_url
 from gql_api.db.connection_budget import BudgetExhausted
+from gql_api.db.connection_lane import ConnectionLane
 from gql_api.db.direct_reads import Reader
 from gql_api.db.failures import database_failure
-from gql_api.db.pool import PoolCounters, watch_pool
+from gql_api.db.pool import PoolCounters, lane_keep_s, watch_pool
 from gql_api.errors import ServiceUnavailable
 from gql_api.repositories.replication import primary_position, replay_position
 from gql_api.repositories.row_source import RowSource
@@ -84,12 +85,13 @@ class Replica:
         self.engine = engine
         direct = not settings.disable_prepared_statements
         autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if direct else engine
-        self.reader = Reader(autocommit, direct=direct)
+        self.lane = ConnectionLane(lane_keep_s(settings))  # gql_api.db.connection_lane
+        self.reader = Reader(autocommit, direct=direct, lane=self.lane)
         self.sessionmaker = async_sessionmaker(
             engine, class_=AsyncSession, expire_on_commit=False, autoflush=False
         )
         self.counters = PoolCounters()
-        watch_pool(engine.sync_engine.pool, settings, self.counters, [])
+        watch_pool(engine.sync_engine.pool, settings, self.counters, [], self.lane)
         self.status = ReplicaStatus()
 
     def describe(self) -> dict[str, Any]:
@@ -228,6 +230,7 @@ class ReplicaSet:
 
     async def dispose(self) -> None:
         for replica in self.replicas:
+            replica.lane.drain()  # into the pool, which closes them
             await replica.engine.dispose()
 
 

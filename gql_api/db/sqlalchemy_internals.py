@@ -18,6 +18,9 @@ Each exists because no public API does the job:
   moment they come back, or never; the idle ones beyond ``max_idle_conns`` are closed once they
   have sat idle a while (``gql_api.db.pool``), which needs them out of the pool's queue
   (``pool._pool``) and their slot given back (``pool._dec_overflow``).
+- :func:`pool_of`: a connection kept out of the pool between direct reads
+  (``gql_api.db.connection_lane``) goes back to the pool it came from, which only the fairy
+  knows (``_ConnectionFairy._pool``).
 - :func:`run_sync`: the direct reads take a connection out of the pool, which is synchronous code
   that may wait on the driver (a new connection, a liveness ping) through SQLAlchemy's
   ``await_``; that works only inside a greenlet marked ``__sqlalchemy_greenlet_provider__``
@@ -74,6 +77,12 @@ def intercept_returns(pool: Pool, wrapper: Callable[[Callable[[], None]], None])
     pool._do_return_conn = lambda record: wrapper(  # type: ignore[method-assign]
         lambda: give_back(record)
     )
+
+
+def pool_of(pooled: Any) -> Pool:
+    """The pool a checked-out connection (a pool fairy) belongs to."""
+    pool: Pool = pooled._pool
+    return pool
 
 
 def take_idle(pool: Pool, keep: int, returned_before: float) -> ConnectionPoolEntry | None:
