@@ -261,26 +261,14 @@ class Database:
         return (time.perf_counter() - started) * 1000
 
     def pool_status(self, engine: AsyncEngine | None = None) -> dict[str, int]:
-        """Open, in use and idle connections of the primary's pool (or of ``engine``'s); those
-        between two direct reads (its lane's) are idle ones."""
+        """Open, in use and idle connections of the primary's pool (or of ``engine``'s)."""
         engine = engine or self.engine
-        pool: Any = engine.sync_engine.pool
         lane = next((r.lane for r in self.replicas.replicas if r.engine is engine), self.lane)
-        between = len(lane)
-        in_use = int(pool.checkedout()) - between
-        idle = int(pool.checkedin()) + between
-        return {"open": in_use + idle, "in_use": in_use, "idle": idle}
+        return pooling.status(engine.sync_engine.pool, lane)
 
     def pool_limits(self) -> dict[str, float]:
         """The configured limits, as ``dbPoolStats`` reports them."""
-        cfg = self.settings
-        return {
-            "max_open": cfg.max_open_conns,
-            "max_idle": pooling.idle_kept(cfg),
-            "max_lifetime_s": cfg.conn_max_lifetime.total_seconds(),
-            "max_idle_time_s": cfg.conn_max_idle_time.total_seconds(),
-            "timeout_s": cfg.pool_timeout.total_seconds(),
-        }
+        return pooling.limits(self.settings)
 
     async def close_idle_excess(self, idle_for_s: float = pooling.IDLE_EXCESS_GRACE_S) -> int:
         """Close idle connections beyond ``max_idle_conns`` (see ``gql_api.db.pool``)."""

@@ -56,6 +56,26 @@ def idle_kept(settings: DatabaseSettings) -> int:
     return max(settings.max_idle_conns, 1)
 
 
+def status(pool: Any, lane: ConnectionLane) -> dict[str, int]:
+    """Open, in use and idle connections of ``pool``: those between two direct reads (in
+    ``lane``) are idle ones."""
+    between = len(lane)
+    in_use = int(pool.checkedout()) - between
+    idle = int(pool.checkedin()) + between
+    return {"open": in_use + idle, "in_use": in_use, "idle": idle}
+
+
+def limits(settings: DatabaseSettings) -> dict[str, float]:
+    """The configured limits, as ``dbPoolStats`` reports them."""
+    return {
+        "max_open": settings.max_open_conns,
+        "max_idle": idle_kept(settings),
+        "max_lifetime_s": settings.conn_max_lifetime.total_seconds(),
+        "max_idle_time_s": settings.conn_max_idle_time.total_seconds(),
+        "timeout_s": settings.pool_timeout.total_seconds(),
+    }
+
+
 async def close_idle_excess(
     pools: list[tuple[Pool, PoolCounters]], settings: DatabaseSettings, idle_for_s: float
 ) -> int:
