@@ -33,6 +33,12 @@ TEST_JWT_SECRET = "test-secret-" + "x" * 40  # only ever used by the test suite
 TEST_MFA_KEY = "test-mfa-key-" + "m" * 40  # only ever used by the test suite
 TEST_PASSWORD = "correct horse battery staple"
 BCRYPT_TEST_ROUNDS = 4  # tests only; the product defaults to 12
+# Other backends whose statement waits for a lock, seen from the connection that asks. From
+# pg_locks, not pg_stat_activity: a backend PostgreSQL 18 has just started can wait at a lock
+# while pg_stat_activity still shows it "starting", without its database or application name.
+WAITING_ON_LOCKS = (
+    "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()"
+)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from gql_api.config import Settings
 from gql_api.db import Database
 from gql_api.graphql.engine.persisted import sha256_hex
 from gql_api.web.app import create_app
-from tests.conftest import GraphQLClient, MadeUser, error_codes, make_settings
+from tests.conftest import WAITING_ON_LOCKS, GraphQLClient, MadeUser, error_codes, make_settings
 from tests.server_support import free_port
 
 ALIASES = 15
@@ -34,11 +34,8 @@ def _aliased(field: str, count: int = ALIASES) -> str:
 
 
 async def _waiting_on_locks(conn: asyncpg.Connection) -> int:
-    """The service's backends in this database whose statement waits for a lock."""
-    count: int = await conn.fetchval(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND application_name = 'gql_api' AND wait_event_type = 'Lock'"
-    )
+    """The service's backends whose statement waits for a lock (the test holds it)."""
+    count: int = await conn.fetchval(WAITING_ON_LOCKS)
     return count
 
 

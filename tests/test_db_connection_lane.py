@@ -111,16 +111,18 @@ async def test_a_connection_the_server_closed_is_not_handed_on(database_url: str
 
 
 async def test_disposing_of_the_pool_closes_the_lanes_connection(database_url: str) -> None:
+    """However the engine is disposed of (``Database.dispose`` does it too)."""
     observer = await asyncpg.connect(database_url)
     try:
         async with own_database(database_url) as db:
             kept = await backend(db)
-            await db.dispose()
+            await db.engine.dispose()
 
             async def closed() -> bool:
                 query = "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)"
                 return bool(await observer.fetchval(query, kept))
 
             await until(closed, "the lane's connection closed with the pool")
+            assert await backend(db) != kept  # the reads go on, on the new pool
     finally:
         await observer.close()

@@ -16,7 +16,14 @@ from gql_api.config import Settings
 from gql_api.db import Database
 from gql_api.models import User
 from gql_api.users import admin as admin_service
-from tests.conftest import GraphQLClient, MadeUser, error_codes, insert_user, session_token
+from tests.conftest import (
+    WAITING_ON_LOCKS,
+    GraphQLClient,
+    MadeUser,
+    error_codes,
+    insert_user,
+    session_token,
+)
 
 UPDATE = """
 mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { role status } }
@@ -145,11 +152,7 @@ async def test_concurrent_demotions_race_at_the_lock(
             for target, token in zip(targets, tokens, strict=True)
         ]
         deadline = asyncio.get_running_loop().time() + 30
-        waiting = (
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND application_name = 'gql_api' AND wait_event_type = 'Lock'"
-        )
-        while await holder.fetchval(waiting) < 2:
+        while await holder.fetchval(WAITING_ON_LOCKS) < 2:
             assert not any(r.done() for r in requests), [r.result() for r in requests if r.done()]
             assert asyncio.get_running_loop().time() < deadline, "both requests at the lock"
             await asyncio.sleep(0.02)

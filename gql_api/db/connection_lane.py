@@ -21,8 +21,12 @@ checkout that finds no idle connection in the pool takes one back from the lane 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_api.db.sqlalchemy_internals import pool_of, run_sync
 
@@ -71,14 +75,15 @@ class ConnectionLane:
             pooled, _, used = self._kept.pop(0)
             self._give_back(pooled, used)
 
-    def drain(self) -> None:
-        """Every connection back to the pool (before the pool is disposed of)."""
+    def close_all(self) -> None:
+        """Close every connection kept (the engine disposed of its pool, which closed those it
+        held): where SQLAlchemy's ``await_`` works, as the engine's disposal runs."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         kept, self._kept = self._kept, []
-        for pooled, _, used in kept:
-            self._give_back(pooled, used)
+        for pooled, _, _ in kept:
+            _close(pooled, reusable=False)
 
     def _expire(self) -> None:
         self._timer = None
@@ -101,6 +106,12 @@ class ConnectionLane:
             task.add_done_callback(self._returning.discard)
 
 
+def follow(engine: AsyncEngine, lane: ConnectionLane) -> None:
+    """Close ``lane``'s connections whenever ``engine`` disposes of its pool (``dispose()``,
+    ours or anyone's): kept past that, they would go back to a pool nobody uses."""
+    event.listen(engine.sync_engine, "engine_disposed", lambda _engine: lane.close_all())
+
+
 def return_to_pool(pooled: Any, *, reusable: bool) -> Any:
     """Give a connection back to its pool: at once (None) when it goes into the pool's queue,
     else the coroutine that closes it (invalidated, or the pool cannot keep it), to await."""
@@ -108,10 +119,10 @@ def return_to_pool(pooled: Any, *, reusable: bool) -> Any:
     if reusable and pool.checkedin() < pool.size():
         pooled.close()  # into the pool's queue: nothing awaits the driver
         return None
-    return run_sync(_close, pooled, reusable)
+    return run_sync(functools.partial(_close, pooled, reusable=reusable))
 
 
-def _close(pooled: Any, reusable: bool) -> None:
+def _close(pooled: Any, *, reusable: bool) -> None:
     try:
         if not reusable:
             # Cancelled mid-statement or the connection broke: it cannot go back as is.

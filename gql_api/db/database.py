@@ -32,7 +32,7 @@ from gql_api.config import DatabaseSettings, Settings, redact_url
 from gql_api.db import pool as pooling
 from gql_api.db.commits import CommitListener, announcing_sessionmaker
 from gql_api.db.connection_budget import CheckoutQueue, ConnectionBudget
-from gql_api.db.connection_lane import ConnectionLane
+from gql_api.db.connection_lane import ConnectionLane, follow
 from gql_api.db.direct_reads import Reader
 from gql_api.db.embedded import EmbeddedServer
 from gql_api.db.json_codec import decode_json
@@ -60,6 +60,7 @@ class Database:
         self.engine = self._create_engine(url)
         # Direct reads hand their connections on to the next (gql_api.db.connection_lane).
         self.lane = ConnectionLane(pooling.lane_keep_s(settings))
+        follow(self.engine, self.lane)
         self._watch_pool(self.engine)
         # Told which users every transaction committed here changed (gql_api.db.commits: the
         # session cache forgets their checks).
@@ -285,8 +286,7 @@ class Database:
         return f"{where} at {redact_url(self.url)}"
 
     async def dispose(self) -> None:
-        self.lane.drain()  # into the pool, which closes them
-        await self.engine.dispose()
+        await self.engine.dispose()  # which closes the lane's connections too
         # dispose() leaves a fresh pool behind; keep counting on it.
         pool = self.engine.sync_engine.pool
         pooling.time_waits(pool, self.settings, self.counters, self.pool_listeners, self.lane)

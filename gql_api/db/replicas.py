@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_api.config import DatabaseSettings, redact_url
 from gql_api.db.connection_budget import BudgetExhausted
-from gql_api.db.connection_lane import ConnectionLane
+from gql_api.db.connection_lane import ConnectionLane, follow
 from gql_api.db.direct_reads import Reader
 from gql_api.db.failures import database_failure
 from gql_api.db.pool import PoolCounters, lane_keep_s, watch_pool
@@ -86,6 +86,7 @@ class Replica:
         direct = not settings.disable_prepared_statements
         autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if direct else engine
         self.lane = ConnectionLane(lane_keep_s(settings))  # gql_api.db.connection_lane
+        follow(engine, self.lane)
         self.reader = Reader(autocommit, direct=direct, lane=self.lane)
         self.sessionmaker = async_sessionmaker(
             engine, class_=AsyncSession, expire_on_commit=False, autoflush=False
@@ -230,7 +231,6 @@ class ReplicaSet:
 
     async def dispose(self) -> None:
         for replica in self.replicas:
-            replica.lane.drain()  # into the pool, which closes them
             await replica.engine.dispose()
 
 
