@@ -3,9 +3,9 @@
 A direct read (``gql_api.db.direct_reads``) is one statement outside any transaction, so the
 connection it has just used is as good for the next read as any the pool holds. Going through
 the pool in between (the greenlet switch, the fairy and its weakref, the pool's events, our
-counters and listeners, the reset on return) cost as much CPU as the statement itself on
-asyncpg, and a page of users sends three: keeping the connection for the next read made a page
-1.12x cheaper in process, a Relay page 1.2x (bench/RESULTS.md, "Connections handed on").
+counters and listeners, the reset on return) cost 15 µs of CPU against the statement's own 23 on
+asyncpg, and a page of users sends three: keeping the connection for the next read made a Q2
+1.16x cheaper in process, a Relay page 1.14x (bench/RESULTS.md, "Connections handed on").
 
 The pool's rules still hold, at most ``keep_s`` late. A connection stays out of the pool at most
 ``keep_s`` after its checkout (:func:`gql_api.db.pool.lane_keep_s`: the pool's ping-after-idle
