@@ -8,6 +8,8 @@ Where a read ran is told by ``pg_stat_statements`` on each server; the replica i
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import shutil
 import signal
@@ -494,3 +496,44 @@ async def test_serve_workers_share_revocation_with_a_paused_replica(
             server.kill()
             server.wait(timeout=10)
     assert "Traceback" not in log_path.read_text(), log_path.read_text()[-4000:]
+
+
+class CancelledAsItAnswers:
+    """A row source whose answer and the cancellation of the task awaiting it arrive in one
+    turn of the event loop, as when the lifespan cancels the replica checks at shutdown just as
+    a check's read returns. ``asyncio.wait_for`` on Python 3.11 returned the rows and dropped
+    the cancellation there, so the checks went on for ever and the shutdown never ended (a
+    CI run hung 600 s on this)."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.watching: asyncio.Task[None] | None = None
+        self.reads = 0
+
+    async def fetch(self, statement: Any, params: dict[str, Any] | None = None) -> Any:
+        rows = await self.source.fetch(statement, params)
+        self.reads += 1
+        assert self.watching is not None
+        asyncio.get_running_loop().call_soon(self.watching.cancel)
+        return rows
+
+
+async def test_the_replica_checks_end_when_cancelled_as_a_read_returns(database_url: str) -> None:
+    # The suite's own server stands in for the replica: only the checks' reads matter here.
+    settings = make_settings(database_url, database={"read_replica_urls": [database_url]})
+    db = Database(settings.database, database_url, None)
+    try:
+        primary = CancelledAsItAnswers(db)  # the primary's position: the first read of a check
+        watching = asyncio.create_task(db.replicas.watch(primary))
+        primary.watching = watching
+        try:
+            async with asyncio.timeout(10):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watching
+            assert watching.cancelled()
+            assert primary.reads == 1  # ended by the cancellation that came with its first read
+        finally:
+            watching.cancel()  # a check that survived it would otherwise run on
+            await asyncio.wait([watching], timeout=10)
+    finally:
+        await db.dispose()

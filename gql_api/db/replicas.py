@@ -192,7 +192,8 @@ class ReplicaSet:
         """Sample the primary's position, then every replica's replay position."""
         now = time.monotonic()
         try:
-            position = await asyncio.wait_for(primary_position(primary), self.check_timeout_s)
+            async with asyncio.timeout(self.check_timeout_s):
+                position = await primary_position(primary)
         except Exception as exc:  # without the primary there is nothing to measure against
             log.debug("replica check: primary position unavailable: %r", exc)
             return
@@ -201,7 +202,8 @@ class ReplicaSet:
 
     async def _check_one(self, replica: Replica, now: float) -> None:
         try:
-            replay = await asyncio.wait_for(replay_position(replica.reader), self.check_timeout_s)
+            async with asyncio.timeout(self.check_timeout_s):
+                replay = await replay_position(replica.reader)
         except Exception as exc:  # not answering, whatever the cause
             replica.status.lag_s = None
             self.take_out(replica, reason="unreachable", detail=exc.__class__.__name__)

@@ -131,7 +131,8 @@ class Listener:
                 delay = FIRST_DELAY_S
                 while not self._lost.is_set():
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._lost.wait(), timeout=probe_every)
+                        async with asyncio.timeout(probe_every):
+                            await self._lost.wait()
                     if not self._lost.is_set():
                         await notifications.probe_listener(_Probe(connection))
                 raise ConnectionError("the LISTEN connection was closed")
@@ -150,7 +151,8 @@ class Listener:
             finally:
                 if connection is not None and not connection.is_closed():
                     with contextlib.suppress(Exception):
-                        await asyncio.wait_for(connection.close(), timeout=PROBE_TIMEOUT_S)
+                        async with asyncio.timeout(PROBE_TIMEOUT_S):
+                            await connection.close()
 
 
 class _Probe:
