@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any
 
+import orjson
 import pytest
 import strawberry
 from strawberry.permission import BasePermission
@@ -760,6 +763,92 @@ async def test_an_error_under_a_non_null_type_propagates_as_graphql_core_reports
             e.formatted for e in generic.errors or ()
         ], query
         assert len(planned.errors or ()) == 1, query
+
+
+@strawberry.type
+class Held:
+    """Scalars an object holds (attributes) and gives (resolvers of the object alone), of the
+    classes the planned executor writes at once and of others (``scalar_shortcuts``)."""
+
+    count: int
+    flag: bool
+    ratio: float
+    word: str
+    code: strawberry.ID
+    at: datetime
+    maybe: str | None
+
+    @strawberry.field
+    def given(self) -> int:
+        return self.count * 2**20  # past 32 bits from 2,048
+
+    @strawberry.field
+    async def later(self) -> str:
+        return f"later {self.word}"
+
+    @strawberry.field
+    def lazily(self) -> str:
+        return self.later()  # type: ignore[return-value,misc]  # a coroutine, from a plain function
+
+
+def _held(count: Any, flag: Any, ratio: Any, word: Any, code: Any, at: Any, maybe: Any) -> Held:
+    return Held(count=count, flag=flag, ratio=ratio, word=word, code=code, at=at, maybe=maybe)
+
+
+@strawberry.type
+class HeldQuery:
+    @strawberry.field
+    def held(self) -> list[Held | None]:
+        moment = datetime(2026, 12, 4, 15, 0, 0, 123456, tzinfo=UTC)
+        elsewhere = moment.astimezone(timezone(timedelta(hours=2)))
+        some = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
+        return [
+            _held(7, True, 0.5, "w", "id", moment, None),
+            _held(2**31 - 1 >> 20, False, 7, 5, some, elsewhere, "m"),  # converted, no error
+            _held(-(2**31) >> 20, 1, 7.0, some, 7, moment.replace(microsecond=0), 9),
+            _held(2**31, True, 0.5, "w", "id", moment, None),  # then one error in each
+            _held(7, "yes", 0.5, "w", "id", moment, None),
+            _held(7, True, "x", "w", "id", moment, None),
+            _held(7, True, 0.5, "w", 7.5, moment, None),
+            _held(7, True, 0.5, "w", "id", "not a moment", None),
+            _held(2048, True, 0.5, "w", "id", moment, None),
+            _held(None, None, None, None, None, None, None),
+        ]
+
+    @strawberry.field
+    def word(self) -> str:
+        return "root"
+
+
+async def test_scalars_an_object_gives_are_written_as_graphql_core_writes_them() -> None:
+    """Attributes and resolvers of the parent alone are written at once for the common classes
+    (a str, a UUID for an ID, a UTC datetime, a bool, a 32-bit int); every other value, a null,
+    an awaitable, goes through the scalar's ``serialize`` and graphql-core's errors, in order."""
+    from gql_api.graphql.engine.planned import Planner
+    from gql_api.graphql.schema.root import Schema
+    from tests.conftest import make_settings
+
+    schema = Schema(query=HeldQuery)
+    planner = Planner(schema, make_settings("postgresql://unused@127.0.0.1/unused"))
+    query = "{ word held { count flag ratio word code at maybe given later lazily } }"
+    plan = planner.plan_for(query, None)
+    assert plan is not None
+    planned = await planner.run(plan, None, None)
+    generic = await schema.execute(query)
+    # As the response writes them (a UTC datetime is left to orjson, which writes isoformat())
+    assert orjson.dumps(planned.data) == orjson.dumps(generic.data)
+    assert [e.formatted for e in planned.errors or ()] == [
+        e.formatted for e in generic.errors or ()
+    ]
+    assert generic.data is not None and generic.data["held"][0] == {
+        "count": 7, "flag": True, "ratio": 0.5, "word": "w", "code": "id",
+        "at": "2026-12-04T15:00:00.123456+00:00", "maybe": None, "given": 7 * 2**20,
+        "later": "later w", "lazily": "later w",
+    }  # fmt: skip
+    assert generic.data["held"][1] is not None  # every value of it serialises
+    held = generic.data["held"]
+    assert None not in held[:3] and held[3:] == [None] * 7
+    assert [e.path[1] for e in generic.errors or ()] == list(range(3, 10))  # one each
 
 
 async def test_asynchronous_type_checks_run_generic_and_a_late_awaitable_is_an_error() -> None:

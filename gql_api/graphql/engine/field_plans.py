@@ -41,6 +41,8 @@ class FieldPlan:
     # The value from the parent object alone, when that is all the field needs: an attribute
     # (no resolver), or a resolver taking only the parent (a Relay edge's cursor).
     fetch: Callable[[Any], Any] | None = None
+    # For a scalar ``fetch`` gives: its common values written at once (``scalar_shortcuts``).
+    leaf: Callable[[Any], Any] | None = None
     parent_names: tuple[str, ...] = ()  # the keywords ``root``/``strawberry.Parent`` go by
     info_name: str | None = None  # the keyword its Info goes by
     info_site: InfoSite | None = None  # when the resolver needs a full Info, or for ``resolve``

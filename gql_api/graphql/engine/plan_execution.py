@@ -26,6 +26,7 @@ from gql_api.graphql.engine.plans import FieldPlan, Plan
 from gql_api.graphql.engine.readers import ContextOnlyInfo, NullInNonNull, serialize_scalar
 from gql_api.graphql.engine.row_builders import build_list, build_one
 from gql_api.graphql.engine.rows import per_parent
+from gql_api.graphql.engine.scalar_shortcuts import WALK
 from gql_api.graphql.engine.settling import PlanPosition, close, is_pending, listed, settle
 from gql_api.graphql.engine.strawberry_seams import resolve_info, strawberry_info
 
@@ -61,8 +62,7 @@ class Executor:
             relations, self.relations = list(self.relations.values()), {}
             if self.errors:  # work under a parent made null is dropped, as graphql-core does
                 batch = [item for item in batch if item[2].attached() or close(item[5])]
-            # All resolvers and relations of this level run together, so their DataLoader calls
-            # batch and their statements overlap.
+            # A level's resolvers and relations run together: their loads batch and overlap.
             awaitables = [item[5] for item in batch]
             for plan, entries in relations:
                 awaitables.append(plan.load(self.context, [e[3] for e in entries]))
@@ -101,16 +101,15 @@ class Executor:
         self.task_holder = None
 
     def _flush(self) -> None:
-        """After a level's values that arrived together: the non-null errors that left their
-        field, in arrival order (the first one under a parent wins, as in graphql-core)."""
+        """The non-null errors that left their field, after a level's values that arrived
+        together, in arrival order (the first under a parent wins, as in graphql-core)."""
         deferred, self.deferred = self.deferred, None
         for arguments in deferred or ():
             self._fail(*arguments)
         self.deferred = []
 
     def _escapes(self, holder: PlanPosition) -> bool:
-        """Whether a null in a non-null field under ``holder`` goes up past the field being
-        completed (it makes the object holding that field null, or more)."""
+        """Whether a null in a non-null field under ``holder`` leaves the field completed."""
         position = holder
         while position is not self.task_holder:
             if position.nullable or position.parent is None:
@@ -142,6 +141,9 @@ class Executor:
                     group[1].append((out, plan.key, holder, source))
                     continue
                 value = plan.fetch(source) if plan.fetch else self._value(plan, source, holder)
+                if plan.leaf is not None and (written := plan.leaf(value)) is not WALK:
+                    out[plan.key] = written  # a common scalar value (scalar_shortcuts)
+                    continue
             except Exception as exc:
                 self._fail(exc, out, plan.key, holder, plan, plan.graphql_type)
                 continue

@@ -33,6 +33,7 @@ from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
+    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
     OperationDefinitionNode,
@@ -40,6 +41,7 @@ from graphql import (
     get_named_type,
     get_nullable_type,
     is_abstract_type,
+    is_leaf_type,
     is_list_type,
 )
 
@@ -56,6 +58,7 @@ from gql_api.graphql.engine.readers import (
 )
 from gql_api.graphql.engine.row_builders import row_builder
 from gql_api.graphql.engine.rows import ROW_TYPES, RowType, holds_rows
+from gql_api.graphql.engine.scalar_shortcuts import leaf_writer
 from gql_api.graphql.engine.selections import (
     Collector,
     ConditionError,
@@ -189,6 +192,8 @@ class _Variant:
         else:
             plan.fetch = operator.attrgetter(plan.python_name)  # Strawberry's default resolver
         named = get_named_type(definition.type)
+        if plan.fetch is not None and is_leaf_type(named):
+            plan.leaf = _leaf(plan, named)
         if awaits_type_checks(self.compiler.schema, named):
             raise Unsupported("an asynchronous resolve_type or is_type_of")
         if isinstance(named, GraphQLObjectType):
@@ -254,6 +259,14 @@ class _Variant:
             plan.read = column_reader(plan.column, plan.graphql_type, plan.owner)
             return True
         return False
+
+
+def _leaf(plan: FieldPlan, named: Any) -> Any:
+    """The leaf writer of a scalar the parent object gives (``scalar_shortcuts``): not for a
+    list of them, which is completed item by item."""
+    if is_list_type(get_nullable_type(plan.graphql_type)):
+        return None
+    return leaf_writer(named.serialize, non_null=isinstance(plan.graphql_type, GraphQLNonNull))
 
 
 def read_columns(plan: FieldPlan) -> frozenset[str] | None:
