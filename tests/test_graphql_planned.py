@@ -1072,15 +1072,21 @@ def test_a_pending_value_is_what_inspect_calls_awaitable() -> None:
 
 def test_argument_values_are_kept_per_set_of_short_scalar_variables() -> None:
     """A field's coerced arguments are worked out once per set of the variables they read, and
-    only for short scalars: each set still gets its own values, and a long text or an input
-    object is coerced per call (kept, it would be memory a client chooses)."""
+    only for short scalars and small input objects: each set still gets its own values (an
+    input object a copy of its own), and a long text or a large input object is coerced per
+    call (kept, it would be memory a client chooses)."""
     from graphql import VariableValues, build_schema, parse
 
-    from gql_api.graphql.engine.arguments import KEPT_SETS, MAX_KEPT_TEXT, ArgumentPlan
+    from gql_api.graphql.engine.arguments import (
+        KEPT_SETS,
+        MAX_KEPT_PARTS,
+        MAX_KEPT_TEXT,
+        ArgumentPlan,
+    )
     from gql_api.graphql.engine.readers import as_coerced
 
     schema = build_schema(
-        "input F { a: Int } type Query { f(n: Int, s: String, o: F, k: Int = 3): Int }"
+        "input F { a: Int l: [Int] } type Query { f(n: Int, s: String, o: F, k: Int = 3): Int }"
     )
     query = parse("query($n: Int, $s: String, $o: F) { f(n: $n, s: $s, o: $o) }")
     node = query.definitions[0].selection_set.selections[0]  # type: ignore[attr-defined]
@@ -1094,8 +1100,18 @@ def test_argument_values_are_kept_per_set_of_short_scalar_variables() -> None:
     assert len(plan.kept) == 3
     long_text = "x" * (MAX_KEPT_TEXT + 1)
     assert values(s=long_text) == {"s": long_text, "k": 3}
-    assert values(o={"a": 1}) == {"o": {"a": 1}, "k": 3}
+    assert values(o={"l": list(range(MAX_KEPT_PARTS))}) == {
+        "o": {"l": list(range(MAX_KEPT_PARTS))},
+        "k": 3,
+    }
     assert len(plan.kept) == 3  # neither was kept
+    changed = values(o={"a": 1, "l": [2]})
+    assert changed == {"o": {"a": 1, "l": [2]}, "k": 3} and len(plan.kept) == 4
+    for _ in range(2):  # coerced, then kept: a resolver changes its own copy only
+        changed["o"]["l"].append(5)
+        changed = values(o={"a": 1, "l": [2]})
+        assert changed == {"o": {"a": 1, "l": [2]}, "k": 3}
+    plan.kept.popitem()
 
     class Unhashable(str):  # an immutable class whose values do not hash: coerced per call
         __hash__ = None  # type: ignore[assignment]
@@ -1108,3 +1124,35 @@ def test_argument_values_are_kept_per_set_of_short_scalar_variables() -> None:
     for n in range(10):
         assert values(n=n + 100) == {"n": n + 100, "k": 3}
     assert len(plan.kept) == KEPT_SETS
+
+
+def test_conditions_are_decided_as_graphql_core_decides_them() -> None:
+    """A ``@skip``/``@include`` reading a variable is decided from the coerced booleans at
+    once; a null or a variable not given goes to graphql-core, with its error."""
+    from graphql import GraphQLError, OperationDefinitionNode, VariableValues, parse
+
+    from gql_api.graphql.engine.selections import conditional_selections, included
+
+    document = parse(
+        "query($a: Boolean, $b: Boolean) { x @include(if: $a) y @skip(if: $a) "
+        "z @include(if: $a) @skip(if: $b) w @skip(if: true) @include(if: $b) "
+        "v @include(if: false) @skip(if: $a) u @skip(if: false) @include(if: $b) }"
+    )
+    operation = document.definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    conditions = conditional_selections(document, operation)
+    assert [c.node.name.value for c in conditions] == ["x", "y", "z", "w", "v", "u"]  # type: ignore[attr-defined]
+    decided = set()
+    for a in (True, False, None, "missing"):
+        for b in (True, False, None, "missing"):
+            coerced = {name: value for name, value in (("a", a), ("b", b)) if value != "missing"}
+            variables = VariableValues({}, coerced)
+            for condition in conditions:
+                try:
+                    expected: Any = included(condition.node, variables)
+                except GraphQLError as error:
+                    expected = error.message
+                got = condition.decide(variables)
+                assert (got.message if isinstance(got, GraphQLError) else got) == expected
+                decided.add(str(expected)[:20])
+    assert {"True", "False"} < decided and len(decided) > 2  # and graphql-core's refusals

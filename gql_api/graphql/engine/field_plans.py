@@ -12,13 +12,12 @@ from graphql import (
     FieldNode,
     GraphQLError,
     OperationDefinitionNode,
-    SelectionNode,
     VariableValues,
 )
 
 from gql_api.graphql.engine.arguments import ArgumentPlan
 from gql_api.graphql.engine.rows import Column, Relation
-from gql_api.graphql.engine.selections import ConditionError, inclusions
+from gql_api.graphql.engine.selections import Condition, ConditionError, inclusions
 from gql_api.graphql.engine.strawberry_seams import InfoSite
 from gql_api.repositories.json_text import JsonField
 
@@ -96,7 +95,7 @@ class Plan:
     document: DocumentNode
     name: str | None
     compiler: Compiler
-    conditional: list[SelectionNode]  # @skip/@include that read a variable
+    conditional: list[Condition]  # @skip/@include that read a variable
     variants: dict[tuple[Any, ...], list[FieldPlan]] = field(default_factory=dict)
     # Coerced variables by their JSON (cost.variables_key), for a few sets of scalars only
     # (planned.KEPT_VARIABLES): values no one can change, so one coercion serves every request.

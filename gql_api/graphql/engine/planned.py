@@ -18,7 +18,7 @@ from graphql import ExecutionResult, GraphQLError, VariableValues
 from strawberry.extensions import SchemaExtension
 
 from gql_api.config import Settings
-from gql_api.graphql.engine.arguments import IMMUTABLE
+from gql_api.graphql.engine.arguments import IMMUTABLE, fresh
 from gql_api.graphql.engine.cost import coerce_variables, variables_key
 from gql_api.graphql.engine.limits import suggestions_allowed
 from gql_api.graphql.engine.lookahead import hinting
@@ -54,7 +54,7 @@ class Planner:
         key = variables_key(raw)
         kept = plan.coerced.get(key) if key is not None else None
         if kept is not None:
-            variables = _fresh(kept)
+            variables = fresh(kept)
         else:
             coerced = coerce_variables(
                 self.compiler.schema,
@@ -66,7 +66,7 @@ class Planner:
                 return ExecutionResult(None, coerced)
             variables = coerced
             if key is not None and len(plan.coerced) < KEPT_VARIABLES and _keepable(coerced):
-                plan.coerced[key] = _fresh(coerced)
+                plan.coerced[key] = fresh(coerced)
         values = VariableValues({}, variables)  # graphql-core's form: coerced, no sources
         try:
             fields = plan.fields_for(values)
@@ -84,22 +84,13 @@ KEPT_VARIABLES = 8
 
 def _keepable(value: Any) -> bool:
     """Whether coerced values hold only immutable values, in dicts (input objects) and lists,
-    which :func:`_fresh` copies: anything else a resolver could change is coerced per request."""
+    which :func:`arguments.fresh` copies: anything else a resolver could change is coerced per
+    request."""
     if isinstance(value, dict):
         return all(_keepable(item) for item in value.values())
     if isinstance(value, list):
         return all(_keepable(item) for item in value)
     return isinstance(value, IMMUTABLE)
-
-
-def _fresh(value: Any) -> Any:
-    """A copy of keepable values whose dicts and lists a resolver may change: the kept ones
-    stay as coerced."""
-    if isinstance(value, dict):
-        return {name: _fresh(item) for name, item in value.items()}
-    if isinstance(value, list):
-        return [_fresh(item) for item in value]
-    return value
 
 
 def planned_execution(settings: Settings) -> type[SchemaExtension]:

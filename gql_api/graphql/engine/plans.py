@@ -104,7 +104,8 @@ class Compiler:
 
     def fields(self, plan: Plan, decided: tuple[Any, ...]) -> list[FieldPlan]:
         conditions = {
-            id(node): value for node, value in zip(plan.conditional, decided, strict=True)
+            id(condition.node): value
+            for condition, value in zip(plan.conditional, decided, strict=True)
         }
         return _Variant(self, plan, Collector(self.schema, plan.document, conditions)).root()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphql import (
+    BooleanValueNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -44,19 +45,19 @@ _CONDITIONS = (GraphQLSkipDirective.name, GraphQLIncludeDirective.name)
 
 def conditional_selections(
     document: DocumentNode, operation: OperationDefinitionNode
-) -> list[SelectionNode]:
+) -> list[Condition]:
     """The selections of the operation, and of the fragments it spreads, whose
     ``@skip``/``@include`` read a variable (each fragment walked once)."""
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    found: list[SelectionNode] = []
+    found: list[Condition] = []
     pending: list[SelectionSetNode] = [operation.selection_set]
     walked: set[str] = set()
     while pending:
         for selection in pending.pop().selections:
             if _reads_a_variable(selection):
-                found.append(selection)
+                found.append(Condition(selection))
             inner = getattr(selection, "selection_set", None)
             if isinstance(selection, FragmentSpreadNode):
                 name = selection.name.value
@@ -95,11 +96,50 @@ class ConditionError(Exception):
         self.error = error
 
 
+class Condition:
+    """A selection's ``@skip``/``@include`` that reads a variable, decided per request: from
+    the booleans the variables were coerced to, or by graphql-core for anything else (a null,
+    a variable not given), which says why it refuses. graphql-core's own reading of the
+    directives, for every request, was 9 µs of an ``@include`` page."""
+
+    __slots__ = ("include", "node", "skip")
+
+    def __init__(self, node: SelectionNode) -> None:
+        self.node = node
+        self.skip = _if_argument(node, GraphQLSkipDirective.name, absent=False)
+        self.include = _if_argument(node, GraphQLIncludeDirective.name, absent=True)
+
+    def decide(self, variables: VariableValues) -> bool | GraphQLError:
+        skip, include = self.skip, self.include
+        if skip.__class__ is str:
+            skip = variables.coerced.get(skip)  # type: ignore[arg-type]
+        if include.__class__ is str:
+            include = variables.coerced.get(include)  # type: ignore[arg-type]
+        if skip.__class__ is bool and include.__class__ is bool:
+            return include and not skip  # @skip wins, as in graphql-core
+        return _inclusion(self.node, variables)
+
+
+def _if_argument(node: SelectionNode, directive: str, *, absent: bool) -> bool | str | None:
+    """The ``if`` of the node's ``directive``: its literal, the name of the variable it reads,
+    or ``absent`` without that directive; None when graphql-core is to read it."""
+    for found in node.directives or ():
+        if found.name.value != directive:
+            continue
+        for argument in found.arguments or ():
+            if argument.name.value == "if" and isinstance(argument.value, VariableNode):
+                return argument.value.name.value
+            if argument.name.value == "if" and isinstance(argument.value, BooleanValueNode):
+                return argument.value.value
+        return None
+    return absent
+
+
 def inclusions(
-    nodes: list[SelectionNode], variables: VariableValues
+    conditions: list[Condition], variables: VariableValues
 ) -> tuple[bool | GraphQLError, ...]:
     """Per selection, whether this request includes it, or the error graphql-core raises."""
-    return tuple(_inclusion(node, variables) for node in nodes)
+    return tuple(condition.decide(variables) for condition in conditions)
 
 
 def _inclusion(node: SelectionNode, variables: VariableValues) -> bool | GraphQLError:
