@@ -54,13 +54,14 @@ _PAGE_COLUMNS = (
     "FROM user_counts) AS total_count \n"
     "FROM users \n"
 )
+# The limit is written in, as gql_api writes it (gql_api.repositories.keyset.seek): {limit}.
 PAGE_SQL = (
-    _PAGE_COLUMNS + "WHERE true ORDER BY users.created_at DESC, users.id DESC \n LIMIT $1::INTEGER"
+    _PAGE_COLUMNS + "WHERE true ORDER BY users.created_at DESC, users.id DESC \n LIMIT {limit}"
 )
 PAGE_AFTER_SQL = (
     _PAGE_COLUMNS + "WHERE true AND (users.created_at, users.id) < "
     "($1::TIMESTAMP WITH TIME ZONE, $2::UUID) ORDER BY users.created_at DESC, users.id DESC \n"
-    " LIMIT $3::INTEGER"
+    " LIMIT {limit}"
 )
 # totalCount reads the per (role, status) counts that triggers keep (migration 0014): with the
 # page (its total_count column) when the page has a row, else on its own.
@@ -182,10 +183,10 @@ class Reference:
             if not 1 <= first <= MAX_PAGE:
                 raise Refused(f"first must be between 1 and {MAX_PAGE}", "BAD_USER_INPUT")
             if after is None:
-                rows = await self.pool.fetch(PAGE_SQL, first + 1)
+                rows = await self.pool.fetch(PAGE_SQL.format(limit=first + 1))
             else:
                 key, row_id = _decode_cursor(after)
-                rows = await self.pool.fetch(PAGE_AFTER_SQL, key, row_id, first + 1)
+                rows = await self.pool.fetch(PAGE_AFTER_SQL.format(limit=first + 1), key, row_id)
         except Refused as exc:
             return _error("users", exc)
         rows = rows[:first]

@@ -32,9 +32,11 @@ from sqlalchemy import (
 
 from gql_api.models import (
     USER_PUBLIC_COLUMNS,
+    Role,
     User,
     UserCount,
     UserMfaFactor,
+    UserStatus,
     public_columns_among,
 )
 from gql_api.repositories.keyset import KeysetBound, seek, trim
@@ -132,9 +134,9 @@ class UserFilter:
     def conditions(self) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = []
         if self.role is not None:
-            where.append(users.c.role == self.role)
+            where.append(users.c.role == written(self.role, Role, self.role))
         if self.status is not None:
-            where.append(users.c.status == self.status)
+            where.append(users.c.status == written(self.status, UserStatus, self.status))
         if self.email_verified is not None:
             where.append(users.c.email_verified.is_(self.email_verified))
         if self.search:
@@ -162,6 +164,16 @@ class UserFilter:
             )
             where.append(has_factor if self.mfa_enabled else ~has_factor)
         return where
+
+
+def written(value: str, members: type[StrEnum], otherwise: Any) -> Any:
+    """A role or status written into the statement as a literal (one of ``members``' values:
+    letters and underscores), else ``otherwise`` (bound). Bound, PostgreSQL planned each page
+    again for its values (a custom plan), as it cannot tell a generic plan is as good; a
+    statement holds at most one role and one status, so there are a few of each."""
+    if value in members._value2member_map_ and value.replace("_", "").isalpha():
+        return literal_column(f"'{value}'")
+    return otherwise
 
 
 def escape_like(term: str) -> str:
@@ -226,7 +238,7 @@ def _page(
     if where.by_role_and_status_only:
         # The total rides along: a sum of at most four rows of ``user_counts``, evaluated
         # once (an InitPlan), where asking for it apart would cost a statement of its own.
-        summed = _summed(where.role is not None, where.status is not None)
+        summed = _summed(where.role, where.status)
         columns.append(summed.scalar_subquery().label("total_count"))
     statement = select(*columns).where(and_(True, *where.conditions()))
     return seek(
@@ -245,7 +257,7 @@ async def count_users(db: RowSource, *, where: UserFilter) -> int:
     """How many users match: from the per (role, status) counts (migration 0014) when the
     filter is no more than a role and a status, else by counting the table."""
     if where.by_role_and_status_only:
-        statement = _summed(where.role is not None, where.status is not None)
+        statement = _summed(where.role, where.status)
         rows = await db.fetch(statement, _summed_params(where))
     else:
         rows = await db.fetch(_count(where))
@@ -256,14 +268,17 @@ def _summed_params(where: UserFilter) -> dict[str, Any]:
     return {"role": where.role, "status": where.status}
 
 
-@functools.lru_cache(maxsize=4)
-def _summed(by_role: bool, by_status: bool) -> Select[Any]:
+# Per role and status (each None, one of a few values, or bound: ``written``).
+@functools.lru_cache(maxsize=16)
+def _summed(role: str | None, status: str | None) -> Select[Any]:
     total = func.coalesce(func.sum(counts.c.users), literal_column("0"))
     statement = select(cast(total, BigInteger))
-    if by_role:
-        statement = statement.where(counts.c.role == bindparam("role"))
-    if by_status:
-        statement = statement.where(counts.c.status == bindparam("status"))
+    if role is not None:
+        statement = statement.where(counts.c.role == written(role, Role, bindparam("role")))
+    if status is not None:
+        statement = statement.where(
+            counts.c.status == written(status, UserStatus, bindparam("status"))
+        )
     return statement
 
 
