@@ -126,12 +126,10 @@ def _if_argument(node: SelectionNode, directive: str, *, absent: bool) -> bool |
     for found in node.directives or ():
         if found.name.value != directive:
             continue
-        for argument in found.arguments or ():
-            if argument.name.value == "if" and isinstance(argument.value, VariableNode):
-                return argument.value.name.value
-            if argument.name.value == "if" and isinstance(argument.value, BooleanValueNode):
-                return argument.value.value
-        return None
+        value = next((a.value for a in found.arguments or () if a.name.value == "if"), None)
+        if isinstance(value, VariableNode):
+            return value.name.value
+        return value.value if isinstance(value, BooleanValueNode) else None
     return absent
 
 
